@@ -1,0 +1,107 @@
+import { HttpRouter, HttpServer, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import { NodeHttpServer } from "@effect/platform-node"
+import { Config, ConfigError, Effect, Layer, Option, Redacted } from "effect"
+import { createServer } from "node:http"
+import { isLoopback, tokenMatches } from "./AdminAuth.ts"
+import { Clickhouse } from "./Clickhouse.ts"
+import { publicProfile } from "./member/MemberState.ts"
+import { MemberStore } from "./MemberStore.ts"
+import { renderPrometheus } from "./Metrics.ts"
+import { Nats } from "./Nats.ts"
+import { ProgramRuntime } from "./ProgramRuntime.ts"
+
+const json = (status: number, body: unknown) => HttpServerResponse.unsafeJson(body, { status })
+
+/**
+ * The admin HTTP server (operations.md): health, readiness, metrics, member lookups and read-only
+ * SQL. Admin routes need `Authorization: Bearer <MEMBERFLOW_ADMIN_TOKEN>`; without a token the
+ * server refuses to bind anywhere but loopback.
+ */
+export const HttpLive = Layer.unwrapEffect(
+  Effect.gen(function* () {
+    const port = yield* Config.integer("MEMBERFLOW_HTTP_PORT").pipe(Config.withDefault(8787))
+    const host = yield* Config.string("MEMBERFLOW_HTTP_HOST").pipe(Config.withDefault("127.0.0.1"))
+    const token = yield* Config.option(Config.redacted("MEMBERFLOW_ADMIN_TOKEN"))
+    if (Option.isNone(token) && !isLoopback(host)) {
+      return yield* Effect.fail(
+        ConfigError.InvalidData(["MEMBERFLOW_ADMIN_TOKEN"], `is required when the admin API binds to ${host} (not loopback)`)
+      )
+    }
+
+    const guarded = <E, R>(handler: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>) =>
+      Effect.gen(function* () {
+        if (Option.isSome(token)) {
+          const request = yield* HttpServerRequest.HttpServerRequest
+          if (!tokenMatches(request.headers["authorization"], Redacted.value(token.value))) {
+            return json(401, { error: "unauthorized: send Authorization: Bearer <MEMBERFLOW_ADMIN_TOKEN>" })
+          }
+        }
+        return yield* handler
+      })
+
+    const router = HttpRouter.empty.pipe(
+      HttpRouter.get("/healthz", HttpServerResponse.text("ok")),
+      HttpRouter.get(
+        "/readyz",
+        Effect.gen(function* () {
+          const { connection } = yield* Nats
+          const clickhouse = yield* Clickhouse
+          const runtime = yield* ProgramRuntime
+          const nats = yield* Effect.tryPromise(() => connection.flush()).pipe(Effect.as("ok"), Effect.orElseSucceed(() => "unreachable"))
+          const ch = yield* clickhouse.ping.pipe(Effect.as("ok"), Effect.orElseSucceed(() => "unreachable"))
+          const ready = nats === "ok" && ch === "ok"
+          return json(ready ? 200 : 503, { ready, nats, clickhouse: ch, program: { dir: runtime.dir, loaded: true } })
+        })
+      ),
+      HttpRouter.get(
+        "/metrics",
+        Effect.map(renderPrometheus, (text) => HttpServerResponse.text(text, { contentType: "text/plain; version=0.0.4" }))
+      ),
+      HttpRouter.get(
+        "/members/:id",
+        guarded(
+          Effect.gen(function* () {
+            const { id } = yield* HttpRouter.params
+            const store = yield* MemberStore
+            const runtime = yield* ProgramRuntime
+            const state = yield* store.getFresh(id ?? "")
+            if (state === null) return json(404, { error: `no member ${id}` })
+            const ctx = yield* runtime.context
+            return json(200, publicProfile(state, ctx, Date.now()))
+          })
+        )
+      ),
+      HttpRouter.post(
+        "/sql",
+        guarded(
+          Effect.gen(function* () {
+            const request = yield* HttpServerRequest.HttpServerRequest
+            const body = yield* request.text
+            const contentType = request.headers["content-type"] ?? ""
+            let sql = body
+            if (contentType.includes("application/json")) {
+              const parsed = yield* Effect.try(() => JSON.parse(body) as { sql?: unknown }).pipe(Effect.orElseSucceed(() => ({ sql: undefined })))
+              if (typeof parsed.sql !== "string") return json(400, { error: 'send {"sql": "SELECT ..."} or the SQL as text/plain' })
+              sql = parsed.sql
+            }
+            const clickhouse = yield* Clickhouse
+            return yield* clickhouse.readOnlyQuery(sql).pipe(
+              Effect.map((rows) => json(200, { rows })),
+              Effect.catchTags({
+                SqlRejected: (error) => Effect.succeed(json(400, { error: error.message })),
+                ClickhouseError: (error) => Effect.succeed(json(400, { error: error.message }))
+              })
+            )
+          })
+        )
+      )
+    )
+
+    return router.pipe(
+      Effect.catchAllCause((cause) => Effect.logError("admin request failed", cause).pipe(Effect.as(json(500, { error: "internal error" })))),
+      HttpServer.serve(),
+      HttpServer.withLogAddress,
+      Layer.provide(NodeHttpServer.layer(createServer, { port, host }))
+    )
+  })
+)

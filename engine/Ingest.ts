@@ -1,0 +1,218 @@
+import type { JsMsg } from "@nats-io/jetstream"
+import { headers as natsHeaders } from "@nats-io/transport-node"
+import { Chunk, Clock, Config, Duration, Effect, Either, Layer, Metric, Schedule, Stream } from "effect"
+import type { DerivedEvent, MemberEvent } from "../schemas/Event.ts"
+import { chTime, type EventRow, type MemberProfileRow, type MemberTagRow, type RejectedEventRow } from "../schemas/Rows.ts"
+import { Clickhouse } from "./Clickhouse.ts"
+import { decodeEvent } from "./ingest/Decode.ts"
+import { applyEvents, profileRow } from "./member/MemberState.ts"
+import { MemberStore, type Updated } from "./MemberStore.ts"
+import * as Metrics from "./Metrics.ts"
+import { Nats } from "./Nats.ts"
+import { ProgramRuntime } from "./ProgramRuntime.ts"
+import { subjectOf, Topology } from "./Topology.ts"
+
+/** Transient store and broker failures are retried until they recover: nothing is acked before. */
+export const retryForever = Schedule.exponential("200 millis", 1.5).pipe(
+  Schedule.union(Schedule.spaced("10 seconds")),
+  Schedule.jittered,
+  Schedule.tapOutput(() => Metric.increment(Metrics.retries))
+)
+
+const RAW_LIMIT = 256 * 1024
+const lossyUtf8 = new TextDecoder("utf-8")
+
+const arrivalMs = (msg: JsMsg): number => Number(msg.timestampNanos / 1_000_000n)
+
+export interface Accepted {
+  readonly msg: JsMsg
+  readonly event: MemberEvent
+}
+
+const eventRow = (event: MemberEvent, receivedAt: number): EventRow => ({
+  event_id: event.id,
+  type: event.type,
+  member_id: event.memberId,
+  occurred_at: chTime(event.at),
+  received_at: chTime(receivedAt),
+  source: event.source ?? "",
+  properties: JSON.stringify(event.properties),
+  amount: event.type === "purchase" || event.type === "refund" ? Number(event.properties["amount"]) : null
+})
+
+const tagRow = (event: MemberEvent): MemberTagRow | null => {
+  if ((event.type !== "tag.added" && event.type !== "tag.removed") || event.source !== "memberflow") return null
+  return {
+    event_id: event.id,
+    member_id: event.memberId,
+    tag: String(event.properties["tag"]),
+    op: event.type === "tag.added" ? "add" : "remove",
+    at: chTime(event.at),
+    source: String(event.properties["source"] ?? "")
+  }
+}
+
+/**
+ * Publishes every derived event in the updated members' outboxes — including what a crashed run
+ * left unpublished — with its deterministic id as `Nats-Msg-Id`, then lets the store drop them.
+ */
+export const publishDerived = Effect.fn("Ingest.publishDerived")(function* (updates: ReadonlyArray<Updated>) {
+  const { js, use } = yield* Nats
+  const topology = yield* Topology
+  const store = yield* MemberStore
+  const derived: Array<DerivedEvent> = []
+  for (const update of updates) derived.push(...update.result.state.outbox)
+  yield* Effect.forEach(
+    derived,
+    (event) =>
+      use("publish derived event", () =>
+        js.publish(subjectOf(topology, event.type), JSON.stringify({ ...event, source: "memberflow" }), { msgID: event.id })
+      ).pipe(Effect.retry(retryForever)),
+    { concurrency: 512, discard: true }
+  )
+  for (const update of updates) {
+    store.markPublished(update.memberId, update.result.state.outbox.map((event) => event.id))
+  }
+  return derived
+})
+
+/**
+ * One batch from the stream to durable effects, in this order: member state (KV, compare-and-set),
+ * the engine's derived events (JetStream, deterministic ids), analyst rows (ClickHouse), dead
+ * letters — and only then the acks. A crash anywhere before the acks redelivers the batch, and the
+ * per-member event-id memory makes the second application a no-op.
+ */
+export const processBatch = Effect.fn("Ingest.processBatch")(function* (batch: ReadonlyArray<JsMsg>) {
+  const started = yield* Clock.currentTimeMillis
+  const { js, use } = yield* Nats
+  const topology = yield* Topology
+  const clickhouse = yield* Clickhouse
+  const store = yield* MemberStore
+  const runtime = yield* ProgramRuntime
+  const maxBytes = yield* Config.integer("MEMBERFLOW_MAX_EVENT_BYTES").pipe(Config.withDefault(64 * 1024))
+  const ctx = yield* runtime.context
+
+  const rejected: Array<RejectedEventRow> = []
+  const byMember = new Map<string, Array<MemberEvent>>()
+  const redelivered = new Set<string>()
+  const receivedAt = new Map<string, number>()
+  for (const msg of batch) {
+    const decoded = decodeEvent(msg.subject, msg.data, { subjectPrefix: topology.subjectPrefix, now: started, maxBytes })
+    if (Either.isLeft(decoded)) {
+      rejected.push({
+        rejection_id: `${topology.stream}:${msg.seq}`,
+        received_at: chTime(arrivalMs(msg)),
+        subject: msg.subject,
+        raw: lossyUtf8.decode(msg.data.subarray(0, RAW_LIMIT)),
+        reason: decoded.left
+      })
+      continue
+    }
+    const event = decoded.right
+    const list = byMember.get(event.memberId)
+    if (list === undefined) byMember.set(event.memberId, [event])
+    else list.push(event)
+    receivedAt.set(event.id, arrivalMs(msg))
+    if (msg.redelivered) redelivered.add(event.id)
+  }
+
+  const updates: ReadonlyArray<Updated> = yield* Effect.forEach(
+    byMember,
+    ([memberId, events]) =>
+      store.update(memberId, (state) => applyEvents(state, events, ctx, started)).pipe(Effect.retry(retryForever)),
+    { concurrency: 512 }
+  )
+
+  const derived = yield* publishDerived(updates)
+
+  const eventRows: Array<EventRow> = []
+  const tagRows: Array<MemberTagRow> = []
+  const profileRows: Array<MemberProfileRow> = []
+  let applied = 0
+  let duplicates = 0
+  for (const update of updates) {
+    applied += update.result.applied.length
+    duplicates += update.result.duplicates.length
+    const again = update.result.duplicates.filter((event) => redelivered.has(event.id))
+    for (const event of [...update.result.applied, ...again]) {
+      eventRows.push(eventRow(event, receivedAt.get(event.id) ?? started))
+      const row = tagRow(event)
+      if (row !== null) tagRows.push(row)
+    }
+    if (update.written || again.length > 0) profileRows.push(profileRow(update.result.state, ctx, started))
+  }
+  yield* Effect.all(
+    [
+      clickhouse.insert("events", eventRows),
+      clickhouse.insert("member_tags", tagRows),
+      clickhouse.insert("member_profiles", profileRows),
+      clickhouse.insert("rejected_events", rejected)
+    ],
+    { concurrency: "unbounded", discard: true }
+  ).pipe(Effect.retry(retryForever))
+
+  yield* Effect.forEach(
+    rejected,
+    (row) => {
+      const h = natsHeaders()
+      h.set("Memberflow-Reason", row.reason.slice(0, 1024).replace(/[\r\n]+/g, " "))
+      h.set("Memberflow-Subject", row.subject)
+      const original = batch.find((msg) => `${topology.stream}:${msg.seq}` === row.rejection_id)
+      return use("publish dead letter", () =>
+        js.publish(topology.deadletterSubject, original?.data ?? new Uint8Array(), { msgID: row.rejection_id, headers: h })
+      ).pipe(Effect.retry(retryForever))
+    },
+    { concurrency: 64, discard: true }
+  )
+
+  for (const msg of batch) msg.ack()
+  const done = yield* Clock.currentTimeMillis
+  for (const msg of batch) yield* Metrics.eventLatencySeconds(Effect.succeed((done - arrivalMs(msg)) / 1000))
+  yield* Metric.incrementBy(Metrics.eventsReceived, batch.length)
+  yield* Metric.incrementBy(Metrics.eventsApplied, applied)
+  yield* Metric.incrementBy(Metrics.eventsDuplicate, duplicates)
+  yield* Metric.incrementBy(Metrics.eventsRejected, rejected.length)
+  yield* Metric.incrementBy(Metrics.derivedPublished, derived.length)
+  yield* Metrics.batchSeconds(Effect.succeed((done - started) / 1000))
+  if (rejected.length > 0) {
+    yield* Effect.logWarning("events rejected").pipe(
+      Effect.annotateLogs({ count: rejected.length, first: rejected[0]?.reason ?? "" })
+    )
+  }
+  return { received: batch.length, applied, duplicates, rejected: rejected.length, derived: derived.length }
+})
+
+/**
+ * The consuming loop: a durable pull consumer shared by every engine, read with backpressure
+ * (`consume` only pulls more as batches complete), batched by size or time.
+ */
+export const IngestLive = Layer.scopedDiscard(
+  Effect.gen(function* () {
+    const { js, jsm, use } = yield* Nats
+    const topology = yield* Topology
+    const batchSize = yield* Config.integer("MEMBERFLOW_BATCH_SIZE").pipe(Config.withDefault(4000))
+    const batchWindow = yield* Config.integer("MEMBERFLOW_BATCH_WINDOW_MS").pipe(Config.withDefault(25))
+    const consumer = yield* use("get consumer", () => js.consumers.get(topology.stream, topology.consumer))
+    const messages = yield* Effect.acquireRelease(
+      use("consume", () => consumer.consume({ max_messages: batchSize * 2 })),
+      (iterator) => Effect.sync(() => iterator.stop())
+    )
+    const context = yield* Effect.context<Nats | Topology | Clickhouse | MemberStore | ProgramRuntime>()
+    yield* Stream.fromAsyncIterable(messages, (cause) => cause).pipe(
+      Stream.groupedWithin(batchSize, Duration.millis(batchWindow)),
+      // A batch in flight finishes before shutdown takes effect: SIGTERM drains.
+      Stream.mapEffect((chunk) => Effect.uninterruptible(processBatch(Chunk.toReadonlyArray(chunk)))),
+      Stream.runDrain,
+      Effect.provide(context),
+      Effect.tapErrorCause((cause) => Effect.logError("ingest stopped", cause)),
+      Effect.forkScoped
+    )
+    yield* use("consumer info", () => jsm.consumers.info(topology.stream, topology.consumer)).pipe(
+      Effect.flatMap((info) => Metric.set(Metrics.consumerLag, info.num_pending)),
+      Effect.catchAll(() => Effect.void),
+      Effect.repeat(Schedule.spaced("5 seconds")),
+      Effect.forkScoped
+    )
+    yield* Effect.logInfo("ingest started").pipe(Effect.annotateLogs({ stream: topology.stream, consumer: topology.consumer }))
+  })
+)

@@ -1,0 +1,63 @@
+import { Effect, Metric, MetricBoundaries, MetricState } from "effect"
+
+/** The engine's metrics (operations.md, "Observability"); rendered for Prometheus at /metrics. */
+export const eventsReceived = Metric.counter("memberflow_events_received_total", { description: "messages taken from the event stream", incremental: true })
+export const eventsApplied = Metric.counter("memberflow_events_applied_total", { description: "events applied to member state for the first time", incremental: true })
+export const eventsDuplicate = Metric.counter("memberflow_events_duplicate_total", { description: "events already applied (replays, re-publishes)", incremental: true })
+export const eventsRejected = Metric.counter("memberflow_events_rejected_total", { description: "messages refused and dead-lettered", incremental: true })
+export const casConflicts = Metric.counter("memberflow_member_cas_conflicts_total", { description: "member writes that lost a compare-and-set and were re-applied", incremental: true })
+export const derivedPublished = Metric.counter("memberflow_derived_events_published_total", { description: "tier/tag/rfm events the engine published", incremental: true })
+export const consumerLag = Metric.gauge("memberflow_consumer_lag", { description: "messages in the stream not yet delivered to the engine's consumer" })
+export const batchSeconds = Metric.histogram(
+  "memberflow_batch_seconds",
+  MetricBoundaries.exponential({ start: 0.005, factor: 2, count: 12 }),
+  "time to make one batch durable"
+)
+export const eventLatencySeconds = Metric.histogram(
+  "memberflow_event_latency_seconds",
+  MetricBoundaries.fromIterable([0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]),
+  "from the event's arrival in JetStream to its effects being durable"
+)
+export const retries = Metric.counter("memberflow_retries_total", { description: "retried store or broker operations", incremental: true })
+
+const labelText = (tags: ReadonlyArray<{ readonly key: string; readonly value: string }>, extra?: string): string => {
+  const parts = tags.map((tag) => `${tag.key}="${tag.value.replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"`)
+  if (extra !== undefined) parts.push(extra)
+  return parts.length === 0 ? "" : `{${parts.join(",")}}`
+}
+
+/** Prometheus text exposition format 0.0.4 of every metric the engine has recorded. */
+export const renderPrometheus = Effect.map(Metric.snapshot, (pairs) => {
+  const lines: Array<string> = []
+  const seen = new Set<string>()
+  for (const pair of pairs) {
+    const name = pair.metricKey.name
+    const tags = pair.metricKey.tags
+    const state = pair.metricState
+    const header = (type: string) => {
+      if (seen.has(name)) return
+      seen.add(name)
+      const help = pair.metricKey.description
+      if (help._tag === "Some") lines.push(`# HELP ${name} ${help.value}`)
+      lines.push(`# TYPE ${name} ${type}`)
+    }
+    if (MetricState.isCounterState(state)) {
+      header("counter")
+      lines.push(`${name}${labelText(tags)} ${Number(state.count)}`)
+    } else if (MetricState.isGaugeState(state)) {
+      header("gauge")
+      lines.push(`${name}${labelText(tags)} ${Number(state.value)}`)
+    } else if (MetricState.isHistogramState(state)) {
+      header("histogram")
+      for (const [bound, count] of state.buckets) {
+        lines.push(`${name}_bucket${labelText(tags, `le="${Number.isFinite(bound) ? bound : "+Inf"}"`)} ${count}`)
+      }
+      if (!state.buckets.some(([bound]) => !Number.isFinite(bound))) {
+        lines.push(`${name}_bucket${labelText(tags, 'le="+Inf"')} ${state.count}`)
+      }
+      lines.push(`${name}_sum${labelText(tags)} ${state.sum}`)
+      lines.push(`${name}_count${labelText(tags)} ${state.count}`)
+    }
+  }
+  return lines.join("\n") + "\n"
+})

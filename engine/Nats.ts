@@ -1,0 +1,68 @@
+import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream"
+import { Kvm } from "@nats-io/kv"
+import { connect, credsAuthenticator, type NatsConnection } from "@nats-io/transport-node"
+import { Config, Context, Data, Effect, Layer, Option, Redacted } from "effect"
+import { readFileSync } from "node:fs"
+
+export class NatsError extends Data.TaggedError("NatsError")<{
+  readonly operation: string
+  readonly cause: unknown
+}> {
+  override get message(): string {
+    const cause = this.cause instanceof Error ? this.cause.message : String(this.cause)
+    return `NATS ${this.operation} failed: ${cause}`
+  }
+}
+
+export interface NatsShape {
+  readonly connection: NatsConnection
+  readonly js: JetStreamClient
+  readonly jsm: JetStreamManager
+  readonly kvm: Kvm
+  /** Runs one NATS client promise as an Effect; `operation` names it in errors and spans. */
+  readonly use: <A>(operation: string, f: () => Promise<A>) => Effect.Effect<A, NatsError>
+}
+
+const use = <A>(operation: string, f: () => Promise<A>): Effect.Effect<A, NatsError> =>
+  Effect.tryPromise({ try: f, catch: (cause) => new NatsError({ operation, cause }) })
+
+/** The NATS connection with JetStream, KV and the options that matter for throughput (LIMITS.md). */
+export class Nats extends Context.Tag("memberflow/Nats")<Nats, NatsShape>() {
+  static readonly layer = Layer.scoped(
+    Nats,
+    Effect.gen(function* () {
+      const servers = (yield* Config.string("NATS_URL").pipe(Config.withDefault("nats://127.0.0.1:4222")))
+        .split(",")
+        .map((s) => s.trim())
+        .filter((s) => s.length > 0)
+      const token = yield* Config.option(Config.redacted("NATS_TOKEN"))
+      const credsFile = yield* Config.option(Config.string("NATS_CREDS"))
+      const authenticator = yield* Option.match(credsFile, {
+        onNone: () => Effect.succeed(undefined),
+        onSome: (file) =>
+          Effect.try({
+            try: () => credsAuthenticator(readFileSync(file)),
+            catch: (cause) => new NatsError({ operation: `read NATS_CREDS ${file}`, cause })
+          })
+      })
+      const connection = yield* Effect.acquireRelease(
+        use("connect", () =>
+          connect({
+            servers,
+            name: "memberflow",
+            // The client builds an Error per request for async stack traces: a 2× cost (LIMITS.md).
+            noAsyncTraces: true,
+            maxReconnectAttempts: -1,
+            reconnectTimeWait: 500,
+            ...(Option.isSome(token) ? { token: Redacted.value(token.value) } : {}),
+            ...(authenticator !== undefined ? { authenticator } : {})
+          })
+        ),
+        (nc) => Effect.promise(() => nc.drain().catch(() => nc.close())).pipe(Effect.ignore)
+      )
+      const js = jetstream(connection)
+      const jsm = yield* use("jetstreamManager", () => jetstreamManager(connection))
+      return { connection, js, jsm, kvm: new Kvm(connection), use }
+    })
+  )
+}

@@ -1,0 +1,96 @@
+import { AckPolicy, DeliverPolicy, RetentionPolicy, StorageType } from "@nats-io/jetstream"
+import { nanos } from "@nats-io/transport-node"
+import { Config, Context, Effect, Layer } from "effect"
+import { Nats, type NatsError } from "./Nats.ts"
+
+/**
+ * Names of everything the engine owns in NATS. Defaults are the contract (events.md); tests and
+ * side-by-side deployments override them so that runs never collide.
+ */
+export interface TopologyShape {
+  readonly stream: string
+  /** Events arrive on `<subjectPrefix>.<type>`. */
+  readonly subjectPrefix: string
+  readonly deadletterStream: string
+  readonly deadletterSubject: string
+  readonly consumer: string
+  /** NATS KV bucket holding one member state per key. */
+  readonly membersBucket: string
+  /** NATS KV bucket for engine-wide state: RFM cut points, sweep leases. */
+  readonly metaBucket: string
+}
+
+export const subjectOf = (topology: TopologyShape, type: string): string => `${topology.subjectPrefix}.${type}`
+
+export class Topology extends Context.Tag("memberflow/Topology")<Topology, TopologyShape>() {
+  static readonly layer = Layer.effect(
+    Topology,
+    Effect.gen(function* () {
+      const stream = yield* Config.string("MEMBERFLOW_STREAM").pipe(Config.withDefault("MEMBER_EVENTS"))
+      const subjectPrefix = yield* Config.string("MEMBERFLOW_SUBJECT_PREFIX").pipe(Config.withDefault("events"))
+      const kvPrefix = yield* Config.string("MEMBERFLOW_KV_PREFIX").pipe(Config.withDefault("memberflow"))
+      const consumer = yield* Config.string("MEMBERFLOW_CONSUMER").pipe(Config.withDefault("memberflow"))
+      return {
+        stream,
+        subjectPrefix,
+        deadletterStream: `${stream}_DEADLETTER`,
+        deadletterSubject: `deadletter.${subjectPrefix}`,
+        consumer,
+        membersBucket: `${kvPrefix}_members`,
+        metaBucket: `${kvPrefix}_meta`
+      }
+    })
+  )
+
+  static readonly make = (overrides: Partial<TopologyShape> & { readonly stream: string; readonly subjectPrefix: string }) =>
+    Layer.succeed(Topology, {
+      deadletterStream: `${overrides.stream}_DEADLETTER`,
+      deadletterSubject: `deadletter.${overrides.subjectPrefix}`,
+      consumer: "memberflow",
+      membersBucket: `${overrides.stream.toLowerCase()}_members`,
+      metaBucket: `${overrides.stream.toLowerCase()}_meta`,
+      ...overrides
+    })
+}
+
+const isNotFound = (error: NatsError): boolean =>
+  error.cause instanceof Error && /not found/i.test(error.cause.message)
+
+/**
+ * Creates the event stream, the dead-letter stream and the durable consumer when missing.
+ * Never deletes or purges (events.md). Safe when several engines start at once.
+ */
+export const ensureTopology = Effect.fn("Topology.ensure")(function* () {
+  const { jsm, use } = yield* Nats
+  const topology = yield* Topology
+  const ensureStream = (name: string, subjects: Array<string>) =>
+    use(`stream info ${name}`, () => jsm.streams.info(name)).pipe(
+      Effect.catchIf(isNotFound, () =>
+        use(`create stream ${name}`, () =>
+          jsm.streams.add({
+            name,
+            subjects,
+            storage: StorageType.File,
+            retention: RetentionPolicy.Limits,
+            duplicate_window: nanos(5 * 60_000)
+          })
+        )
+      )
+    )
+  yield* ensureStream(topology.stream, [`${topology.subjectPrefix}.>`])
+  yield* ensureStream(topology.deadletterStream, [topology.deadletterSubject])
+  yield* use(`consumer info ${topology.consumer}`, () => jsm.consumers.info(topology.stream, topology.consumer)).pipe(
+    Effect.catchIf(isNotFound, () =>
+      use(`create consumer ${topology.consumer}`, () =>
+        jsm.consumers.add(topology.stream, {
+          durable_name: topology.consumer,
+          ack_policy: AckPolicy.Explicit,
+          deliver_policy: DeliverPolicy.All,
+          ack_wait: nanos(60_000),
+          max_ack_pending: 50_000,
+          max_deliver: -1
+        })
+      )
+    )
+  )
+})

@@ -1,0 +1,66 @@
+/**
+ * Rows of the analyst tables (clickhouse.md), as written with JSONEachRow.
+ * Times are `YYYY-MM-DD hh:mm:ss.sss` UTC strings (DateTime64(3, 'UTC')); see `chTime`.
+ */
+
+export const chTime = (ms: number): string => new Date(ms).toISOString().replace("T", " ").replace("Z", "")
+
+export interface EventRow {
+  readonly event_id: string
+  readonly type: string
+  readonly member_id: string
+  readonly occurred_at: string
+  readonly received_at: string
+  readonly source: string
+  readonly properties: string
+  readonly amount: number | null
+}
+
+export interface RejectedEventRow {
+  readonly rejection_id: string
+  readonly received_at: string
+  readonly subject: string
+  readonly raw: string
+  readonly reason: string
+}
+
+export interface MemberProfileRow {
+  readonly member_id: string
+  readonly version: number
+  readonly updated_at: string
+  readonly tier: string
+  readonly tier_since: string | null
+  readonly birthday: string
+  readonly timezone: string
+  readonly locale: string
+  readonly consent_sms: number
+  readonly consent_email: number
+  readonly consent_wechat: number
+  readonly registered_at: string | null
+  readonly last_seen_at: string | null
+  readonly last_purchase_at: string | null
+  readonly purchase_count: number
+  readonly purchase_total: number
+  readonly spend_365d: number
+  /** Purchases (net > 0) and net spend inside the RFM window: the F and M the scores rank. */
+  readonly rfm_frequency: number
+  readonly rfm_monetary: number
+  readonly rfm_r: number
+  readonly rfm_f: number
+  readonly rfm_m: number
+  readonly rfm_segment: string
+  readonly tags: ReadonlyArray<string>
+  readonly points_balance: number
+  readonly points_expires_at: string | null
+  /** Masked contact points and free attributes, JSON. Never a contact point in clear. */
+  readonly attributes: string
+}
+
+export interface MemberTagRow {
+  readonly event_id: string
+  readonly member_id: string
+  readonly tag: string
+  readonly op: "add" | "remove"
+  readonly at: string
+  readonly source: string
+}
