@@ -1,6 +1,6 @@
 import type { JsMsg } from "@nats-io/jetstream"
 import { headers as natsHeaders } from "@nats-io/transport-node"
-import { Chunk, Clock, Config, Duration, Effect, Either, Layer, Metric, Schedule, Stream } from "effect"
+import { Chunk, Clock, Config, Duration, Effect, Either, Fiber, Layer, Metric, Schedule, Stream } from "effect"
 import type { DerivedEvent, MemberEvent } from "../schemas/Event.ts"
 import { chTime, type EventRow, type MemberProfileRow, type MemberTagRow, type RejectedEventRow } from "../schemas/Rows.ts"
 import { Clickhouse } from "./Clickhouse.ts"
@@ -193,19 +193,26 @@ export const IngestLive = Layer.scopedDiscard(
     const batchSize = yield* Config.integer("MEMBERFLOW_BATCH_SIZE").pipe(Config.withDefault(4000))
     const batchWindow = yield* Config.integer("MEMBERFLOW_BATCH_WINDOW_MS").pipe(Config.withDefault(25))
     const consumer = yield* use("get consumer", () => js.consumers.get(topology.stream, topology.consumer))
-    const messages = yield* Effect.acquireRelease(
-      use("consume", () => consumer.consume({ max_messages: batchSize * 2 })),
-      (iterator) => Effect.sync(() => iterator.stop())
-    )
+    const messages = yield* use("consume", () => consumer.consume({ max_messages: batchSize * 2 }))
     const context = yield* Effect.context<Nats | Topology | Clickhouse | MemberStore | ProgramRuntime>()
-    yield* Stream.fromAsyncIterable(messages, (cause) => cause).pipe(
+    const fiber = yield* Stream.fromAsyncIterable(messages, (cause) => cause).pipe(
       Stream.groupedWithin(batchSize, Duration.millis(batchWindow)),
       // A batch in flight finishes before shutdown takes effect: SIGTERM drains.
       Stream.mapEffect((chunk) => Effect.uninterruptible(processBatch(Chunk.toReadonlyArray(chunk)))),
       Stream.runDrain,
       Effect.provide(context),
       Effect.tapErrorCause((cause) => Effect.logError("ingest stopped", cause)),
-      Effect.forkScoped
+      Effect.fork
+    )
+    // Shutdown: stop pulling first, let the batch in flight become durable and be acked, and only
+    // then interrupt what is left (the iterator's own return waits on the stop).
+    yield* Effect.addFinalizer(() =>
+      Effect.gen(function* () {
+        yield* Effect.sync(() => messages.stop())
+        yield* Fiber.await(fiber).pipe(Effect.timeout("8 seconds"), Effect.ignore)
+        yield* Fiber.interrupt(fiber)
+        yield* Effect.logInfo("ingest drained")
+      })
     )
     yield* use("consumer info", () => jsm.consumers.info(topology.stream, topology.consumer)).pipe(
       Effect.flatMap((info) => Metric.set(Metrics.consumerLag, info.num_pending)),

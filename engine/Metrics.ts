@@ -32,6 +32,7 @@ export const renderPrometheus = Effect.map(Metric.snapshot, (pairs) => {
   const seen = new Set<string>()
   for (const pair of pairs) {
     const name = pair.metricKey.name
+    if (!name.startsWith("memberflow_")) continue
     const tags = pair.metricKey.tags
     const state = pair.metricState
     const header = (type: string) => {

@@ -4,5 +4,5 @@ import { runCli } from "./Cli.ts"
 
 runCli(process.argv).pipe(
   Effect.provide(Layer.merge(NodeContext.layer, Logger.json)),
-  NodeRuntime.runMain({ disableErrorReporting: false })
+  NodeRuntime.runMain({ disablePrettyLogger: true })
 )

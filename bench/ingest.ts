@@ -1,0 +1,154 @@
+/**
+ * npm run bench:ingest — sustained ingestion through `memberflow run` on this machine.
+ *
+ * Publishes BENCH_EVENTS events (default 1,000,000) for BENCH_MEMBERS members (default 100,000) to a
+ * fresh stream while one engine process consumes it, then measures: events/s applied, publish→durable
+ * latency (p50/p99 from the engine's histogram), the engine's peak RSS, and the raw JetStream consume
+ * rate (decode + ack each, nothing else) on the same stream as the ceiling.
+ */
+import { AckPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream"
+import { readFileSync } from "node:fs"
+import { dropTopology, natsConnect, uniqueTopology } from "../test/support/nats.ts"
+import { startEngine, tempDir } from "../test/support/engine.ts"
+
+const EVENTS = Number(process.env["BENCH_EVENTS"] ?? 1_000_000)
+const MEMBERS = Number(process.env["BENCH_MEMBERS"] ?? 100_000)
+const PACED_RATE = Number(process.env["BENCH_PACED_RATE"] ?? 0)
+
+const log = (line: string) => process.stdout.write(`${line}\n`)
+
+const makeEvent = (i: number, base: number) => {
+  const member = i % MEMBERS
+  const memberId = `bm${member}`
+  const at = new Date(base - ((EVENTS - i) % 300) * 86_400_000 - (i % 86_400) * 1000).toISOString()
+  if (i < MEMBERS) {
+    return { id: `be${i}`, type: "member.registered", memberId, occurredAt: at, properties: { name: `Member ${member}`, phone: `+86138${String(member).padStart(8, "0")}`, birthday: "1990-05-17", consent: { sms: true, email: true } } }
+  }
+  const kind = i % 10
+  if (kind < 6) {
+    return { id: `be${i}`, type: "purchase", memberId, occurredAt: at, properties: { orderId: `o${i}`, amount: 80 + (i % 40) * 37, currency: "CNY", channel: kind % 2 === 0 ? "store" : "online" } }
+  }
+  if (kind === 6) return { id: `be${i}`, type: "refund", memberId, occurredAt: at, properties: { orderId: `o${i - 10}`, amount: 20 } }
+  if (kind === 7) return { id: `be${i}`, type: "points.changed", memberId, occurredAt: at, properties: { delta: 10, balance: i % 5000 } }
+  return { id: `be${i}`, type: kind === 8 ? "page.viewed" : "checkin", memberId, occurredAt: at, properties: { page: "/home" } }
+}
+
+interface Histogram { readonly buckets: Array<[number, number]>; readonly count: number }
+
+const parseMetrics = (text: string) => {
+  const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, "m").exec(text)?.[1] ?? 0)
+  const buckets: Array<[number, number]> = []
+  for (const match of text.matchAll(/^memberflow_event_latency_seconds_bucket\{le="([^"]+)"\} (\S+)$/gm)) {
+    buckets.push([match[1] === "+Inf" ? Infinity : Number(match[1]), Number(match[2])])
+  }
+  return {
+    received: value("memberflow_events_received_total"),
+    applied: value("memberflow_events_applied_total"),
+    latency: { buckets, count: value("memberflow_event_latency_seconds_count") } as Histogram
+  }
+}
+
+const quantile = (h: Histogram, base: Histogram | null, q: number): string => {
+  const count = h.count - (base?.count ?? 0)
+  if (count <= 0) return "n/a"
+  for (let i = 0; i < h.buckets.length; i++) {
+    const [le, c] = h.buckets[i]!
+    if (c - (base?.buckets[i]?.[1] ?? 0) >= q * count) return Number.isFinite(le) ? `≤ ${le * 1000} ms` : "> 30 s"
+  }
+  return "n/a"
+}
+
+const rssOf = (pid: number) => {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8")
+  const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+)`, "m").exec(status)?.[1] ?? 0)
+  return { peakMb: kb("VmHWM") / 1024, nowMb: kb("VmRSS") / 1024 }
+}
+
+const main = async () => {
+  const topology = uniqueTopology("bench")
+  const nc = await natsConnect()
+  log(`memberflow ingest benchmark: ${EVENTS.toLocaleString()} events, ${MEMBERS.toLocaleString()} members, stream ${topology.stream}`)
+  const engine = await startEngine({ ...topology.env, MEMBERFLOW_DATA_DIR: tempDir("bench") }, "bench")
+  const metrics = async () => parseMetrics(String((await engine.get("/metrics")).body))
+  try {
+    const js = jetstream(nc)
+    const base = Date.now() - 60_000
+    const t0 = performance.now()
+    let published = 0
+    const pending = new Set<Promise<unknown>>()
+    for (let i = 0; i < EVENTS; i++) {
+      const event = makeEvent(i, base)
+      const p = js.publish(`${topology.subjectPrefix}.${event.type}`, JSON.stringify(event), { msgID: event.id }).then(() => {
+        published++
+        pending.delete(p)
+      })
+      pending.add(p)
+      if (pending.size >= 1000) await Promise.race(pending)
+    }
+    await Promise.all(pending)
+    const publishSeconds = (performance.now() - t0) / 1000
+    log(`published ${published.toLocaleString()} in ${publishSeconds.toFixed(1)} s (${Math.round(published / publishSeconds).toLocaleString()}/s)`)
+
+    let last = await metrics()
+    const samples: Array<{ t: number; received: number }> = []
+    while (last.received < EVENTS) {
+      await new Promise((r) => setTimeout(r, 1000))
+      last = await metrics()
+      samples.push({ t: performance.now(), received: last.received })
+      log(`  engine: ${last.received.toLocaleString()} received, ${last.applied.toLocaleString()} applied`)
+      if (performance.now() - t0 > 30 * 60_000) throw new Error("engine did not finish in 30 minutes")
+    }
+    const totalSeconds = (performance.now() - t0) / 1000
+    const saturated = last.latency
+    const rate = EVENTS / totalSeconds
+    const rss = rssOf(engine.child.pid!)
+    log(`engine: ${EVENTS.toLocaleString()} events durable in ${totalSeconds.toFixed(1)} s from the first publish = ${Math.round(rate).toLocaleString()} events/s sustained`)
+    log(`latency publish→durable under a full backlog: p50 ${quantile(saturated, null, 0.5)}, p99 ${quantile(saturated, null, 0.99)}`)
+
+    let paced = ""
+    if (PACED_RATE > 0) {
+      const before = last.latency
+      const seconds = 20
+      for (let s = 0; s < seconds; s++) {
+        const tick = performance.now()
+        const batch: Array<Promise<unknown>> = []
+        for (let k = 0; k < PACED_RATE; k++) {
+          const event = makeEvent(EVENTS + s * PACED_RATE + k, Date.now())
+          batch.push(js.publish(`${topology.subjectPrefix}.${event.type}`, JSON.stringify({ ...event, id: `paced-${event.id}` }), { msgID: `paced-${event.id}` }))
+        }
+        await Promise.all(batch)
+        await new Promise((r) => setTimeout(r, Math.max(0, 1000 - (performance.now() - tick))))
+      }
+      const target = EVENTS + seconds * PACED_RATE
+      while ((last = await metrics()).received < target) await new Promise((r) => setTimeout(r, 250))
+      paced = `latency at a paced ${PACED_RATE.toLocaleString()} events/s for ${seconds} s: p50 ${quantile(last.latency, before, 0.5)}, p99 ${quantile(last.latency, before, 0.99)}`
+      log(paced)
+    }
+    log(`engine peak RSS ${rss.peakMb.toFixed(0)} MB`)
+
+    // The ceiling: a bare consumer on the same stream, decode + ack each message, nothing else.
+    const jsm = await jetstreamManager(nc)
+    await jsm.consumers.add(topology.stream, { durable_name: "raw", ack_policy: AckPolicy.Explicit, max_ack_pending: 50_000 })
+    const consumer = await js.consumers.get(topology.stream, "raw")
+    const messages = await consumer.consume({ max_messages: 8000 })
+    const r0 = performance.now()
+    let raw = 0
+    for await (const msg of messages) {
+      JSON.parse(new TextDecoder().decode(msg.data))
+      msg.ack()
+      if (++raw >= EVENTS) break
+    }
+    const rawRate = raw / ((performance.now() - r0) / 1000)
+    log(`raw JetStream consume (decode + ack each): ${Math.round(rawRate).toLocaleString()} events/s`)
+    log(`ratio engine / raw consume: ${(rate / rawRate).toFixed(2)}`)
+  } finally {
+    await engine.kill("SIGTERM")
+    await nc.close()
+    await dropTopology(topology)
+  }
+}
+
+main().catch((error) => {
+  process.stderr.write(`${error instanceof Error ? error.stack : String(error)}\n`)
+  process.exitCode = 1
+})

@@ -1,0 +1,55 @@
+/**
+ * Masked forms of contact points (clickhouse.md: no analytics table, log line or admin answer
+ * holds a phone, email or WeChat openid in clear).
+ */
+
+// ITU-T E.164 country codes of one and two digits; every other code has three.
+const ONE_DIGIT = new Set(["1", "7"])
+const TWO_DIGIT = new Set([
+  "20", "27", "30", "31", "32", "33", "34", "36", "39", "40", "41", "43", "44", "45", "46", "47", "48", "49",
+  "51", "52", "53", "54", "55", "56", "57", "58", "60", "61", "62", "63", "64", "65", "66", "81", "82", "84",
+  "86", "90", "91", "92", "93", "94", "95", "98"
+])
+
+const countryCodeLength = (digits: string): number =>
+  ONE_DIGIT.has(digits.slice(0, 1)) ? 1 : TWO_DIGIT.has(digits.slice(0, 2)) ? 2 : 3
+
+/**
+ * `+8613812345678` → `138****5678`: the national number's first 3 and last 4 digits, the country
+ * code left out. A fixed run of 4 stars hides the length too. Short numbers show less.
+ */
+export const maskPhone = (phone: string): string => {
+  const digits = phone.replace(/\D/g, "")
+  const national = phone.trim().startsWith("+") ? digits.slice(countryCodeLength(digits)) : digits
+  if (national.length >= 9) return `${national.slice(0, 3)}****${national.slice(-4)}`
+  if (national.length >= 4) return `${national.slice(0, 1)}****${national.slice(-2)}`
+  return "****"
+}
+
+/** `lily@example.com` → `l***@example.com`. */
+export const maskEmail = (email: string): string => {
+  const at = email.lastIndexOf("@")
+  if (at <= 0) return "***"
+  return `${email.slice(0, 1)}***${email.slice(at)}`
+}
+
+/** A WeChat openid keeps its first 4 characters (fewer for very short ids). */
+export const maskOpenId = (openId: string): string =>
+  `${openId.slice(0, Math.min(4, Math.floor(openId.length / 2)))}***`
+
+/** Attribute names that hold contact points, with their masks. */
+export const contactMasks: Readonly<Record<string, (value: string) => string>> = {
+  phone: maskPhone,
+  email: maskEmail,
+  wechatOpenId: maskOpenId
+}
+
+/** A copy of free attributes with every contact point masked. */
+export const maskAttributes = (attributes: Readonly<Record<string, unknown>>): Record<string, unknown> => {
+  const out: Record<string, unknown> = {}
+  for (const [key, value] of Object.entries(attributes)) {
+    const mask = contactMasks[key]
+    out[key] = mask !== undefined && typeof value === "string" ? mask(value) : value
+  }
+  return out
+}

@@ -1,0 +1,316 @@
+import { Schema } from "effect"
+import type { DerivedEvent, MemberEvent } from "../../schemas/Event.ts"
+import type { Program } from "../../schemas/Program.ts"
+import type { MemberTagRow } from "../../schemas/Rows.ts"
+import { chTime } from "../../schemas/Rows.ts"
+import { evaluate } from "./Conditions.ts"
+import { localDateString } from "./LocalTime.ts"
+import { applyFacts, isDuplicateOrder, startTier } from "./MemberState/Facts.ts"
+import { type Cause, derive, shortHash } from "./MemberState/Ids.ts"
+import { basisAt, memberTimeZone, rfmInputs, tierSince } from "./MemberState/Reads.ts"
+import { cutpointsFor, type RfmCutpoints, scoreMember, UNSCORED } from "./Rfm.ts"
+import { levelIndex, nextAnniversary, reviewTo } from "./Tiers.ts"
+
+export { attributeValue } from "./MemberState/Reads.ts"
+export { profileRow, publicProfile } from "./MemberState/Profile.ts"
+export type { RfmCutpoints } from "./Rfm.ts"
+
+/**
+ * One member's state, kept as JSON in NATS KV, and what a batch of events does to it.
+ *
+ * Growth per member (everything else is bounded by the program):
+ * - `seen`: 15 bytes of JSON per applied event id, kept forever so a re-delivery however late is
+ *   recognised (1,000 events ≈ 15 KB);
+ * - `orders`: ~70 bytes per order (orderIds are hashed), kept forever for refunds and lifetime spend;
+ * - `history`: per event type a count, the latest 500 event times and the latest 20 events' scalar
+ *   properties (see MemberState/Facts.ts).
+ */
+
+const Stamped = <S extends Schema.Schema.Any>(value: S) => Schema.Struct({ v: value, at: Schema.Number })
+
+export const OrderSchema = Schema.Struct({
+  /** null while only a refund for the order has arrived (out of order); it waits for the purchase. */
+  at: Schema.NullOr(Schema.Number),
+  amount: Schema.Number,
+  /** Sum of refunds received; the net counts it capped at the amount. */
+  refunded: Schema.Number,
+  currency: Schema.optional(Schema.String),
+  channel: Schema.optional(Schema.String)
+})
+export type Order = typeof OrderSchema.Type
+
+export const HistorySchema = Schema.Struct({
+  n: Schema.Number,
+  at: Schema.Array(Schema.Number),
+  recent: Schema.Array(Schema.Struct({ at: Schema.Number, p: Schema.Record({ key: Schema.String, value: Schema.Unknown }) }))
+})
+
+export const DerivedEventSchema = Schema.Struct({
+  id: Schema.String,
+  type: Schema.String,
+  memberId: Schema.String,
+  occurredAt: Schema.String,
+  properties: Schema.Record({ key: Schema.String, value: Schema.Unknown })
+})
+
+/** Validates a state read back from storage. */
+export const MemberStateSchema = Schema.Struct({
+  memberId: Schema.String,
+  version: Schema.Number,
+  updatedAt: Schema.NullOr(Schema.Number),
+  firstSeenAt: Schema.NullOr(Schema.Number),
+  lastSeenAt: Schema.NullOr(Schema.Number),
+  registeredAt: Schema.NullOr(Schema.Number),
+  /** shortHash of every applied event id. */
+  seen: Schema.Array(Schema.String),
+  /** Free attributes from member.registered / member.updated, last write (by occurredAt) wins per key. */
+  attributes: Schema.Record({ key: Schema.String, value: Stamped(Schema.Unknown) }),
+  consent: Schema.Struct({
+    sms: Schema.NullOr(Stamped(Schema.Boolean)),
+    email: Schema.NullOr(Stamped(Schema.Boolean)),
+    wechat: Schema.NullOr(Stamped(Schema.Boolean))
+  }),
+  /** By shortHash(orderId). */
+  orders: Schema.Record({ key: Schema.String, value: OrderSchema }),
+  points: Schema.Struct({
+    balance: Schema.NullOr(Stamped(Schema.Number)),
+    expiresAt: Schema.NullOr(Stamped(Schema.NullOr(Schema.String)))
+  }),
+  tier: Schema.NullOr(
+    Schema.Struct({
+      id: Schema.String,
+      /** null: the starting level, held since registration (or the first event). */
+      since: Schema.NullOr(Schema.Number),
+      reviewedAt: Schema.NullOr(Schema.Number),
+      /** occurredAt of the external event that set it, for last-write-wins. */
+      at: Schema.NullOr(Schema.Number)
+    })
+  ),
+  rfm: Schema.Struct({
+    r: Schema.Number,
+    f: Schema.Number,
+    m: Schema.Number,
+    segment: Schema.String,
+    /** The last segment announced with rfm.changed ('unscored' is never announced). */
+    announced: Schema.String
+  }),
+  /** Rule tags held, with the time they were added. */
+  ruleTags: Schema.Record({ key: Schema.String, value: Schema.Number }),
+  /** Manual tags, last write (by occurredAt) wins per tag. */
+  manualTags: Schema.Record({
+    key: Schema.String,
+    value: Schema.Struct({ on: Schema.Boolean, at: Schema.Number, source: Schema.String })
+  }),
+  history: Schema.Record({ key: Schema.String, value: HistorySchema }),
+  /** Derived events not yet published; the engine publishes them, then `clearOutbox`. */
+  outbox: Schema.Array(DerivedEventSchema)
+})
+
+export interface MemberState extends Schema.Schema.Type<typeof MemberStateSchema> {}
+
+/** What a member's state is computed with. `cutpoints` null = population quintiles not computed yet. */
+export interface MemberContext {
+  readonly program: Program
+  readonly cutpoints: RfmCutpoints | null
+}
+
+export interface TagChange {
+  readonly tag: string
+  readonly op: "add" | "remove"
+  readonly at: number
+  readonly source: string
+}
+
+export interface ApplyResult {
+  readonly state: MemberState
+  readonly changed: boolean
+  readonly applied: ReadonlyArray<MemberEvent>
+  readonly duplicates: ReadonlyArray<MemberEvent>
+  readonly derived: ReadonlyArray<DerivedEvent>
+}
+
+type DeepMutable<T> = T extends ReadonlyArray<infer U>
+  ? Array<DeepMutable<U>>
+  : T extends object
+    ? { -readonly [K in keyof T]: DeepMutable<T[K]> }
+    : T
+
+/** A private working copy, mutated while a batch is applied. */
+export type Draft = DeepMutable<MemberState>
+
+// structuredClone returns a fresh copy nobody else holds, so it is ours to mutate.
+const draftOf = (state: MemberState): Draft => structuredClone(state) as Draft
+
+export const emptyState = (memberId: string): MemberState => ({
+  memberId,
+  version: 0,
+  updatedAt: null,
+  firstSeenAt: null,
+  lastSeenAt: null,
+  registeredAt: null,
+  seen: [],
+  attributes: {},
+  consent: { sms: null, email: null, wechat: null },
+  orders: {},
+  points: { balance: null, expiresAt: null },
+  tier: null,
+  rfm: { r: 0, f: 0, m: 0, segment: "prospect", announced: "prospect" },
+  ruleTags: {},
+  manualTags: {},
+  history: {},
+  outbox: []
+})
+
+/** RFM with the cut points in force, then the program's tag rules; true when anything moved. */
+const reevaluate = (d: Draft, ctx: MemberContext, now: number, cause: Cause, derived: Array<DerivedEvent>): boolean => {
+  let changed = false
+  const next = scoreMember(rfmInputs(d, ctx.program.rfm.window, now), cutpointsFor(ctx.program, ctx.cutpoints, now))
+  const rfm = d.rfm
+  if (rfm.r !== next.r || rfm.f !== next.f || rfm.m !== next.m || rfm.segment !== next.segment) {
+    Object.assign(rfm, next)
+    changed = true
+  }
+  if (next.segment !== UNSCORED && next.segment !== rfm.announced) {
+    derived.push(derive(d, "rfm", "rfm.changed", { from: rfm.announced, to: next.segment }, cause, next.segment))
+    rfm.announced = next.segment
+    changed = true
+  }
+  const rules = new Map(ctx.program.tags.map((rule) => [rule.id, rule]))
+  for (const tag of Object.keys(d.ruleTags)) {
+    const rule = rules.get(tag)
+    if (rule === undefined || !evaluate(rule.when, d, { now, ctx })) {
+      delete d.ruleTags[tag]
+      derived.push(derive(d, "tag", "tag.removed", { tag, source: tag }, cause, `remove:${tag}`))
+      changed = true
+    }
+  }
+  for (const rule of ctx.program.tags) {
+    if (d.ruleTags[rule.id] === undefined && evaluate(rule.when, d, { now, ctx })) {
+      d.ruleTags[rule.id] = now
+      derived.push(derive(d, "tag", "tag.added", { tag: rule.id, source: rule.id }, cause, `add:${rule.id}`))
+      changed = true
+    }
+  }
+  return changed
+}
+
+const finish = (
+  d: Draft,
+  now: number,
+  applied: ReadonlyArray<MemberEvent>,
+  duplicates: ReadonlyArray<MemberEvent>,
+  derived: ReadonlyArray<DerivedEvent>
+): ApplyResult => {
+  d.version += 1
+  d.updatedAt = now
+  d.outbox.push(...derived)
+  return { state: d, changed: true, applied, duplicates, derived }
+}
+
+/**
+ * Applies a batch in order. An event whose id was applied before, or a purchase whose orderId is
+ * already known, is a duplicate and changes nothing. `version` grows by one when anything changed.
+ */
+export const applyEvents = (
+  state: MemberState,
+  events: ReadonlyArray<MemberEvent>,
+  ctx: MemberContext,
+  now: number
+): ApplyResult => {
+  const d = draftOf(state)
+  const seen = new Set(d.seen)
+  const applied: Array<MemberEvent> = []
+  const duplicates: Array<MemberEvent> = []
+  const derived: Array<DerivedEvent> = []
+  for (const event of events) {
+    const hash = shortHash(event.id)
+    if (seen.has(hash) || isDuplicateOrder(d, event)) {
+      duplicates.push(event)
+      continue
+    }
+    seen.add(hash)
+    d.seen.push(hash)
+    applyFacts(d, event, ctx, now, derived)
+    applied.push(event)
+  }
+  const last = applied[applied.length - 1]
+  if (last === undefined) return { state, changed: false, applied, duplicates, derived: [] }
+  reevaluate(d, ctx, now, { key: last.id, occurredAt: last.occurredAt }, derived)
+  return finish(d, now, applied, duplicates, derived)
+}
+
+/** Yearly reviews due by `now`, each at local midnight of the tier anniversary. */
+const review = (d: Draft, ctx: MemberContext, now: number, derived: Array<DerivedEvent>): boolean => {
+  const program = ctx.program
+  if (program.tiers.source !== "computed" || program.tiers.review !== "yearly") return false
+  const timeZone = memberTimeZone(d, program)
+  let changed = false
+  // Bounded: a member reviewed after years of downtime catches up one anniversary at a time.
+  for (let guard = 0; guard < 100; guard++) {
+    const tier = d.tier
+    const since = tierSince(d)
+    if (tier === null || since === null || levelIndex(program, tier.id) === 0) break
+    const at = nextAnniversary(since, Math.max(tier.reviewedAt ?? since, since), timeZone)
+    if (at > now) break
+    const to = reviewTo(program, tier.id, basisAt(d, program, at))
+    if (to !== null) {
+      const date = localDateString(at, timeZone)
+      const cause = { key: `review:${date}`, occurredAt: new Date(at).toISOString() }
+      derived.push(derive(d, "tier", "tier.changed", { from: tier.id, to: to.id, reason: "review" }, cause, to.id))
+      d.tier = { id: to.id, since: at, reviewedAt: at, at: null }
+    } else {
+      tier.reviewedAt = at
+    }
+    changed = true
+  }
+  return changed
+}
+
+/**
+ * Time-based re-evaluation with no event: the yearly tier review, RFM with the current cut points
+ * and time, rule tags whose `within` windows moved.
+ */
+export const refresh = (state: MemberState, ctx: MemberContext, now: number): ApplyResult => {
+  if (state.lastSeenAt === null) return { state, changed: false, applied: [], duplicates: [], derived: [] }
+  const d = draftOf(state)
+  if (d.tier === null) startTier(d, ctx.program)
+  const derived: Array<DerivedEvent> = []
+  const reviewed = review(d, ctx, now, derived)
+  const cause = { key: `refresh:${state.version + 1}`, occurredAt: new Date(now).toISOString() }
+  const moved = reevaluate(d, ctx, now, cause, derived)
+  if (!reviewed && !moved) return { state, changed: false, applied: [], duplicates: [], derived: [] }
+  return finish(d, now, [], [], derived)
+}
+
+/** Drops published derived events from the outbox. Not a profile change, so `version` stays. */
+export const clearOutbox = (state: MemberState, ids: ReadonlyArray<string>): MemberState => {
+  const published = new Set(ids)
+  return { ...state, outbox: state.outbox.filter((e) => !published.has(e.id)) }
+}
+
+/** Tag changes among derived events, for the member_tags table. */
+export const tagChanges = (derived: ReadonlyArray<DerivedEvent>): ReadonlyArray<TagChange & { readonly eventId: string }> =>
+  derived.flatMap((e) => {
+    const tag = e.properties["tag"]
+    if ((e.type !== "tag.added" && e.type !== "tag.removed") || typeof tag !== "string") return []
+    const source = e.properties["source"]
+    return [{
+      eventId: e.id,
+      tag,
+      op: e.type === "tag.added" ? ("add" as const) : ("remove" as const),
+      at: Date.parse(e.occurredAt),
+      source: typeof source === "string" ? source : "manual"
+    }]
+  })
+
+export const memberTagRows = (derived: ReadonlyArray<DerivedEvent>): ReadonlyArray<MemberTagRow> =>
+  derived.flatMap((e) =>
+    tagChanges([e]).map((c) => ({
+      event_id: c.eventId,
+      member_id: e.memberId,
+      tag: c.tag,
+      op: c.op,
+      at: chTime(c.at),
+      source: c.source
+    }))
+  )

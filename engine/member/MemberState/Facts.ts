@@ -1,0 +1,204 @@
+import type { DerivedEvent, MemberEvent } from "../../../schemas/Event.ts"
+import type { Program } from "../../../schemas/Program.ts"
+import type { Draft, MemberContext } from "../MemberState.ts"
+import { startingLevel, upgradeTo } from "../Tiers.ts"
+import { derive, shortHash } from "./Ids.ts"
+import { basisNow } from "./Reads.ts"
+
+/** What one event does to a member's state, by event time (events.md, "Standard types"). */
+
+/** Event times kept per type for `{event, count, within}`; counts inside a window saturate here. */
+export const TIMES_PER_TYPE = 500
+/** Events per type whose scalar properties are kept for `{event, where}` over history. */
+export const RECENT_PER_TYPE = 20
+
+const ENGINE_SOURCE = "memberflow"
+const CHANNELS = ["sms", "email", "wechat"] as const
+
+const str = (value: unknown): string | undefined => (typeof value === "string" ? value : undefined)
+const num = (value: unknown): number | undefined =>
+  typeof value === "number" && Number.isFinite(value) ? value : undefined
+
+/** Index at which `at` goes to keep `times` ascending (after equal times: arrival order among ties). */
+const insertionPoint = (times: ReadonlyArray<number>, at: number): number => {
+  let lo = 0
+  let hi = times.length
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1
+    if ((times[mid] ?? 0) <= at) lo = mid + 1
+    else hi = mid
+  }
+  return lo
+}
+
+const scalarProperties = (properties: Readonly<Record<string, unknown>>): Record<string, unknown> => {
+  const out: Record<string, unknown> = {}
+  for (const [key, value] of Object.entries(properties)) {
+    if (value === null || typeof value === "string" || typeof value === "number" || typeof value === "boolean") {
+      out[key] = value
+    }
+  }
+  return out
+}
+
+/** Every event, of any type, is kept in history: a count, recent times, recent scalar properties. */
+const recordHistory = (d: Draft, e: MemberEvent): void => {
+  const h = (d.history[e.type] ??= { n: 0, at: [], recent: [] })
+  h.n += 1
+  h.at.splice(insertionPoint(h.at, e.at), 0, e.at)
+  if (h.at.length > TIMES_PER_TYPE) h.at.splice(0, h.at.length - TIMES_PER_TYPE)
+  h.recent.splice(insertionPoint(h.recent.map((r) => r.at), e.at), 0, { at: e.at, p: scalarProperties(e.properties) })
+  if (h.recent.length > RECENT_PER_TYPE) h.recent.splice(0, h.recent.length - RECENT_PER_TYPE)
+}
+
+export const startTier = (d: Draft, program: Program): void => {
+  d.tier = { id: startingLevel(program).id, since: null, reviewedAt: null, at: null }
+}
+
+/** A purchase whose orderId is already known from another event id. */
+export const isDuplicateOrder = (d: Draft, e: MemberEvent): boolean => {
+  if (e.type !== "purchase") return false
+  const orderId = str(e.properties["orderId"])
+  return orderId !== undefined && (d.orders[shortHash(orderId)]?.at ?? null) !== null
+}
+
+/** A tier set from outside (tiers.source: external), last write by occurredAt wins. */
+const setExternalTier = (d: Draft, program: Program, to: string, at: number): void => {
+  if (program.tiers.source !== "external") return
+  if (d.tier !== null && d.tier.at !== null && d.tier.at > at) return
+  d.tier = { id: to, since: at, reviewedAt: null, at }
+}
+
+const setConsent = (d: Draft, channel: (typeof CHANNELS)[number], granted: boolean, at: number): void => {
+  const current = d.consent[channel]
+  if (current === null || current.at <= at) d.consent[channel] = { v: granted, at }
+}
+
+const applyAttributes = (d: Draft, e: MemberEvent, program: Program): void => {
+  for (const [key, value] of Object.entries(e.properties)) {
+    if (key === "consent" && typeof value === "object" && value !== null) {
+      for (const channel of CHANNELS) {
+        const granted = (value as Record<string, unknown>)[channel]
+        if (typeof granted === "boolean") setConsent(d, channel, granted, e.at)
+      }
+    } else if (key === "tier") {
+      const to = str(value)
+      if (to !== undefined) setExternalTier(d, program, to, e.at)
+    } else {
+      const current = d.attributes[key]
+      if (current === undefined || current.at <= e.at) d.attributes[key] = { v: value, at: e.at }
+    }
+  }
+}
+
+const applyPurchase = (d: Draft, e: MemberEvent, ctx: MemberContext, now: number, derived: Array<DerivedEvent>): void => {
+  const orderId = str(e.properties["orderId"])
+  const amount = num(e.properties["amount"])
+  if (orderId === undefined || amount === undefined) return
+  const key = shortHash(orderId)
+  const pendingRefunds = d.orders[key]?.refunded ?? 0
+  const currency = str(e.properties["currency"])
+  const channel = str(e.properties["channel"])
+  d.orders[key] = {
+    at: e.at,
+    amount,
+    refunded: pendingRefunds,
+    ...(currency !== undefined ? { currency } : {}),
+    ...(channel !== undefined ? { channel } : {})
+  }
+  const program = ctx.program
+  const tier = d.tier
+  if (program.tiers.source !== "computed" || tier === null) return
+  const to = upgradeTo(program, tier.id, basisNow(d, program, now))
+  if (to === null) return
+  // tierSince never moves back: a late purchase older than the current tier does not date it earlier.
+  const since = Math.max(e.at, tier.since ?? e.at)
+  derived.push(derive(d, "tier", "tier.changed", { from: tier.id, to: to.id, reason: "upgrade" }, { key: e.id, occurredAt: e.occurredAt }, "upgrade"))
+  d.tier = { id: to.id, since, reviewedAt: null, at: null }
+}
+
+/** Refunds accumulate on the order (capped at its amount when read); one before its purchase waits there. */
+const applyRefund = (d: Draft, e: MemberEvent): void => {
+  const orderId = str(e.properties["orderId"])
+  const amount = num(e.properties["amount"])
+  if (orderId === undefined || amount === undefined) return
+  const key = shortHash(orderId)
+  const order = (d.orders[key] ??= { at: null, amount: 0, refunded: 0 })
+  order.refunded += amount
+}
+
+const applyPoints = (d: Draft, e: MemberEvent): void => {
+  const balance = num(e.properties["balance"])
+  if (balance !== undefined && (d.points.balance === null || d.points.balance.at <= e.at)) {
+    d.points.balance = { v: balance, at: e.at }
+  }
+  if ("expiresAt" in e.properties && (d.points.expiresAt === null || d.points.expiresAt.at <= e.at)) {
+    d.points.expiresAt = { v: str(e.properties["expiresAt"]) ?? null, at: e.at }
+  }
+}
+
+/** Manual tags, last write by occurredAt wins per tag; a journey may name itself in `properties.source`. */
+const applyManualTags = (d: Draft, e: MemberEvent, derived: Array<DerivedEvent>): void => {
+  const source = str(e.properties["source"]) ?? "manual"
+  const list = (value: unknown): ReadonlyArray<string> =>
+    Array.isArray(value) ? value.filter((t): t is string => typeof t === "string") : []
+  const set = (tag: string, on: boolean): void => {
+    const current = d.manualTags[tag]
+    if (current !== undefined && current.at > e.at) return
+    d.manualTags[tag] = { on, at: e.at, source }
+    if ((current?.on ?? false) !== on) {
+      const type = on ? "tag.added" : "tag.removed"
+      derived.push(derive(d, "tag", type, { tag, source }, { key: e.id, occurredAt: e.occurredAt }, `${type}:${tag}`))
+    }
+  }
+  for (const tag of list(e.properties["add"])) set(tag, true)
+  for (const tag of list(e.properties["remove"])) set(tag, false)
+}
+
+export const applyFacts = (
+  d: Draft,
+  e: MemberEvent,
+  ctx: MemberContext,
+  now: number,
+  derived: Array<DerivedEvent>
+): void => {
+  const program = ctx.program
+  if (d.tier === null) startTier(d, program)
+  d.firstSeenAt = d.firstSeenAt === null ? e.at : Math.min(d.firstSeenAt, e.at)
+  d.lastSeenAt = d.lastSeenAt === null ? e.at : Math.max(d.lastSeenAt, e.at)
+  recordHistory(d, e)
+  const fromEngine = e.source === ENGINE_SOURCE
+  switch (e.type) {
+    case "member.registered":
+      d.registeredAt = d.registeredAt === null ? e.at : Math.min(d.registeredAt, e.at)
+      applyAttributes(d, e, program)
+      return
+    case "member.updated":
+      applyAttributes(d, e, program)
+      return
+    case "consent.updated": {
+      const channel = e.properties["channel"]
+      const granted = e.properties["granted"]
+      if (typeof granted !== "boolean") return
+      for (const c of CHANNELS) if (channel === c || channel === "all") setConsent(d, c, granted, e.at)
+      return
+    }
+    case "purchase":
+      return applyPurchase(d, e, ctx, now, derived)
+    case "refund":
+      return applyRefund(d, e)
+    case "points.changed":
+      return applyPoints(d, e)
+    case "tier.changed": {
+      // The engine's own tier.changed coming back is history only.
+      const to = str(e.properties["to"])
+      if (!fromEngine && to !== undefined) setExternalTier(d, program, to, e.at)
+      return
+    }
+    case "tags.updated":
+      return applyManualTags(d, e, derived)
+    default:
+      // tag.added / tag.removed / rfm.changed (our own, coming back) and free-form events: history only.
+      return
+  }
+}

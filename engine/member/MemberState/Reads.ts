@@ -1,0 +1,193 @@
+import type { Program, TierLevel } from "../../../schemas/Program.ts"
+import type { MemberContext, MemberState, Order } from "../MemberState.ts"
+import type { RfmInputs } from "../Rfm.ts"
+import { levelIndex, nextLevel, spendToNext, startingLevel, YEAR_MS } from "../Tiers.ts"
+
+/** Facts read from a member's state at a given time: spend windows, purchase stats, attribute paths. */
+
+/** Money is summed in major units; round to cents so 0.1 + 0.2 reads 0.3. */
+export const money = (amount: number): number => Math.round(amount * 100) / 100
+
+/** An order's amount net of its refunds (refunds cap at the amount); 0 until its purchase arrives. */
+export const netOf = (order: Order): number => (order.at === null ? 0 : Math.max(0, order.amount - order.refunded))
+
+const purchased = (state: MemberState): ReadonlyArray<{ readonly at: number; readonly net: number }> =>
+  Object.values(state.orders).flatMap((o) => (o.at === null ? [] : [{ at: o.at, net: netOf(o) }]))
+
+/** Net spend on orders dated in (from, to]. */
+export const spendBetween = (state: MemberState, from: number, to: number): number =>
+  money(purchased(state).reduce((sum, o) => (o.at > from && o.at <= to ? sum + o.net : sum), 0))
+
+/** Net spend in the 365 days up to `now` (events dated a little after `now` count too). */
+export const spend365d = (state: MemberState, now: number): number => spendBetween(state, now - YEAR_MS, Infinity)
+
+export const lifetimeSpend = (state: MemberState): number => spendBetween(state, -Infinity, Infinity)
+
+/** The tier basis as of `at`: only orders dated up to `at` count, so a review is the same whenever it runs. */
+export const basisAt = (state: MemberState, program: Program, at: number): number =>
+  program.tiers.basis === "lifetimeSpend"
+    ? spendBetween(state, -Infinity, at)
+    : spendBetween(state, at - YEAR_MS, at)
+
+/** Basis now: includes orders dated slightly after `now` (the 5-minute future tolerance). */
+export const basisNow = (state: MemberState, program: Program, now: number): number =>
+  program.tiers.basis === "lifetimeSpend" ? lifetimeSpend(state) : spend365d(state, now)
+
+export interface PurchaseStats {
+  readonly count: number
+  readonly total: number
+  readonly lastAt: number | null
+  readonly averageOrder: number
+}
+
+/** Lifetime: orders with net > 0 count; last purchase is the latest by event time. */
+export const purchaseStats = (state: MemberState): PurchaseStats => {
+  let count = 0
+  let total = 0
+  let lastAt: number | null = null
+  for (const o of purchased(state)) {
+    if (o.net <= 0) continue
+    count++
+    total += o.net
+    lastAt = lastAt === null ? o.at : Math.max(lastAt, o.at)
+  }
+  return { count, total: money(total), lastAt, averageOrder: count === 0 ? 0 : money(total / count) }
+}
+
+/** RFM inputs over orders with net > 0 dated inside the window; null when there is none. */
+export const rfmInputs = (state: MemberState, windowMs: number, now: number): RfmInputs | null => {
+  let frequency = 0
+  let monetary = 0
+  let lastPurchaseAt = -Infinity
+  for (const o of purchased(state)) {
+    if (o.net <= 0 || o.at <= now - windowMs) continue
+    frequency++
+    monetary += o.net
+    lastPurchaseAt = Math.max(lastPurchaseAt, o.at)
+  }
+  return frequency === 0 ? null : { lastPurchaseAt, frequency, monetary: money(monetary) }
+}
+
+/** The time the current tier was reached; the starting level dates from registration (or first event). */
+export const tierSince = (state: MemberState): number | null =>
+  state.tier?.since ?? state.registeredAt ?? state.firstSeenAt
+
+export const memberTimeZone = (state: MemberState, program: Program): string => {
+  const tz = state.attributes["timezone"]?.v
+  return typeof tz === "string" && tz !== "" ? tz : program.timezone
+}
+
+export const memberLocale = (state: MemberState, program: Program): string => {
+  const locale = state.attributes["locale"]?.v
+  return typeof locale === "string" && locale !== "" ? locale : program.locale
+}
+
+export const freeAttributes = (state: MemberState): Record<string, unknown> => {
+  const out: Record<string, unknown> = {}
+  for (const [key, stamped] of Object.entries(state.attributes)) out[key] = stamped.v
+  return out
+}
+
+export const consentOf = (state: MemberState, channel: "sms" | "email" | "wechat"): boolean =>
+  state.consent[channel]?.v ?? false
+
+/** Current tags: rule tags ∪ manual tags that are on. */
+export const currentTags = (state: MemberState): ReadonlyArray<string> => {
+  const tags = new Set(Object.keys(state.ruleTags))
+  for (const [tag, manual] of Object.entries(state.manualTags)) if (manual.on) tags.add(tag)
+  return [...tags].sort()
+}
+
+export interface TierView {
+  readonly id: string
+  readonly level: TierLevel | null
+  readonly since: number | null
+  readonly basis: number
+  readonly next: TierLevel | null
+  readonly spendToNext: number | null
+}
+
+export const tierView = (state: MemberState, program: Program, now: number): TierView => {
+  const id = state.tier?.id ?? startingLevel(program).id
+  const basis = basisNow(state, program, now)
+  return {
+    id,
+    level: program.tiers.levels[levelIndex(program, id)] ?? null,
+    since: tierSince(state),
+    basis,
+    next: nextLevel(program, id),
+    spendToNext: spendToNext(program, id, basis)
+  }
+}
+
+/** A dotted path into a plain value (`address.city`). */
+export const pathValue = (root: unknown, path: ReadonlyArray<string>): unknown => {
+  let value = root
+  for (const key of path) {
+    if (typeof value !== "object" || value === null || !Object.hasOwn(value, key)) return undefined
+    value = (value as Readonly<Record<string, unknown>>)[key]
+  }
+  return value
+}
+
+/**
+ * The value of a condition path (journeys.md, "Conditions"). Times (`purchase.lastAt`,
+ * `registeredAt`, `tierSince`) are epoch ms; `birthday` and `points.expiresAt` are the date
+ * strings as received; missing values are `null`. Any other path is a free attribute.
+ */
+export const attributeValue = (state: MemberState, path: string, ctx: MemberContext, now: number): unknown => {
+  const program = ctx.program
+  switch (path) {
+    case "tier":
+      return state.tier?.id ?? startingLevel(program).id
+    case "tier.next":
+      return tierView(state, program, now).next?.id ?? null
+    case "tier.spendToNext":
+      return tierView(state, program, now).spendToNext
+    case "tierSince":
+      return tierSince(state)
+    case "rfm.r":
+      return state.rfm.r
+    case "rfm.f":
+      return state.rfm.f
+    case "rfm.m":
+      return state.rfm.m
+    case "rfm.segment":
+      return state.rfm.segment
+    case "purchase.count":
+      return purchaseStats(state).count
+    case "purchase.total":
+      return purchaseStats(state).total
+    case "purchase.lastAt":
+      return purchaseStats(state).lastAt
+    case "purchase.averageOrder":
+      return purchaseStats(state).averageOrder
+    case "spend365d":
+      return spend365d(state, now)
+    case "points.balance":
+      return state.points.balance?.v ?? null
+    case "points.expiresAt":
+      return state.points.expiresAt?.v ?? null
+    case "registeredAt":
+      return state.registeredAt
+    case "lastSeenAt":
+      return state.lastSeenAt
+    case "timezone":
+      return memberTimeZone(state, program)
+    case "locale":
+      return memberLocale(state, program)
+    case "tags":
+      return currentTags(state)
+    case "consent.sms":
+      return consentOf(state, "sms")
+    case "consent.email":
+      return consentOf(state, "email")
+    case "consent.wechat":
+      return consentOf(state, "wechat")
+    default: {
+      const [head, ...rest] = path.split(".")
+      const value = head === undefined ? undefined : pathValue(state.attributes[head]?.v, rest)
+      return value === undefined ? null : value
+    }
+  }
+}

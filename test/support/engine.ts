@@ -1,0 +1,115 @@
+import { type ChildProcess, spawn } from "node:child_process"
+import { mkdtempSync } from "node:fs"
+import { createServer } from "node:net"
+import { tmpdir } from "node:os"
+import { join, resolve } from "node:path"
+
+export const ROOT = resolve(import.meta.dirname, "../..")
+
+export const freePort = (): Promise<number> =>
+  new Promise((ok, fail) => {
+    const server = createServer()
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address()
+      server.close(() => (typeof address === "object" && address !== null ? ok(address.port) : fail(new Error("no port"))))
+    })
+  })
+
+export const tempDir = (label: string): string => mkdtempSync(join(tmpdir(), `memberflow-${label}-`))
+
+export interface EngineProcess {
+  readonly port: number
+  readonly child: ChildProcess
+  readonly output: () => string
+  readonly sql: <A = Record<string, unknown>>(query: string) => Promise<Array<A>>
+  readonly get: (path: string) => Promise<{ status: number; body: unknown }>
+  /** Waits for the process to exit and returns its exit code (null when killed by a signal). */
+  readonly exited: Promise<number | null>
+  readonly kill: (signal: NodeJS.Signals) => Promise<number | null>
+}
+
+/** Runs `memberflow <args>` as a user would (the bin script), with the given environment. */
+export const runCli = (args: ReadonlyArray<string>, env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> =>
+  new Promise((ok) => {
+    const child = spawn(process.execPath, [join(ROOT, "bin/memberflow.js"), ...args], {
+      cwd: ROOT,
+      env: { ...process.env, ...env },
+      stdio: ["ignore", "pipe", "pipe"]
+    })
+    let stdout = ""
+    let stderr = ""
+    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()))
+    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()))
+    child.on("exit", (code) => ok({ code, stdout, stderr }))
+  })
+
+/** Starts `memberflow run` and resolves once /readyz answers 200. */
+export const startEngine = async (env: Record<string, string>, label = "engine"): Promise<EngineProcess> => {
+  const port = await freePort()
+  const dataDir = env["MEMBERFLOW_DATA_DIR"] ?? tempDir(label)
+  const child = spawn(process.execPath, ["--stack-trace-limit=20", join(ROOT, "bin/memberflow.js"), "run"], {
+    cwd: ROOT,
+    env: { ...process.env, JOURNEYS_DIR: join(ROOT, "journeys"), ...env, MEMBERFLOW_DATA_DIR: dataDir, MEMBERFLOW_HTTP_PORT: String(port) },
+    stdio: ["ignore", "pipe", "pipe"]
+  })
+  let output = ""
+  child.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString()))
+  child.stderr?.on("data", (chunk: Buffer) => (output += chunk.toString()))
+  const exited = new Promise<number | null>((ok) => child.on("exit", (code) => ok(code)))
+  const base = `http://127.0.0.1:${port}`
+  const headers: Record<string, string> = env["MEMBERFLOW_ADMIN_TOKEN"] ? { authorization: `Bearer ${env["MEMBERFLOW_ADMIN_TOKEN"]}` } : {}
+  const get = async (path: string) => {
+    const response = await fetch(`${base}${path}`, { headers })
+    const text = await response.text()
+    let body: unknown = text
+    try {
+      body = JSON.parse(text)
+    } catch {
+      // plain text bodies (metrics, healthz) stay text
+    }
+    return { status: response.status, body }
+  }
+  const sql = async <A,>(query: string): Promise<Array<A>> => {
+    const response = await fetch(`${base}/sql`, { method: "POST", headers: { ...headers, "content-type": "text/plain" }, body: query })
+    const body = (await response.json()) as { rows?: Array<A>; error?: string }
+    if (response.status !== 200 || body.rows === undefined) throw new Error(`SQL failed (${response.status}): ${body.error}`)
+    return body.rows
+  }
+  const deadline = Date.now() + 60_000
+  let exitCode: number | null | "running" = "running"
+  void exited.then((code) => (exitCode = code))
+  while (Date.now() < deadline) {
+    if (exitCode !== "running") throw new Error(`engine exited (${exitCode}) before ready:\n${output}`)
+    const ready = await get("/readyz").then((r) => r.status === 200, () => false)
+    if (ready) break
+    await new Promise((r) => setTimeout(r, 200))
+  }
+  if (Date.now() >= deadline) throw new Error(`engine not ready in 60 s:\n${output}`)
+  return {
+    port,
+    child,
+    output: () => output,
+    sql,
+    get,
+    exited,
+    kill: (signal) => {
+      child.kill(signal)
+      return exited
+    }
+  }
+}
+
+/** Polls `check` until it returns true (or throws after `ms`). */
+export const eventually = async (check: () => Promise<boolean>, ms = 30_000, what = "condition"): Promise<void> => {
+  const deadline = Date.now() + ms
+  let lastError: unknown
+  while (Date.now() < deadline) {
+    try {
+      if (await check()) return
+    } catch (error) {
+      lastError = error
+    }
+    await new Promise((r) => setTimeout(r, 250))
+  }
+  throw new Error(`timed out waiting for ${what}${lastError ? `: ${String(lastError)}` : ""}`)
+}

@@ -1,0 +1,20 @@
+import { cpSync, readFileSync, writeFileSync } from "node:fs"
+import { join } from "node:path"
+import { ROOT, tempDir } from "./engine.ts"
+
+/**
+ * A copy of the shipped journeys folder with textual edits to program.yaml (e.g. fixed RFM cut
+ * points or a short recompute period), so a test runs the real file with only what it needs changed.
+ */
+export const journeysDir = (edits: ReadonlyArray<readonly [string, string]> = []): string => {
+  const dir = tempDir("journeys")
+  cpSync(join(ROOT, "journeys"), dir, { recursive: true })
+  const file = join(dir, "program.yaml")
+  let text = readFileSync(file, "utf8")
+  for (const [from, to] of edits) {
+    if (!text.includes(from)) throw new Error(`program.yaml has no "${from}" to edit`)
+    text = text.replace(from, to)
+  }
+  writeFileSync(file, text)
+  return dir
+}
