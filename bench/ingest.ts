@@ -11,6 +11,9 @@ import { readFileSync } from "node:fs"
 import { dropTopology, natsConnect, uniqueTopology } from "../test/support/nats.ts"
 import { startEngine, tempDir } from "../test/support/engine.ts"
 
+// Cheaper publishes: the NATS client builds an Error per request (LIMITS.md).
+Error.stackTraceLimit = 0
+
 const EVENTS = Number(process.env["BENCH_EVENTS"] ?? 1_000_000)
 const MEMBERS = Number(process.env["BENCH_MEMBERS"] ?? 100_000)
 const PACED_RATE = Number(process.env["BENCH_PACED_RATE"] ?? 0)
@@ -44,6 +47,7 @@ const parseMetrics = (text: string) => {
   return {
     received: value("memberflow_events_received_total"),
     applied: value("memberflow_events_applied_total"),
+    derived: value("memberflow_derived_events_published_total"),
     latency: { buckets, count: value("memberflow_event_latency_seconds_count") } as Histogram
   }
 }
@@ -68,7 +72,9 @@ const main = async () => {
   const topology = uniqueTopology("bench")
   const nc = await natsConnect()
   log(`memberflow ingest benchmark: ${EVENTS.toLocaleString()} events, ${MEMBERS.toLocaleString()} members, stream ${topology.stream}`)
-  const engine = await startEngine({ ...topology.env, MEMBERFLOW_DATA_DIR: tempDir("bench") }, "bench")
+  // The stream and consumer exist before the first publish: `memberflow migrate`-like set-up run.
+  let engine = await startEngine({ ...topology.env, MEMBERFLOW_DATA_DIR: tempDir("bench-setup") }, "bench")
+  await engine.kill("SIGTERM")
   const metrics = async () => parseMetrics(String((await engine.get("/metrics")).body))
   try {
     const js = jetstream(nc)
@@ -89,39 +95,43 @@ const main = async () => {
     const publishSeconds = (performance.now() - t0) / 1000
     log(`published ${published.toLocaleString()} in ${publishSeconds.toFixed(1)} s (${Math.round(published / publishSeconds).toLocaleString()}/s)`)
 
+    // Throughput: the engine drains the whole backlog; nothing else runs on the machine meanwhile.
+    engine = await startEngine({ ...topology.env, MEMBERFLOW_DATA_DIR: tempDir("bench") }, "bench")
+    const d0 = performance.now()
     let last = await metrics()
     const samples: Array<{ t: number; received: number }> = []
-    while (last.received < EVENTS) {
+    while (last.received < EVENTS + last.derived) {
       await new Promise((r) => setTimeout(r, 1000))
       last = await metrics()
       samples.push({ t: performance.now(), received: last.received })
       log(`  engine: ${last.received.toLocaleString()} received, ${last.applied.toLocaleString()} applied`)
-      if (performance.now() - t0 > 30 * 60_000) throw new Error("engine did not finish in 30 minutes")
+      if (performance.now() - d0 > 30 * 60_000) throw new Error("engine did not finish in 30 minutes")
     }
-    const totalSeconds = (performance.now() - t0) / 1000
+    const totalSeconds = (performance.now() - d0) / 1000
     const saturated = last.latency
     const rate = EVENTS / totalSeconds
     const rss = rssOf(engine.child.pid!)
-    log(`engine: ${EVENTS.toLocaleString()} events durable in ${totalSeconds.toFixed(1)} s from the first publish = ${Math.round(rate).toLocaleString()} events/s sustained`)
+    log(`engine: ${EVENTS.toLocaleString()} events made durable from a backlog in ${totalSeconds.toFixed(1)} s = ${Math.round(rate).toLocaleString()} events/s sustained`)
     log(`latency publish→durable under a full backlog: p50 ${quantile(saturated, null, 0.5)}, p99 ${quantile(saturated, null, 0.99)}`)
 
     let paced = ""
-    if (PACED_RATE > 0) {
+    const pacedRate = PACED_RATE > 0 ? PACED_RATE : Math.round((rate * 0.5) / 100) * 100
+    if (pacedRate > 0) {
       const before = last.latency
       const seconds = 20
       for (let s = 0; s < seconds; s++) {
         const tick = performance.now()
         const batch: Array<Promise<unknown>> = []
-        for (let k = 0; k < PACED_RATE; k++) {
-          const event = makeEvent(EVENTS + s * PACED_RATE + k, Date.now())
+        for (let k = 0; k < pacedRate; k++) {
+          const event = makeEvent(EVENTS + s * pacedRate + k, Date.now())
           batch.push(js.publish(`${topology.subjectPrefix}.${event.type}`, JSON.stringify({ ...event, id: `paced-${event.id}` }), { msgID: `paced-${event.id}` }))
         }
         await Promise.all(batch)
         await new Promise((r) => setTimeout(r, Math.max(0, 1000 - (performance.now() - tick))))
       }
-      const target = EVENTS + seconds * PACED_RATE
+      const target = EVENTS + last.derived + seconds * pacedRate
       while ((last = await metrics()).received < target) await new Promise((r) => setTimeout(r, 250))
-      paced = `latency at a paced ${PACED_RATE.toLocaleString()} events/s for ${seconds} s: p50 ${quantile(last.latency, before, 0.5)}, p99 ${quantile(last.latency, before, 0.99)}`
+      paced = `latency at a paced ${pacedRate.toLocaleString()} events/s for ${seconds} s: p50 ${quantile(last.latency, before, 0.5)}, p99 ${quantile(last.latency, before, 0.99)}`
       log(paced)
     }
     log(`engine peak RSS ${rss.peakMb.toFixed(0)} MB`)

@@ -1,12 +1,13 @@
 import type { JsMsg } from "@nats-io/jetstream"
 import { headers as natsHeaders } from "@nats-io/transport-node"
-import { Chunk, Clock, Config, Duration, Effect, Either, Fiber, Layer, Metric, Schedule, Stream } from "effect"
+import { Clock, Config, Effect, Either, Fiber, Layer, Metric, Option, Schedule, Stream } from "effect"
 import type { DerivedEvent, MemberEvent } from "../schemas/Event.ts"
 import { chTime, type EventRow, type MemberProfileRow, type MemberTagRow, type RejectedEventRow } from "../schemas/Rows.ts"
 import { Clickhouse } from "./Clickhouse.ts"
+import { batcher } from "./ingest/Batcher.ts"
 import { decodeEvent } from "./ingest/Decode.ts"
 import { applyEvents, profileRow } from "./member/MemberState.ts"
-import { MemberStore, type Updated } from "./MemberStore.ts"
+import { type Change, MemberStore, type Updated } from "./MemberStore.ts"
 import * as Metrics from "./Metrics.ts"
 import { Nats } from "./Nats.ts"
 import { ProgramRuntime } from "./ProgramRuntime.ts"
@@ -62,37 +63,45 @@ export const publishDerived = Effect.fn("Ingest.publishDerived")(function* (upda
   const store = yield* MemberStore
   const derived: Array<DerivedEvent> = []
   for (const update of updates) derived.push(...update.result.state.outbox)
-  yield* Effect.forEach(
-    derived,
-    (event) =>
-      use("publish derived event", () =>
+  yield* use("publish derived events", () =>
+    Promise.all(
+      derived.map((event) =>
         js.publish(subjectOf(topology, event.type), JSON.stringify({ ...event, source: "memberflow" }), { msgID: event.id })
-      ).pipe(Effect.retry(retryForever)),
-    { concurrency: 512, discard: true }
-  )
+      )
+    )
+  ).pipe(Effect.retry(retryForever))
   for (const update of updates) {
     store.markPublished(update.memberId, update.result.state.outbox.map((event) => event.id))
   }
   return derived
 })
 
+/** A batch whose member state is durable and whose derived events are published, not yet acked. */
+export interface AppliedBatch {
+  readonly batch: ReadonlyArray<JsMsg>
+  readonly started: number
+  readonly rejected: ReadonlyArray<RejectedEventRow & { readonly data: Uint8Array }>
+  readonly eventRows: ReadonlyArray<EventRow>
+  readonly tagRows: ReadonlyArray<MemberTagRow>
+  readonly profileRows: ReadonlyArray<MemberProfileRow>
+  readonly applied: number
+  readonly duplicates: number
+  readonly derived: number
+}
+
 /**
- * One batch from the stream to durable effects, in this order: member state (KV, compare-and-set),
- * the engine's derived events (JetStream, deterministic ids), analyst rows (ClickHouse), dead
- * letters — and only then the acks. A crash anywhere before the acks redelivers the batch, and the
- * per-member event-id memory makes the second application a no-op.
+ * Stage one of a batch: decode, apply to member state (KV, compare-and-set), publish the derived
+ * events (JetStream, deterministic ids).
  */
-export const processBatch = Effect.fn("Ingest.processBatch")(function* (batch: ReadonlyArray<JsMsg>) {
+export const applyBatch = Effect.fn("Ingest.applyBatch")(function* (batch: ReadonlyArray<JsMsg>) {
   const started = yield* Clock.currentTimeMillis
-  const { js, use } = yield* Nats
   const topology = yield* Topology
-  const clickhouse = yield* Clickhouse
   const store = yield* MemberStore
   const runtime = yield* ProgramRuntime
   const maxBytes = yield* Config.integer("MEMBERFLOW_MAX_EVENT_BYTES").pipe(Config.withDefault(64 * 1024))
   const ctx = yield* runtime.context
 
-  const rejected: Array<RejectedEventRow> = []
+  const rejected: Array<RejectedEventRow & { readonly data: Uint8Array }> = []
   const byMember = new Map<string, Array<MemberEvent>>()
   const redelivered = new Set<string>()
   const receivedAt = new Map<string, number>()
@@ -104,7 +113,8 @@ export const processBatch = Effect.fn("Ingest.processBatch")(function* (batch: R
         received_at: chTime(arrivalMs(msg)),
         subject: msg.subject,
         raw: lossyUtf8.decode(msg.data.subarray(0, RAW_LIMIT)),
-        reason: decoded.left
+        reason: decoded.left,
+        data: msg.data
       })
       continue
     }
@@ -116,15 +126,16 @@ export const processBatch = Effect.fn("Ingest.processBatch")(function* (batch: R
     if (msg.redelivered) redelivered.add(event.id)
   }
 
-  const updates: ReadonlyArray<Updated> = yield* Effect.forEach(
-    byMember,
-    ([memberId, events]) =>
-      store.update(memberId, (state) => applyEvents(state, events, ctx, started)).pipe(Effect.retry(retryForever)),
-    { concurrency: 512 }
-  )
+  const updates: ReadonlyArray<Updated> = yield* store.updateMany(
+    Array.from(byMember, ([memberId, events]): Change => [
+      memberId,
+      (state, options) => applyEvents(state, events, ctx, started, options)
+    ])
+  ).pipe(Effect.retry(retryForever))
 
   const derived = yield* publishDerived(updates)
 
+  // Rows are taken now: the states may change again while this batch is being recorded.
   const eventRows: Array<EventRow> = []
   const tagRows: Array<MemberTagRow> = []
   const profileRows: Array<MemberProfileRow> = []
@@ -141,12 +152,26 @@ export const processBatch = Effect.fn("Ingest.processBatch")(function* (batch: R
     }
     if (update.written || again.length > 0) profileRows.push(profileRow(update.result.state, ctx, started))
   }
+  return { batch, started, rejected, eventRows, tagRows, profileRows, applied, duplicates, derived: derived.length } satisfies AppliedBatch
+})
+
+/**
+ * Stage two: analyst rows (ClickHouse) and dead letters, and only then the acks. A crash anywhere
+ * before the acks redelivers the batch; the per-member event-id memory makes the second
+ * application a no-op, and redelivered events are written to ClickHouse again (ReplacingMergeTree
+ * keeps one row).
+ */
+export const recordBatch = Effect.fn("Ingest.recordBatch")(function* (work: AppliedBatch) {
+  const { batch, started, rejected, eventRows, tagRows, profileRows, applied, duplicates, derived } = work
+  const { js, use } = yield* Nats
+  const topology = yield* Topology
+  const clickhouse = yield* Clickhouse
   yield* Effect.all(
     [
       clickhouse.insert("events", eventRows),
       clickhouse.insert("member_tags", tagRows),
       clickhouse.insert("member_profiles", profileRows),
-      clickhouse.insert("rejected_events", rejected)
+      clickhouse.insert("rejected_events", rejected.map(({ data: _, ...row }) => row))
     ],
     { concurrency: "unbounded", discard: true }
   ).pipe(Effect.retry(retryForever))
@@ -157,9 +182,8 @@ export const processBatch = Effect.fn("Ingest.processBatch")(function* (batch: R
       const h = natsHeaders()
       h.set("Memberflow-Reason", row.reason.slice(0, 1024).replace(/[\r\n]+/g, " "))
       h.set("Memberflow-Subject", row.subject)
-      const original = batch.find((msg) => `${topology.stream}:${msg.seq}` === row.rejection_id)
       return use("publish dead letter", () =>
-        js.publish(topology.deadletterSubject, original?.data ?? new Uint8Array(), { msgID: row.rejection_id, headers: h })
+        js.publish(topology.deadletterSubject, row.data, { msgID: row.rejection_id, headers: h })
       ).pipe(Effect.retry(retryForever))
     },
     { concurrency: 64, discard: true }
@@ -167,20 +191,23 @@ export const processBatch = Effect.fn("Ingest.processBatch")(function* (batch: R
 
   for (const msg of batch) msg.ack()
   const done = yield* Clock.currentTimeMillis
-  for (const msg of batch) yield* Metrics.eventLatencySeconds(Effect.succeed((done - arrivalMs(msg)) / 1000))
+  for (const msg of batch) Metrics.eventLatencySeconds.unsafeUpdate((done - arrivalMs(msg)) / 1000, [])
   yield* Metric.incrementBy(Metrics.eventsReceived, batch.length)
   yield* Metric.incrementBy(Metrics.eventsApplied, applied)
   yield* Metric.incrementBy(Metrics.eventsDuplicate, duplicates)
   yield* Metric.incrementBy(Metrics.eventsRejected, rejected.length)
-  yield* Metric.incrementBy(Metrics.derivedPublished, derived.length)
+  yield* Metric.incrementBy(Metrics.derivedPublished, derived)
   yield* Metrics.batchSeconds(Effect.succeed((done - started) / 1000))
   if (rejected.length > 0) {
     yield* Effect.logWarning("events rejected").pipe(
       Effect.annotateLogs({ count: rejected.length, first: rejected[0]?.reason ?? "" })
     )
   }
-  return { received: batch.length, applied, duplicates, rejected: rejected.length, derived: derived.length }
+  return { received: batch.length, applied, duplicates, rejected: rejected.length, derived }
 })
+
+/** Both stages, one after the other: a batch from the stream to durable, acked effects. */
+export const processBatch = (batch: ReadonlyArray<JsMsg>) => Effect.flatMap(applyBatch(batch), recordBatch)
 
 /**
  * The consuming loop: a durable pull consumer shared by every engine, read with backpressure
@@ -195,10 +222,18 @@ export const IngestLive = Layer.scopedDiscard(
     const consumer = yield* use("get consumer", () => js.consumers.get(topology.stream, topology.consumer))
     const messages = yield* use("consume", () => consumer.consume({ max_messages: batchSize * 2 }))
     const context = yield* Effect.context<Nats | Topology | Clickhouse | MemberStore | ProgramRuntime>()
-    const fiber = yield* Stream.fromAsyncIterable(messages, (cause) => cause).pipe(
-      Stream.groupedWithin(batchSize, Duration.millis(batchWindow)),
-      // A batch in flight finishes before shutdown takes effect: SIGTERM drains.
-      Stream.mapEffect((chunk) => Effect.uninterruptible(processBatch(Chunk.toReadonlyArray(chunk)))),
+    const nextBatch = batcher(messages, batchSize, batchWindow)
+    const fiber = yield* Stream.repeatEffectOption(
+      use("next batch", nextBatch).pipe(
+        Effect.mapError(Option.some),
+        Effect.flatMap((batch) => (batch === null ? Effect.fail(Option.none()) : Effect.succeed(batch)))
+      )
+    ).pipe(
+      // Two stages in a pipeline: batch n+1 is applied to member state while batch n is written to
+      // ClickHouse and acked. A batch in flight finishes before shutdown takes effect: SIGTERM drains.
+      Stream.mapEffect((batch) => Effect.uninterruptible(applyBatch(batch))),
+      Stream.buffer({ capacity: 1 }),
+      Stream.mapEffect((applied) => Effect.uninterruptible(recordBatch(applied))),
       Stream.runDrain,
       Effect.provide(context),
       Effect.tapErrorCause((cause) => Effect.logError("ingest stopped", cause)),

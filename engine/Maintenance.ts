@@ -4,7 +4,7 @@ import { chTime } from "../schemas/Rows.ts"
 import { Clickhouse } from "./Clickhouse.ts"
 import { publishDerived, retryForever } from "./Ingest.ts"
 import { profileRow, refresh, type RfmCutpoints } from "./member/MemberState.ts"
-import { MemberStore } from "./MemberStore.ts"
+import { type Change, MemberStore } from "./MemberStore.ts"
 import { ProgramRuntime } from "./ProgramRuntime.ts"
 
 type Four = readonly [number, number, number, number]
@@ -66,11 +66,10 @@ export const sweep = Effect.fn("Maintenance.sweep")(function* () {
   let changed = 0
   for (let offset = 0; offset < ids.length; offset += 5000) {
     const slice = ids.slice(offset, offset + 5000)
-    const updates = yield* Effect.forEach(
-      slice,
-      (memberId) => store.update(memberId, (state) => refresh(state, ctx, now)).pipe(Effect.retry(retryForever)),
-      { concurrency: 256 }
-    )
+    const updates = yield* store.updateMany(
+      slice.map((memberId): Change => [memberId, (state, options) => refresh(state, ctx, now, options)]),
+      256
+    ).pipe(Effect.retry(retryForever))
     yield* publishDerived(updates)
     const rows = updates.filter((update) => update.written).map((update) => profileRow(update.result.state, ctx, now))
     changed += rows.length

@@ -1,21 +1,25 @@
 import type { KV } from "@nats-io/kv"
 import { Config, Data, Effect } from "effect"
-import { type ApplyResult, clearOutbox, emptyState, type MemberState } from "./member/MemberState.ts"
-import { Nats, type NatsError } from "./Nats.ts"
+import { type ApplyOptions, type ApplyResult, clearOutbox, emptyState, type MemberState } from "./member/MemberState.ts"
+import { casConflicts, retries } from "./Metrics.ts"
+import { Nats } from "./Nats.ts"
 import { Topology } from "./Topology.ts"
 
-export class MemberStateCorrupt extends Data.TaggedError("MemberStateCorrupt")<{
+export class MemberStoreError extends Data.TaggedError("MemberStoreError")<{
   readonly memberId: string
-  readonly cause: unknown
-}> {}
-
-export class CasExhausted extends Data.TaggedError("CasExhausted")<{ readonly memberId: string; readonly attempts: number }> {}
+  readonly reason: string
+  readonly cause?: unknown
+}> {
+  override get message(): string {
+    return `member ${this.memberId}: ${this.reason}`
+  }
+}
 
 interface Entry {
   readonly state: MemberState
   /** KV revision the state was read or written at; 0 = the key does not exist yet. */
   readonly revision: number
-  /** Derived events already published from this state's outbox, cleared on the next write. */
+  /** Derived events already published from this state's outbox, dropped on the next write. */
   readonly published: ReadonlySet<string>
 }
 
@@ -26,6 +30,9 @@ export interface Updated {
   readonly written: boolean
 }
 
+/** What to do to one member: `f` may mutate the state it is given (see `update`). */
+export type Change = readonly [memberId: string, f: (state: MemberState, options: ApplyOptions) => ApplyResult]
+
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()
 
@@ -33,9 +40,15 @@ const decoder = new TextDecoder()
 export const memberKey = (memberId: string): string => `m.${Buffer.from(memberId, "utf8").toString("base64url")}`
 export const memberIdOfKey = (key: string): string => Buffer.from(key.slice(2), "base64url").toString("utf8")
 
+const messageOf = (error: unknown): string => (error instanceof Error ? error.message : String(error))
+
 /** A compare-and-set lost to another writer: someone else changed the member first. */
-const isConflict = (error: NatsError): boolean =>
-  error.cause instanceof Error && /wrong last sequence|key exists|10071/i.test(error.cause.message)
+const isConflict = (error: unknown): boolean => /wrong last sequence|key exists|10071/i.test(messageOf(error))
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
+
+/** Capped, jittered backoff for a store that is briefly away (NATS restarting): 200 ms … 10 s. */
+const backoff = (attempt: number) => Math.min(10_000, 200 * 1.5 ** attempt) * (0.5 + Math.random())
 
 /**
  * Member state, durable in NATS KV and cached in process.
@@ -43,6 +56,9 @@ const isConflict = (error: NatsError): boolean =>
  * Every write is a compare-and-set on the KV revision the state was read at, so two engines
  * applying events of one member at once never lose an update: the loser re-reads and re-applies,
  * and the per-member event-id memory turns anything already applied into a no-op.
+ *
+ * The hot path is one Effect per batch with plain promises inside, up to `concurrency` members in
+ * flight: a fiber per member cost more CPU than the KV write it waited for (BENCHMARKS.md).
  */
 export class MemberStore extends Effect.Service<MemberStore>()("memberflow/MemberStore", {
   scoped: Effect.gen(function* () {
@@ -53,7 +69,6 @@ export class MemberStore extends Effect.Service<MemberStore>()("memberflow/Membe
     const cache = new Map<string, Entry>()
 
     const remember = (memberId: string, entry: Entry) => {
-      cache.delete(memberId)
       cache.set(memberId, entry)
       if (cache.size > cacheSize) {
         const oldest = cache.keys().next()
@@ -61,57 +76,85 @@ export class MemberStore extends Effect.Service<MemberStore>()("memberflow/Membe
       }
     }
 
-    const read = (memberId: string): Effect.Effect<Entry, NatsError | MemberStateCorrupt> =>
-      use("kv get", () => kv.get(memberKey(memberId))).pipe(
-        Effect.flatMap((found) => {
-          if (found === null || found.operation !== "PUT") {
-            return Effect.succeed<Entry>({ state: emptyState(memberId), revision: found?.revision ?? 0, published: new Set() })
-          }
-          return Effect.try({
-            try: (): Entry => ({ state: JSON.parse(decoder.decode(found.value)) as MemberState, revision: found.revision, published: new Set() }),
-            catch: (cause) => new MemberStateCorrupt({ memberId, cause })
-          })
-        })
-      )
-
-    const cached = (memberId: string) => {
-      const hit = cache.get(memberId)
-      return hit !== undefined ? Effect.succeed(hit) : read(memberId)
+    const read = async (memberId: string): Promise<Entry> => {
+      const found = await kv.get(memberKey(memberId))
+      if (found === null || found.operation !== "PUT") {
+        return { state: emptyState(memberId), revision: found?.revision ?? 0, published: new Set() }
+      }
+      try {
+        return { state: JSON.parse(decoder.decode(found.value)) as MemberState, revision: found.revision, published: new Set() }
+      } catch (cause) {
+        throw new MemberStoreError({ memberId, reason: "stored state is not valid JSON", cause })
+      }
     }
 
-    const write = (memberId: string, entry: Entry, state: MemberState) => {
-      const bytes = encoder.encode(JSON.stringify(state))
-      const key = memberKey(memberId)
-      return entry.revision === 0
-        ? use("kv create", () => kv.create(key, bytes))
-        : use("kv update", () => kv.update(key, bytes, entry.revision))
+    /** Retries what fails for reasons outside the member (NATS away) until it succeeds. */
+    const persistently = async <A>(memberId: string, operation: () => Promise<A>): Promise<A> => {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          return await operation()
+        } catch (error) {
+          if (error instanceof MemberStoreError || isConflict(error)) throw error
+          retries.unsafeUpdate(1, [])
+          if (attempt % 10 === 9) {
+            Effect.runFork(Effect.logWarning("member store unavailable, retrying").pipe(Effect.annotateLogs({ memberId, error: messageOf(error) })))
+          }
+          await sleep(backoff(attempt))
+        }
+      }
+    }
+
+    const updateOne = async (memberId: string, f: Change[1]): Promise<Updated> => {
+      // The cached copy leaves the cache while it is worked on: `f` mutates it in place, and only
+      // a successful write (or an unchanged result) puts it back.
+      let entry = cache.get(memberId) ?? (await persistently(memberId, () => read(memberId)))
+      cache.delete(memberId)
+      for (let attempt = 1; attempt <= 50; attempt++) {
+        const base = entry.published.size > 0 ? clearOutbox(entry.state, [...entry.published]) : entry.state
+        const result = f(base, { owned: true })
+        if (!result.changed) {
+          remember(memberId, { ...entry, state: result.state })
+          return { memberId, result, written: false }
+        }
+        const bytes = encoder.encode(JSON.stringify(result.state))
+        const key = memberKey(memberId)
+        const revision = entry.revision
+        try {
+          const written = await persistently(memberId, () => (revision === 0 ? kv.create(key, bytes) : kv.update(key, bytes, revision)))
+          remember(memberId, { state: result.state, revision: written, published: new Set() })
+          return { memberId, result, written: true }
+        } catch (error) {
+          if (!isConflict(error)) throw error
+          casConflicts.unsafeUpdate(1, [])
+          entry = await persistently(memberId, () => read(memberId))
+        }
+      }
+      throw new MemberStoreError({ memberId, reason: "50 compare-and-set attempts lost to other writers" })
     }
 
     /**
-     * Applies `f` to the member's current state and writes the result with compare-and-set,
-     * re-reading and re-applying on conflict.
+     * Applies each change with compare-and-set, up to `concurrency` members at once. Transient
+     * failures are retried inside; the Effect fails only on a state that cannot be read.
      */
-    const update = (memberId: string, f: (state: MemberState) => ApplyResult) =>
-      Effect.gen(function* () {
-        let entry = yield* cached(memberId)
-        for (let attempt = 1; attempt <= 50; attempt++) {
-          const base = entry.published.size > 0 ? clearOutbox(entry.state, [...entry.published]) : entry.state
-          const result = f(base)
-          if (!result.changed) {
-            remember(memberId, entry)
-            return { memberId, result, written: false } satisfies Updated
+    const updateMany = (changes: Iterable<Change>, concurrency = 512) =>
+      Effect.tryPromise({
+        try: async () => {
+          const work = [...changes]
+          const results = new Array<Updated>(work.length)
+          let next = 0
+          const worker = async () => {
+            while (next < work.length) {
+              const i = next++
+              const [memberId, f] = work[i]!
+              results[i] = await updateOne(memberId, f)
+            }
           }
-          const outcome = yield* write(memberId, entry, result.state).pipe(Effect.either)
-          if (outcome._tag === "Right") {
-            remember(memberId, { state: result.state, revision: outcome.right, published: new Set() })
-            return { memberId, result, written: true } satisfies Updated
-          }
-          if (!isConflict(outcome.left)) return yield* outcome.left
-          cache.delete(memberId)
-          entry = yield* read(memberId)
-        }
-        return yield* new CasExhausted({ memberId, attempts: 50 })
-      })
+          await Promise.all(Array.from({ length: Math.min(concurrency, work.length) }, worker))
+          return results
+        },
+        catch: (cause) =>
+          cause instanceof MemberStoreError ? cause : new MemberStoreError({ memberId: "?", reason: messageOf(cause), cause })
+      }).pipe(Effect.withSpan("MemberStore.updateMany"))
 
     /** Marks derived events as published so the next write drops them from the outbox. */
     const markPublished = (memberId: string, ids: ReadonlyArray<string>) => {
@@ -121,10 +164,12 @@ export class MemberStore extends Effect.Service<MemberStore>()("memberflow/Membe
       }
     }
 
-    const get = (memberId: string) => cached(memberId).pipe(Effect.map((entry) => entry.state))
-
     /** Reads straight from KV, bypassing the cache (what another engine may have written). */
-    const getFresh = (memberId: string) => read(memberId).pipe(Effect.map((entry) => (entry.revision === 0 ? null : entry.state)))
+    const getFresh = (memberId: string) =>
+      Effect.tryPromise({
+        try: () => read(memberId),
+        catch: (cause) => (cause instanceof MemberStoreError ? cause : new MemberStoreError({ memberId, reason: messageOf(cause), cause }))
+      }).pipe(Effect.map((entry) => (entry.revision === 0 ? null : entry.state)))
 
     const memberIds = use("kv keys", async () => {
       const ids: Array<string> = []
@@ -132,6 +177,6 @@ export class MemberStore extends Effect.Service<MemberStore>()("memberflow/Membe
       return ids
     })
 
-    return { update, markPublished, get, getFresh, memberIds, cacheSize: () => cache.size } as const
+    return { updateMany, markPublished, getFresh, memberIds, cacheSize: () => cache.size } as const
   })
 }) {}
