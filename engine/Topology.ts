@@ -63,6 +63,8 @@ const isNotFound = (error: NatsError): boolean =>
 export const ensureTopology = Effect.fn("Topology.ensure")(function* () {
   const { jsm, use } = yield* Nats
   const topology = yield* Topology
+  // How long a message pulled by an engine that died stays invisible before another engine gets it.
+  const ackWaitMs = yield* Config.integer("MEMBERFLOW_ACK_WAIT_MS").pipe(Config.withDefault(60_000))
   const ensureStream = (name: string, subjects: Array<string>) =>
     use(`stream info ${name}`, () => jsm.streams.info(name)).pipe(
       Effect.catchIf(isNotFound, () =>
@@ -86,7 +88,7 @@ export const ensureTopology = Effect.fn("Topology.ensure")(function* () {
           durable_name: topology.consumer,
           ack_policy: AckPolicy.Explicit,
           deliver_policy: DeliverPolicy.All,
-          ack_wait: nanos(60_000),
+          ack_wait: nanos(ackWaitMs),
           max_ack_pending: 50_000,
           max_deliver: -1
         })

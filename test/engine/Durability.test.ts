@@ -1,0 +1,153 @@
+import { jetstream, jetstreamManager } from "@nats-io/jetstream"
+import type { NatsConnection } from "@nats-io/transport-node"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { type EngineProcess, eventually, startEngine, tempDir } from "../support/engine.ts"
+import { dropTopology, type EventInput, natsConnect, publishEvents, type TestTopology, uniqueTopology } from "../support/nats.ts"
+
+const DAY = 86_400_000
+const MEMBERS = 400
+const PURCHASES = 12_000
+
+interface Expected {
+  readonly count: number
+  readonly total: number
+}
+
+/**
+ * A history with its ground truth computed here, independently of the engine: registrations,
+ * purchases, refunds (some of whole orders), and re-publishes of the same event id that get past
+ * JetStream's duplicate window (new Nats-Msg-Id), all interleaved by member.
+ */
+const history = () => {
+  const events: Array<EventInput> = []
+  const replays: Array<EventInput> = []
+  const orders = new Map<string, Map<string, { amount: number; refunded: number }>>()
+  const now = Date.now()
+  for (let m = 0; m < MEMBERS; m++) {
+    events.push({ id: `reg-${m}`, type: "member.registered", memberId: `d${m}`, occurredAt: new Date(now - 300 * DAY).toISOString(), properties: { consent: { sms: true } } })
+    orders.set(`d${m}`, new Map())
+  }
+  for (let i = 0; i < PURCHASES; i++) {
+    const memberId = `d${(i * 7919) % MEMBERS}`
+    const amount = 50 + ((i * 37) % 900)
+    const event: EventInput = {
+      id: `buy-${i}`,
+      type: "purchase",
+      memberId,
+      occurredAt: new Date(now - ((i * 13) % 360) * DAY - 1000).toISOString(),
+      properties: { orderId: `ord-${i}`, amount, currency: "CNY" }
+    }
+    events.push(event)
+    orders.get(memberId)!.set(`ord-${i}`, { amount, refunded: 0 })
+    if (i % 50 === 0) replays.push(event)
+    if (i % 40 === 3) {
+      const refund = i % 80 === 3 ? amount : 20
+      events.push({ id: `ref-${i}`, type: "refund", memberId, occurredAt: new Date(now - 1000).toISOString(), properties: { orderId: `ord-${i}`, amount: refund } })
+      orders.get(memberId)!.get(`ord-${i}`)!.refunded = refund
+    }
+  }
+  const expected = new Map<string, Expected>()
+  for (const [memberId, memberOrders] of orders) {
+    let count = 0
+    let total = 0
+    for (const order of memberOrders.values()) {
+      const net = Math.max(0, order.amount - order.refunded)
+      if (net > 0) count++
+      total += net
+    }
+    expected.set(memberId, { count, total })
+  }
+  return { events, replays, expected }
+}
+
+const drained = async (nc: NatsConnection, topology: TestTopology) => {
+  const jsm = await jetstreamManager(nc)
+  const info = await jsm.consumers.info(topology.stream, "memberflow")
+  return info.num_pending === 0 && info.num_ack_pending === 0
+}
+
+const profiles = async (engine: EngineProcess, ids: Iterable<string>) => {
+  const out = new Map<string, Expected>()
+  for (const memberId of ids) {
+    const { body } = await engine.get(`/members/${memberId}`)
+    const purchase = (body as { purchase?: Expected }).purchase
+    out.set(memberId, purchase === undefined ? { count: -1, total: -1 } : { count: purchase.count, total: purchase.total })
+  }
+  return out
+}
+
+const metric = async (engine: EngineProcess, name: string) =>
+  Number(new RegExp(`^${name} (\\S+)$`, "m").exec(String((await engine.get("/metrics")).body))?.[1] ?? 0)
+
+describe("durability: crashes and several engines change nothing", () => {
+  let nc: NatsConnection
+  const topologies: Array<TestTopology> = []
+  const engines: Array<EngineProcess> = []
+
+  beforeAll(async () => {
+    nc = await natsConnect()
+  })
+
+  afterAll(async () => {
+    await Promise.all(engines.map((engine) => engine.kill("SIGKILL")))
+    await nc?.close()
+    for (const topology of topologies) await dropTopology(topology)
+  })
+
+  const start = async (topology: TestTopology, dataDir: string) => {
+    const engine = await startEngine({ ...topology.env, MEMBERFLOW_DATA_DIR: dataDir, MEMBERFLOW_ACK_WAIT_MS: "3000" }, "durability")
+    engines.push(engine)
+    return engine
+  }
+
+  it("an engine killed with SIGKILL mid-stream and started again loses no event and applies none twice", async () => {
+    const topology = uniqueTopology("crash")
+    topologies.push(topology)
+    const { events, replays, expected } = history()
+    const dataDir = tempDir("crash")
+    // Create the stream and consumer, then queue the whole history before the engine runs.
+    const setup = await start(topology, dataDir)
+    await setup.kill("SIGTERM")
+    await publishEvents(nc, topology, events)
+    const js = jetstream(nc)
+    for (const event of replays) await js.publish(`${topology.subjectPrefix}.purchase`, JSON.stringify(event), { msgID: `again-${event.id}` })
+
+    const first = await start(topology, dataDir)
+    await eventually(async () => (await metric(first, "memberflow_events_received_total")) > 2000, 60_000, "the first engine to be mid-stream")
+    expect(await first.kill("SIGKILL")).toBeNull()
+
+    const second = await start(topology, dataDir)
+    await eventually(() => drained(nc, topology), 120_000, "the stream to be drained after the restart")
+    const actual = await profiles(second, expected.keys())
+    expect(Object.fromEntries(actual)).toEqual(Object.fromEntries(expected))
+
+    // ClickHouse holds each accepted event once (FINAL collapses a crash's re-write).
+    const [row] = await second.sql<{ n: number }>("SELECT count() AS n FROM events FINAL WHERE type IN ('purchase', 'refund', 'member.registered')")
+    expect(Number(row?.n)).toBe(events.length)
+    await second.kill("SIGTERM")
+  })
+
+  it("two engines on one stream, one of them killed mid-run, give the same profiles as one", async () => {
+    const topology = uniqueTopology("twoengines")
+    topologies.push(topology)
+    const { events, replays, expected } = history()
+    const setup = await start(topology, tempDir("two-setup"))
+    await setup.kill("SIGTERM")
+    const a = await start(topology, tempDir("two-a"))
+    const b = await start(topology, tempDir("two-b"))
+    const c = await start(topology, tempDir("two-c"))
+    await publishEvents(nc, topology, events)
+    const js = jetstream(nc)
+    for (const event of replays) await js.publish(`${topology.subjectPrefix}.purchase`, JSON.stringify(event), { msgID: `again-${event.id}` })
+    await eventually(async () => (await metric(c, "memberflow_events_received_total")) > 500, 60_000, "the third engine to be mid-stream")
+    await c.kill("SIGKILL")
+    await eventually(() => drained(nc, topology), 120_000, "the stream to be drained by the survivors")
+    const received = (await metric(a, "memberflow_events_received_total")) + (await metric(b, "memberflow_events_received_total"))
+    expect(received).toBeGreaterThan(0)
+    // Both survivors took part, and member state is one truth in KV whichever engine answers.
+    expect(await metric(a, "memberflow_events_received_total")).toBeGreaterThan(0)
+    expect(await metric(b, "memberflow_events_received_total")).toBeGreaterThan(0)
+    expect(Object.fromEntries(await profiles(a, expected.keys()))).toEqual(Object.fromEntries(expected))
+    expect(Object.fromEntries(await profiles(b, expected.keys()))).toEqual(Object.fromEntries(expected))
+  })
+})
