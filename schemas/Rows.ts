@@ -3,7 +3,11 @@
  * Times are `YYYY-MM-DD hh:mm:ss.sss` UTC strings (DateTime64(3, 'UTC')); see `chTime`.
  */
 
-export const chTime = (ms: number): string => new Date(ms).toISOString().replace("T", " ").replace("Z", "")
+export const chTime = (ms: number): string => {
+  const iso = new Date(ms).toISOString()
+  // 2026-05-01T10:00:00.000Z → 2026-05-01 10:00:00.000 (years 0–9999; slicing beats two replaces)
+  return `${iso.slice(0, 10)} ${iso.slice(11, 23)}`
+}
 
 export interface EventRow {
   readonly event_id: string

@@ -11,6 +11,15 @@ export interface DecodeOptions {
 }
 
 const decodeEnvelope = Schema.decodeUnknownEither(Envelope, { errors: "all", onExcessProperty: "preserve" })
+// Fast path: a type guard over the encoded side (no transformations there) checks a valid event in
+// half the time of a decode; only an invalid one pays for the full decode that explains it.
+const isEnvelope = Schema.is(Schema.encodedBoundSchema(Envelope))
+const propertyGuards = new Map<string, (u: unknown) => boolean>(
+  Object.entries(StandardProperties).map(([type, schema]): [string, (u: unknown) => boolean] => [
+    type,
+    Schema.is(Schema.encodedBoundSchema(schema as Schema.Schema<unknown, Record<string, unknown>>))
+  ])
+)
 const decoders = Object.fromEntries(
   Object.entries(StandardProperties).map(([type, schema]) => [
     type,
@@ -48,9 +57,15 @@ export const decodeEvent = (subject: string, data: Uint8Array, options: DecodeOp
   if (typeof json !== "object" || json === null || Array.isArray(json)) {
     return Either.left("payload must be one JSON object (the event envelope)")
   }
-  const envelope = decodeEnvelope(json)
-  if (Either.isLeft(envelope)) return Either.left(`envelope: ${formatError(envelope.left)}`)
-  const event = envelope.right
+  let event: Envelope
+  if (isEnvelope(json)) {
+    const record = json as Omit<Envelope, "properties"> & { readonly properties?: Envelope["properties"] }
+    event = { ...record, properties: record.properties ?? {} }
+  } else {
+    const envelope = decodeEnvelope(json)
+    if (Either.isLeft(envelope)) return Either.left(`envelope: ${formatError(envelope.left)}`)
+    event = envelope.right
+  }
   const expectedSubject = `${options.subjectPrefix}.${event.type}`
   if (subject !== expectedSubject) {
     return Either.left(`type "${event.type}" does not match subject "${subject}" (expected "${expectedSubject}")`)
@@ -61,7 +76,7 @@ export const decodeEvent = (subject: string, data: Uint8Array, options: DecodeOp
   }
   let properties: Readonly<Record<string, unknown>> = event.properties
   const decodeProperties = decoders[event.type as StandardType]
-  if (decodeProperties !== undefined) {
+  if (decodeProperties !== undefined && propertyGuards.get(event.type)?.(event.properties) !== true) {
     const decoded = decodeProperties(event.properties)
     if (Either.isLeft(decoded)) return Either.left(`properties of ${event.type}: ${formatError(decoded.left)}`)
     properties = decoded.right

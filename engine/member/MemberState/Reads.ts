@@ -11,12 +11,15 @@ export const money = (amount: number): number => Math.round(amount * 100) / 100
 /** An order's amount net of its refunds (refunds cap at the amount); 0 until its purchase arrives. */
 export const netOf = (order: Order): number => (order.at === null ? 0 : Math.max(0, order.amount - order.refunded))
 
-const purchased = (state: MemberState): ReadonlyArray<{ readonly at: number; readonly net: number }> =>
-  Object.values(state.orders).flatMap((o) => (o.at === null ? [] : [{ at: o.at, net: netOf(o) }]))
-
-/** Net spend on orders dated in (from, to]. */
-export const spendBetween = (state: MemberState, from: number, to: number): number =>
-  money(purchased(state).reduce((sum, o) => (o.at > from && o.at <= to ? sum + o.net : sum), 0))
+/** Net spend on orders dated in (from, to]. Loops, not array pipelines: this runs per member per batch. */
+export const spendBetween = (state: MemberState, from: number, to: number): number => {
+  let sum = 0
+  for (const key in state.orders) {
+    const o = state.orders[key]!
+    if (o.at !== null && o.at > from && o.at <= to) sum += netOf(o)
+  }
+  return money(sum)
+}
 
 /** Net spend in the 365 days up to `now` (events dated a little after `now` count too). */
 export const spend365d = (state: MemberState, now: number): number => spendBetween(state, now - YEAR_MS, Infinity)
@@ -45,10 +48,12 @@ export const purchaseStats = (state: MemberState): PurchaseStats => {
   let count = 0
   let total = 0
   let lastAt: number | null = null
-  for (const o of purchased(state)) {
-    if (o.net <= 0) continue
+  for (const key in state.orders) {
+    const o = state.orders[key]!
+    const net = netOf(o)
+    if (o.at === null || net <= 0) continue
     count++
-    total += o.net
+    total += net
     lastAt = lastAt === null ? o.at : Math.max(lastAt, o.at)
   }
   return { count, total: money(total), lastAt, averageOrder: count === 0 ? 0 : money(total / count) }
@@ -59,10 +64,12 @@ export const rfmInputs = (state: MemberState, windowMs: number, now: number): Rf
   let frequency = 0
   let monetary = 0
   let lastPurchaseAt = -Infinity
-  for (const o of purchased(state)) {
-    if (o.net <= 0 || o.at <= now - windowMs) continue
+  for (const key in state.orders) {
+    const o = state.orders[key]!
+    const net = netOf(o)
+    if (o.at === null || net <= 0 || o.at <= now - windowMs) continue
     frequency++
-    monetary += o.net
+    monetary += net
     lastPurchaseAt = Math.max(lastPurchaseAt, o.at)
   }
   return frequency === 0 ? null : { lastPurchaseAt, frequency, monetary: money(monetary) }
