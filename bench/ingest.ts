@@ -75,6 +75,8 @@ const main = async () => {
   // The stream and consumer exist before the first publish: `memberflow migrate`-like set-up run.
   let engine = await startEngine({ ...topology.env, MEMBERFLOW_DATA_DIR: tempDir("bench-setup") }, "bench")
   await engine.kill("SIGTERM")
+  // Let the stopped engine's outstanding pull expire (5 s) so no event is parked on it.
+  await new Promise((r) => setTimeout(r, 6_000))
   const metrics = async () => parseMetrics(String((await engine.get("/metrics")).body))
   try {
     const js = jetstream(nc)
@@ -98,13 +100,17 @@ const main = async () => {
     // Throughput: the engine drains the whole backlog; nothing else runs on the machine meanwhile.
     engine = await startEngine({ ...topology.env, MEMBERFLOW_DATA_DIR: tempDir("bench") }, "bench")
     const d0 = performance.now()
+    const jsm = await jetstreamManager(nc)
+    const drained = async () => {
+      const info = await jsm.consumers.info(topology.stream, "memberflow")
+      return info.num_pending === 0 && info.num_ack_pending === 0
+    }
     let last = await metrics()
-    const samples: Array<{ t: number; received: number }> = []
-    while (last.received < EVENTS + last.derived) {
-      await new Promise((r) => setTimeout(r, 1000))
+    // Done when the engine's consumer has nothing left, derived events included.
+    while (last.received < EVENTS || !(await drained())) {
+      await new Promise((r) => setTimeout(r, 500))
       last = await metrics()
-      samples.push({ t: performance.now(), received: last.received })
-      log(`  engine: ${last.received.toLocaleString()} received, ${last.applied.toLocaleString()} applied`)
+      if (Math.round(performance.now() - d0) % 5000 < 500) log(`  engine: ${last.received.toLocaleString()} received, ${last.applied.toLocaleString()} applied`)
       if (performance.now() - d0 > 30 * 60_000) throw new Error("engine did not finish in 30 minutes")
     }
     const totalSeconds = (performance.now() - d0) / 1000
@@ -129,15 +135,14 @@ const main = async () => {
         await Promise.all(batch)
         await new Promise((r) => setTimeout(r, Math.max(0, 1000 - (performance.now() - tick))))
       }
-      const target = EVENTS + last.derived + seconds * pacedRate
-      while ((last = await metrics()).received < target) await new Promise((r) => setTimeout(r, 250))
+      const target = EVENTS + seconds * pacedRate
+      while ((last = await metrics()).received < target || !(await drained())) await new Promise((r) => setTimeout(r, 250))
       paced = `latency at a paced ${pacedRate.toLocaleString()} events/s for ${seconds} s: p50 ${quantile(last.latency, before, 0.5)}, p99 ${quantile(last.latency, before, 0.99)}`
       log(paced)
     }
     log(`engine peak RSS ${rss.peakMb.toFixed(0)} MB`)
 
     // The ceiling: a bare consumer on the same stream, decode + ack each message, nothing else.
-    const jsm = await jetstreamManager(nc)
     await jsm.consumers.add(topology.stream, { durable_name: "raw", ack_policy: AckPolicy.Explicit, max_ack_pending: 50_000 })
     const consumer = await js.consumers.get(topology.stream, "raw")
     const messages = await consumer.consume({ max_messages: 8000 })

@@ -220,7 +220,9 @@ export const IngestLive = Layer.scopedDiscard(
     const batchSize = yield* Config.integer("MEMBERFLOW_BATCH_SIZE").pipe(Config.withDefault(4000))
     const batchWindow = yield* Config.integer("MEMBERFLOW_BATCH_WINDOW_MS").pipe(Config.withDefault(25))
     const consumer = yield* use("get consumer", () => js.consumers.get(topology.stream, topology.consumer))
-    const messages = yield* use("consume", () => consumer.consume({ max_messages: batchSize * 2 }))
+    // Short pull expiry: NATS cannot cancel a pull, so messages that reach the outstanding pull of an
+    // engine that just stopped wait out the ack wait; a 5 s expiry bounds how long such a pull lives.
+    const messages = yield* use("consume", () => consumer.consume({ max_messages: batchSize * 2, expires: 5_000 }))
     const context = yield* Effect.context<Nats | Topology | Clickhouse | MemberStore | ProgramRuntime>()
     const nextBatch = batcher(messages, batchSize, batchWindow)
     const fiber = yield* Stream.repeatEffectOption(

@@ -64,7 +64,7 @@ export const ensureTopology = Effect.fn("Topology.ensure")(function* () {
   const { jsm, use } = yield* Nats
   const topology = yield* Topology
   // How long a message pulled by an engine that died stays invisible before another engine gets it.
-  const ackWaitMs = yield* Config.integer("MEMBERFLOW_ACK_WAIT_MS").pipe(Config.withDefault(60_000))
+  const ackWaitMs = yield* Config.integer("MEMBERFLOW_ACK_WAIT_MS").pipe(Config.withDefault(30_000))
   const ensureStream = (name: string, subjects: Array<string>) =>
     use(`stream info ${name}`, () => jsm.streams.info(name)).pipe(
       Effect.catchIf(isNotFound, () =>

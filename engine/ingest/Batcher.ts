@@ -1,43 +1,46 @@
-/** What the NATS consumer iterator tells about its buffer. */
-export interface Buffered<T> extends AsyncIterable<T> {
-  /** Messages already received and waiting to be yielded. */
-  getPending(): number
-}
-
-const pause = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
+const TIMED_OUT = Symbol("timed out")
 
 /**
- * Turns the consumer's message iterator into batches: waits for one message, then takes what is
- * already buffered (and what arrives within `windowMs`) up to `size`. Plain promises on purpose:
- * one Effect per batch instead of one per message keeps the per-event cost down (BENCHMARKS.md).
+ * Turns the consumer's message iterator into batches: waits for one message, then takes what
+ * arrives within `windowMs` of it, up to `size`. A `next()` still pending when the window closes is
+ * kept for the following batch, so no message is ever dropped between batches.
+ *
+ * Plain promises on purpose: one Effect per batch instead of one per message keeps the per-event
+ * cost down (BENCHMARKS.md). (The iterator's own `getPending()` is not used: it over-counts after
+ * the client's internal pull callbacks, which would park a batch until the next message arrives.)
  * Returns null once the iterator has ended (the consumer was stopped).
  */
-export const batcher = <T>(messages: Buffered<T>, size: number, windowMs: number) => {
+export const batcher = <T>(messages: AsyncIterable<T>, size: number, windowMs: number) => {
   const iterator = messages[Symbol.asyncIterator]()
+  let pending: Promise<IteratorResult<T>> | undefined
   let ended = false
+  const pull = () => (pending ??= iterator.next())
   return async (): Promise<Array<T> | null> => {
     if (ended) return null
-    const first = await iterator.next()
+    const first = await pull()
+    pending = undefined
     if (first.done === true) {
       ended = true
       return null
     }
     const batch = [first.value]
-    const deadline = performance.now() + windowMs
-    while (batch.length < size) {
-      if (messages.getPending() > 0) {
-        // Buffered: resolves without waiting for the network.
-        const next = await iterator.next()
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const deadline = new Promise<typeof TIMED_OUT>((resolve) => {
+      timer = setTimeout(() => resolve(TIMED_OUT), windowMs)
+    })
+    try {
+      while (batch.length < size) {
+        const next = await Promise.race([pull(), deadline])
+        if (next === TIMED_OUT) break
+        pending = undefined
         if (next.done === true) {
           ended = true
           break
         }
         batch.push(next.value)
-        continue
       }
-      const left = deadline - performance.now()
-      if (left <= 0) break
-      await pause(Math.min(left, 5))
+    } finally {
+      clearTimeout(timer)
     }
     return batch
   }
