@@ -1,10 +1,12 @@
 import { Args, Command, Options } from "@effect/cli"
 import { FetchHttpClient, HttpClient, HttpClientRequest } from "@effect/platform"
-import { Config, Console, Effect, Layer, Option, Redacted } from "effect"
+import { Config, Console, Context, Effect, Layer, Option, Redacted } from "effect"
 import { statSync } from "node:fs"
+import { JourneysInvalid } from "../schemas/Journey.ts"
 import { Clickhouse } from "./Clickhouse.ts"
 import { HttpLive } from "./Http.ts"
-import { IngestLive } from "./Ingest.ts"
+import { Ingest, IngestLive } from "./Ingest.ts"
+import { formatReport, validateDir } from "./journeys/JourneyFile.ts"
 import { MaintenanceLive } from "./Maintenance.ts"
 import { MemberStore } from "./MemberStore.ts"
 import { Nats } from "./Nats.ts"
@@ -23,7 +25,16 @@ export const EngineLive = Layer.mergeAll(IngestLive, MaintenanceLive, HttpLive).
   Layer.provideMerge(Layer.merge(NatsLive, ClickhouseLive))
 )
 
-const run = Command.make("run", {}, () => Layer.launch(EngineLive)).pipe(
+/**
+ * Runs until interrupted (SIGTERM/SIGINT drain and exit 0) or until ingestion fails for good, which
+ * fails the command (exit 1) so that a supervisor restarts the engine.
+ */
+const run = Command.make("run", {}, () =>
+  Layer.build(EngineLive).pipe(
+    Effect.flatMap((context) => Context.get(context, Ingest).done),
+    Effect.scoped
+  )
+).pipe(
   Command.withDescription("the engine: consume events, keep profiles, admin HTTP server")
 )
 
@@ -119,9 +130,19 @@ export const renderTable = (rows: ReadonlyArray<Record<string, unknown>>): strin
   return [line(columns), line(widths.map((w) => "-".repeat(w))), ...rows.map((row) => line(columns.map((c) => cell(row[c]))))].join("\n")
 }
 
+/** `memberflow validate [dir]`: checks journeys, program.yaml and templates; sends nothing; exit 1 on errors. */
+const validate = Command.make("validate", { dir: Args.text({ name: "dir" }).pipe(Args.optional) }, ({ dir }) =>
+  Effect.gen(function* () {
+    const folder = Option.isSome(dir) ? dir.value : yield* Config.string("JOURNEYS_DIR").pipe(Config.withDefault("journeys"))
+    const report = yield* validateDir(folder)
+    yield* Console.log(formatReport(report))
+    if (report.errors.length > 0) return yield* new JourneysInvalid({ issues: report.errors })
+  })
+).pipe(Command.withDescription("check journeys, program.yaml and templates (file:line:column); exit 1 on errors"))
+
 export const cli = Command.make("memberflow").pipe(
   Command.withDescription("real-time marketing automation for membership programs"),
-  Command.withSubcommands([run, migrateCommand, publish, query])
+  Command.withSubcommands([run, migrateCommand, publish, query, validate])
 )
 
 export const runCli = Command.run(cli, { name: "memberflow", version: "0.1.0" })

@@ -1,6 +1,6 @@
 import type { JsMsg } from "@nats-io/jetstream"
 import { headers as natsHeaders } from "@nats-io/transport-node"
-import { Clock, Config, Effect, Either, Fiber, Layer, Metric, Option, Schedule, Stream } from "effect"
+import { Clock, Config, Context, Effect, Either, Fiber, Layer, Metric, Option, Schedule, Stream } from "effect"
 import type { DerivedEvent, MemberEvent } from "../schemas/Event.ts"
 import { chTime, type EventRow, type MemberProfileRow, type MemberTagRow, type RejectedEventRow } from "../schemas/Rows.ts"
 import { Clickhouse } from "./Clickhouse.ts"
@@ -213,7 +213,11 @@ export const processBatch = (batch: ReadonlyArray<JsMsg>) => Effect.flatMap(appl
  * The consuming loop: a durable pull consumer shared by every engine, read with backpressure
  * (`consume` only pulls more as batches complete), batched by size or time.
  */
-export const IngestLive = Layer.scopedDiscard(
+/** The running consumer loop; `done` fails when ingestion stops for good (so the process exits). */
+export class Ingest extends Context.Tag("memberflow/Ingest")<Ingest, { readonly done: Effect.Effect<void, unknown> }>() {}
+
+export const IngestLive = Layer.scoped(
+  Ingest,
   Effect.gen(function* () {
     const { js, jsm, use } = yield* Nats
     const topology = yield* Topology
@@ -241,6 +245,8 @@ export const IngestLive = Layer.scopedDiscard(
       Effect.tapErrorCause((cause) => Effect.logError("ingest stopped", cause)),
       Effect.fork
     )
+    // Ending without a stop (the consumer was deleted, the iterator failed) is a failure too.
+    const done = Fiber.join(fiber).pipe(Effect.zipRight(Effect.fail(new Error("the event consumer ended"))))
     // Shutdown: stop pulling first, let the batch in flight become durable and be acked, and only
     // then interrupt what is left (the iterator's own return waits on the stop).
     yield* Effect.addFinalizer(() =>
@@ -258,5 +264,6 @@ export const IngestLive = Layer.scopedDiscard(
       Effect.forkScoped
     )
     yield* Effect.logInfo("ingest started").pipe(Effect.annotateLogs({ stream: topology.stream, consumer: topology.consumer }))
+    return { done }
   })
 )

@@ -60,5 +60,12 @@ export const renderPrometheus = Effect.map(Metric.snapshot, (pairs) => {
       lines.push(`${name}_count${labelText(tags)} ${state.count}`)
     }
   }
+  const memory = process.memoryUsage()
+  lines.push("# HELP process_resident_memory_bytes resident set size of the engine process")
+  lines.push("# TYPE process_resident_memory_bytes gauge")
+  lines.push(`process_resident_memory_bytes ${memory.rss}`)
+  lines.push("# HELP nodejs_heap_used_bytes V8 heap in use")
+  lines.push("# TYPE nodejs_heap_used_bytes gauge")
+  lines.push(`nodejs_heap_used_bytes ${memory.heapUsed}`)
   return lines.join("\n") + "\n"
 })

@@ -3,6 +3,7 @@ import { fileURLToPath } from "node:url"
 import { FileSystem } from "@effect/platform"
 import { NodeContext, NodeRuntime } from "@effect/platform-node"
 import { Effect, JSONSchema, type Schema } from "effect"
+import { Journey } from "./Journey.ts"
 import { Program } from "./Program.ts"
 
 /**
@@ -18,8 +19,10 @@ interface Generated {
   readonly schema: Schema.Schema.Any
 }
 
-/** Add journey files here when their schema exists. */
-export const GENERATED: ReadonlyArray<Generated> = [{ file: "program.schema.json", schema: Program }]
+export const GENERATED: ReadonlyArray<Generated> = [
+  { file: "program.schema.json", schema: Program },
+  { file: "journey.schema.json", schema: Journey }
+]
 
 /** The exact text written to disk: the encoded side (what the YAML holds), additional keys refused. */
 export const render = (schema: Schema.Schema.Any): string => `${JSON.stringify(JSONSchema.make(schema), null, 2)}\n`

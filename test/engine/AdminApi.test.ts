@@ -69,7 +69,7 @@ describe("the admin API and the CLI, as an operator uses them", () => {
     }
     // Every sample line is `name{labels} value`.
     for (const line of text.split("\n").filter((l) => l !== "" && !l.startsWith("#"))) {
-      expect(line).toMatch(/^memberflow_[a-zA-Z0-9_]*(\{[^}]*\})? (-?[0-9.e+-]+|NaN|\+Inf|-Inf)$/)
+      expect(line).toMatch(/^(memberflow|process|nodejs)_[a-zA-Z0-9_]*(\{[^}]*\})? (-?[0-9.e+-]+|NaN|\+Inf|-Inf)$/)
     }
   })
 

@@ -118,4 +118,30 @@ describe("the event pipeline, end to end through `memberflow run`", () => {
     const p = await profile(member)
     expect(p.purchase).toMatchObject({ count: 1, total: 25000 })
   })
+
+  it("rule tags are added and removed as the member changes, with a member_tags row for each change", async () => {
+    const member = "dave"
+    const buy = (id: string, amount: number): EventInput => ({
+      id,
+      type: "purchase",
+      memberId: member,
+      occurredAt: ago(1),
+      properties: { orderId: id, amount, currency: "CNY" }
+    })
+    // 3,500 of the 5,000 silver needs: 1,500 to go, within program.yaml's 2,000 → 即將升級.
+    await publishEvents(nc, topology, [buy("d-1", 3500)])
+    await eventually(async () => (await profile(member)).tags?.includes("near-next-tier") === true, 20_000, "near-next-tier added")
+    // 5,500 reaches silver; gold is 14,500 away → the tag goes.
+    await publishEvents(nc, topology, [buy("d-2", 2000)])
+    await eventually(async () => (await profile(member)).tier?.id === "silver", 20_000, "dave's silver")
+    expect((await profile(member)).tags).not.toContain("near-next-tier")
+    await eventually(async () => {
+      const rows = await engine.sql<{ op: string }>(
+        "SELECT op FROM member_tags FINAL WHERE member_id = 'dave' AND tag = 'near-next-tier' ORDER BY at, op"
+      )
+      return rows.map((row) => row.op).join(",") === "add,remove"
+    }, 20_000, "member_tags rows for dave")
+    const [row] = await engine.sql<{ source: string }>("SELECT any(source) AS source FROM member_tags FINAL WHERE member_id = 'dave'")
+    expect(row?.source).toBe("near-next-tier")
+  })
 })
