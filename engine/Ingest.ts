@@ -144,13 +144,17 @@ export const applyBatch = Effect.fn("Ingest.applyBatch")(function* (batch: Reado
   for (const update of updates) {
     applied += update.result.applied.length
     duplicates += update.result.duplicates.length
-    const again = update.result.duplicates.filter((event) => redelivered.has(event.id))
+    // Written to ClickHouse although already applied: redeliveries (a crash may have come between
+    // the KV write and these rows) and the engine's own events, applied when they were made.
+    const again = update.result.duplicates.filter((event) => redelivered.has(event.id) || event.source === "memberflow")
     for (const event of [...update.result.applied, ...again]) {
       eventRows.push(eventRow(event, receivedAt.get(event.id) ?? started))
       const row = tagRow(event)
       if (row !== null) tagRows.push(row)
     }
-    if (update.written || again.length > 0) profileRows.push(profileRow(update.result.state, ctx, started))
+    if (update.written || again.some((event) => redelivered.has(event.id))) {
+      profileRows.push(profileRow(update.result.state, ctx, started))
+    }
   }
   return { batch, started, rejected, eventRows, tagRows, profileRows, applied, duplicates, derived: derived.length } satisfies AppliedBatch
 })

@@ -5,7 +5,7 @@ import type { MemberTagRow } from "../../schemas/Rows.ts"
 import { chTime } from "../../schemas/Rows.ts"
 import { evaluate } from "./Conditions.ts"
 import { localDateString } from "./LocalTime.ts"
-import { applyFacts, isDuplicateOrder, startTier } from "./MemberState/Facts.ts"
+import { applyFacts, isDuplicateOrder, recordHistory, startTier } from "./MemberState/Facts.ts"
 import { type Cause, derive, shortHash } from "./MemberState/Ids.ts"
 import { basisAt, memberTimeZone, rfmInputs, tierSince } from "./MemberState/Reads.ts"
 import { cutpointsFor, type RfmCutpoints, scoreMember, UNSCORED } from "./Rfm.ts"
@@ -218,6 +218,12 @@ const finish = (
   d.version += 1
   d.updatedAt = now
   d.outbox.push(...derived)
+  // The engine's own events are applied here, in the write that causes them: when they come back
+  // through the stream they are already known, and cost no second write.
+  for (const event of derived) {
+    d.seen.push(shortHash(event.id))
+    recordHistory(d, { ...event, at: Date.parse(event.occurredAt), source: "memberflow" })
+  }
   return { state: d, changed: true, applied, duplicates, derived }
 }
 

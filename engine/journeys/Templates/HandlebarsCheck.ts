@@ -113,9 +113,9 @@ class Walker {
   /** `{{x}}`, `{{helper a}}` or `(helper a)`: returns a typical rendering. */
   call(node: Node, path: hbs.AST.PathExpression | hbs.AST.Literal, params: ReadonlyArray<hbs.AST.Expression>, hash: hbs.AST.Hash | undefined): string {
     if (!isPath(path)) return isLiteral(path) && "value" in path ? String(path.value) : ""
-    const isCall = params.length > 0 || (hash?.pairs.length ?? 0) > 0
-    if (!isCall) return this.variable(path)
     const name = path.original
+    const isCall = params.length > 0 || (hash?.pairs.length ?? 0) > 0 || isHelper(name)
+    if (!isCall) return this.variable(path)
     if (!isHelper(name)) {
       const hint = closest(name, Object.keys(TEMPLATE_HELPERS))
       this.problem(node, `unknown helper "${name}"${hint === undefined ? "" : ` (did you mean "${hint}"?)`}; helpers: ${Object.keys(TEMPLATE_HELPERS).join(", ")}`)

@@ -42,7 +42,7 @@ const scalarProperties = (properties: Readonly<Record<string, unknown>>): Record
 }
 
 /** Every event, of any type, is kept in history: a count, recent times, recent scalar properties. */
-const recordHistory = (d: Draft, e: MemberEvent): void => {
+export const recordHistory = (d: Draft, e: MemberEvent): void => {
   const h = (d.history[e.type] ??= { n: 0, at: [], recent: [] })
   h.n += 1
   h.at.splice(insertionPoint(h.at, e.at), 0, e.at)
@@ -164,10 +164,13 @@ export const applyFacts = (
 ): void => {
   const program = ctx.program
   if (d.tier === null) startTier(d, program)
-  d.firstSeenAt = d.firstSeenAt === null ? e.at : Math.min(d.firstSeenAt, e.at)
-  d.lastSeenAt = d.lastSeenAt === null ? e.at : Math.max(d.lastSeenAt, e.at)
-  recordHistory(d, e)
   const fromEngine = e.source === ENGINE_SOURCE
+  // First/last seen are the member's own behaviour, not what the engine concluded about them.
+  if (!fromEngine) {
+    d.firstSeenAt = d.firstSeenAt === null ? e.at : Math.min(d.firstSeenAt, e.at)
+    d.lastSeenAt = d.lastSeenAt === null ? e.at : Math.max(d.lastSeenAt, e.at)
+  }
+  recordHistory(d, e)
   switch (e.type) {
     case "member.registered":
       d.registeredAt = d.registeredAt === null ? e.at : Math.min(d.registeredAt, e.at)
