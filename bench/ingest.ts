@@ -2,9 +2,11 @@
  * npm run bench:ingest — sustained ingestion through `memberflow run` on this machine.
  *
  * Publishes BENCH_EVENTS events (default 1,000,000) for BENCH_MEMBERS members (default 100,000) to a
- * fresh stream while one engine process consumes it, then measures: events/s applied, publish→durable
- * latency (p50/p99 from the engine's histogram), the engine's peak RSS, and the raw JetStream consume
- * rate (decode + ack each, nothing else) on the same stream as the ceiling.
+ * fresh stream, then starts BENCH_ENGINES `memberflow run` processes (default 1) and measures: events/s
+ * made durable while they drain the backlog, publish→durable latency (p50/p99 from the engines'
+ * histograms) under the backlog and at a paced rate (BENCH_PACED_RATE, default half the measured
+ * throughput), each engine's peak RSS, and the raw JetStream consume rate (decode + ack each,
+ * nothing else) on the same stream as the ceiling.
  */
 import { AckPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream"
 import { readFileSync } from "node:fs"
@@ -17,6 +19,8 @@ Error.stackTraceLimit = 0
 const EVENTS = Number(process.env["BENCH_EVENTS"] ?? 1_000_000)
 const MEMBERS = Number(process.env["BENCH_MEMBERS"] ?? 100_000)
 const PACED_RATE = Number(process.env["BENCH_PACED_RATE"] ?? 0)
+/** Engine processes sharing the stream (scale-out); each has its own embedded ClickHouse. */
+const ENGINES = Number(process.env["BENCH_ENGINES"] ?? 1)
 
 const log = (line: string) => process.stdout.write(`${line}\n`)
 
@@ -73,11 +77,24 @@ const main = async () => {
   const nc = await natsConnect()
   log(`memberflow ingest benchmark: ${EVENTS.toLocaleString()} events, ${MEMBERS.toLocaleString()} members, stream ${topology.stream}`)
   // The stream and consumer exist before the first publish: `memberflow migrate`-like set-up run.
-  let engine = await startEngine({ ...topology.env, MEMBERFLOW_DATA_DIR: tempDir("bench-setup") }, "bench")
-  await engine.kill("SIGTERM")
+  const setup = await startEngine({ ...topology.env, MEMBERFLOW_DATA_DIR: tempDir("bench-setup") }, "bench")
+  await setup.kill("SIGTERM")
+  let engines = [setup]
   // Let the stopped engine's outstanding pull expire (5 s) so no event is parked on it.
   await new Promise((r) => setTimeout(r, 6_000))
-  const metrics = async () => parseMetrics(String((await engine.get("/metrics")).body))
+  // Summed over the engines; the latency histogram too (same buckets), which is what a pooled p99 needs.
+  const metrics = async () => {
+    const each = await Promise.all(engines.map(async (engine) => parseMetrics(String((await engine.get("/metrics")).body))))
+    return each.reduce((sum, m) => ({
+      received: sum.received + m.received,
+      applied: sum.applied + m.applied,
+      derived: sum.derived + m.derived,
+      latency: {
+        buckets: sum.latency.buckets.map(([le, c], i): [number, number] => [le, c + (m.latency.buckets[i]?.[1] ?? 0)]),
+        count: sum.latency.count + m.latency.count
+      }
+    }))
+  }
   try {
     const js = jetstream(nc)
     const base = Date.now() - 60_000
@@ -98,7 +115,9 @@ const main = async () => {
     log(`published ${published.toLocaleString()} in ${publishSeconds.toFixed(1)} s (${Math.round(published / publishSeconds).toLocaleString()}/s)`)
 
     // Throughput: the engine drains the whole backlog; nothing else runs on the machine meanwhile.
-    engine = await startEngine({ ...topology.env, MEMBERFLOW_DATA_DIR: tempDir("bench") }, "bench")
+    engines = await Promise.all(
+      Array.from({ length: ENGINES }, (_, i) => startEngine({ ...topology.env, MEMBERFLOW_DATA_DIR: tempDir(`bench-${i}`) }, "bench"))
+    )
     const d0 = performance.now()
     const jsm = await jetstreamManager(nc)
     const drained = async () => {
@@ -116,8 +135,8 @@ const main = async () => {
     const totalSeconds = (performance.now() - d0) / 1000
     const saturated = last.latency
     const rate = EVENTS / totalSeconds
-    const rss = rssOf(engine.child.pid!)
-    log(`engine: ${EVENTS.toLocaleString()} events made durable from a backlog in ${totalSeconds.toFixed(1)} s = ${Math.round(rate).toLocaleString()} events/s sustained`)
+    const rss = engines.map((engine) => rssOf(engine.child.pid!))
+    log(`${ENGINES} engine${ENGINES > 1 ? "s" : ""}: ${EVENTS.toLocaleString()} events made durable from a backlog in ${totalSeconds.toFixed(1)} s = ${Math.round(rate).toLocaleString()} events/s sustained`)
     log(`latency publish→durable under a full backlog: p50 ${quantile(saturated, null, 0.5)}, p99 ${quantile(saturated, null, 0.99)}`)
 
     let paced = ""
@@ -140,7 +159,7 @@ const main = async () => {
       paced = `latency at a paced ${pacedRate.toLocaleString()} events/s for ${seconds} s: p50 ${quantile(last.latency, before, 0.5)}, p99 ${quantile(last.latency, before, 0.99)}`
       log(paced)
     }
-    log(`engine peak RSS ${rss.peakMb.toFixed(0)} MB`)
+    log(`engine peak RSS ${rss.map((r) => `${r.peakMb.toFixed(0)} MB`).join(", ")}`)
 
     // The ceiling: a bare consumer on the same stream, decode + ack each message, nothing else.
     await jsm.consumers.add(topology.stream, { durable_name: "raw", ack_policy: AckPolicy.Explicit, max_ack_pending: 50_000 })
@@ -157,7 +176,7 @@ const main = async () => {
     log(`raw JetStream consume (decode + ack each): ${Math.round(rawRate).toLocaleString()} events/s`)
     log(`ratio engine / raw consume: ${(rate / rawRate).toFixed(2)}`)
   } finally {
-    await engine.kill("SIGTERM")
+    await Promise.all(engines.map((engine) => engine.kill("SIGTERM")))
     await nc.close()
     await dropTopology(topology)
   }

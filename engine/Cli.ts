@@ -2,11 +2,10 @@ import { Args, Command, Options } from "@effect/cli"
 import { FetchHttpClient, HttpClient, HttpClientRequest } from "@effect/platform"
 import { Config, Console, Context, Effect, Layer, Option, Redacted } from "effect"
 import { statSync } from "node:fs"
-import { JourneysInvalid } from "../schemas/Journey.ts"
 import { Clickhouse } from "./Clickhouse.ts"
 import { HttpLive } from "./Http.ts"
 import { Ingest, IngestLive } from "./Ingest.ts"
-import { formatReport, validateDir } from "./journeys/JourneyFile.ts"
+import { formatReport, validateDir, ValidationFailed } from "./journeys/JourneyFile.ts"
 import { MaintenanceLive } from "./Maintenance.ts"
 import { MemberStore } from "./MemberStore.ts"
 import { Nats } from "./Nats.ts"
@@ -136,7 +135,7 @@ const validate = Command.make("validate", { dir: Args.text({ name: "dir" }).pipe
     const folder = Option.isSome(dir) ? dir.value : yield* Config.string("JOURNEYS_DIR").pipe(Config.withDefault("journeys"))
     const report = yield* validateDir(folder)
     yield* Console.log(formatReport(report))
-    if (report.errors.length > 0) return yield* new JourneysInvalid({ issues: report.errors })
+    if (report.errors.length > 0) return yield* new ValidationFailed({ errors: report.errors.length })
   })
 ).pipe(Command.withDescription("check journeys, program.yaml and templates (file:line:column); exit 1 on errors"))
 

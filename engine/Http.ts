@@ -1,6 +1,6 @@
 import { HttpRouter, HttpServer, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
-import { Config, ConfigError, Effect, Layer, Option, Redacted } from "effect"
+import { Clock, Config, ConfigError, Effect, Layer, Option, Redacted } from "effect"
 import { createServer } from "node:http"
 import { isLoopback, tokenMatches } from "./AdminAuth.ts"
 import { Clickhouse } from "./Clickhouse.ts"
@@ -67,7 +67,7 @@ export const HttpLive = Layer.unwrapEffect(
             const state = yield* store.getFresh(id ?? "")
             if (state === null) return json(404, { error: `no member ${id}` })
             const ctx = yield* runtime.context
-            return json(200, publicProfile(state, ctx, Date.now()))
+            return json(200, publicProfile(state, ctx, yield* Clock.currentTimeMillis))
           })
         )
       ),

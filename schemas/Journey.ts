@@ -26,7 +26,7 @@ const Percent = Schema.Number.pipe(Schema.between(0, 100, { description: "a perc
 
 /** Present keys among `keys`: exactly one must be. */
 const presentKeys = (value: object, keys: ReadonlyArray<string>): Array<string> =>
-  keys.filter((key) => key in value && (value as Record<string, unknown>)[key] !== undefined)
+  keys.filter((key) => Object.entries(value).some(([k, v]) => k === key && v !== undefined))
 
 const exactlyOne =
   (what: string, keys: ReadonlyArray<string>) =>

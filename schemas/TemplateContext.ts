@@ -44,8 +44,8 @@ export const OPEN_EXAMPLE = "EVT-20250520-001"
  * - `{{date x}}`: an ISO date in the member's locale: `2025年12月31日`, `Dec 31, 2025`.
  */
 export const TEMPLATE_HELPERS = {
-  money: { params: 1, example: "¥2,000" },
-  date: { params: 1, example: "2025年12月31日" }
+  money: { params: 1, example: "¥2,000", usage: "{{money member.spendToNext}}" },
+  date: { params: 1, example: "2025年12月31日", usage: "{{date member.pointsExpiresAt}}" }
 } as const
 export type TemplateHelper = keyof typeof TEMPLATE_HELPERS
 

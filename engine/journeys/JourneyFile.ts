@@ -1,6 +1,6 @@
 import { readdir, readFile } from "node:fs/promises"
 import * as path from "node:path"
-import { Effect, Either } from "effect"
+import { Data, Effect, Either } from "effect"
 import { Journey, JourneysInvalid } from "../../schemas/Journey.ts"
 import type { Channel, Program } from "../../schemas/Program.ts"
 import type { SourceIssue } from "../../schemas/ProgramErrors.ts"
@@ -198,4 +198,11 @@ export const formatReport = (report: ValidationReport): string => {
     `${verdict}: ${plural(report.errors.length, "error")}, ${plural(report.warnings.length, "warning")} in ${plural(report.files, "file")} (${plural(report.journeys.length, "valid journey")})`
   )
   return lines.join("\n")
+}
+
+/** `memberflow validate` found errors: they are already printed, so the failure only counts them. */
+export class ValidationFailed extends Data.TaggedError("ValidationFailed")<{ readonly errors: number }> {
+  override get message(): string {
+    return `${this.errors} error${this.errors === 1 ? "" : "s"} in the journeys folder (listed above)`
+  }
 }

@@ -88,7 +88,14 @@ export const readTemplateSources = (dir: string): Effect.Effect<Checked<Readonly
     const warnings: Array<SourceIssue> = []
     for (const channel of TEMPLATE_CHANNELS) {
       const folder = path.join(dir, "templates", channel)
-      const entries = yield* Effect.promise(() => readdir(folder, { withFileTypes: true }).catch(() => []))
+      const entries = yield* Effect.tryPromise(() => readdir(folder, { withFileTypes: true })).pipe(
+        Effect.catchAll(({ error }) => {
+          // a channel with no folder simply has no templates; anything else is worth saying
+          const missing = error instanceof Error && "code" in error && error.code === "ENOENT"
+          if (!missing) errors.push({ file: folder, line: 1, column: 1, message: `cannot read the templates: ${String(error)}` })
+          return Effect.succeed([])
+        })
+      )
       for (const entry of entries.filter((e) => e.isFile()).sort((a, b) => a.name.localeCompare(b.name))) {
         const file = path.join(folder, entry.name)
         if (!entry.name.endsWith(EXTENSION[channel])) {

@@ -61,9 +61,9 @@ describe("message templates", () => {
     const text = "{{money member.spendToNext}} {{mony member.points}} {{date}} {{#if member.nextTierName}}{{member.nextTierName}}{{/if}}"
     expect(issuesOf("sms", text).errors).toEqual([
       `${positionOf(text, "{{mony")}: unknown helper "mony" (did you mean "money"?); helpers: money, date`,
-      `${positionOf(text, "{{date")}: {{date}} takes exactly 1 value, e.g. {{date member.points}}`
+      `${positionOf(text, "{{date")}: {{date}} takes exactly 1 value, e.g. {{date member.pointsExpiresAt}}`
     ])
-    expect(issuesOf("sms", "{{date member.birthday member.name}}").errors).toEqual(["1:1: {{date}} takes exactly 1 value, e.g. {{date member.points}}"])
+    expect(issuesOf("sms", "{{date member.birthday member.name}}").errors).toEqual(["1:1: {{date}} takes exactly 1 value, e.g. {{date member.pointsExpiresAt}}"])
   })
 
   it("event properties may be used; partials, @data and this may not", () => {
