@@ -67,5 +67,8 @@ export const renderPrometheus = Effect.map(Metric.snapshot, (pairs) => {
   lines.push("# HELP nodejs_heap_used_bytes V8 heap in use")
   lines.push("# TYPE nodejs_heap_used_bytes gauge")
   lines.push(`nodejs_heap_used_bytes ${memory.heapUsed}`)
+  lines.push("# HELP nodejs_external_memory_bytes memory outside the V8 heap held by JS objects (buffers, the embedded ClickHouse's results)")
+  lines.push("# TYPE nodejs_external_memory_bytes gauge")
+  lines.push(`nodejs_external_memory_bytes ${memory.external}`)
   return lines.join("\n") + "\n"
 })
