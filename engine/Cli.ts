@@ -5,6 +5,8 @@ import { statSync } from "node:fs"
 import { Clickhouse } from "./Clickhouse.ts"
 import { HttpLive } from "./Http.ts"
 import { Ingest, IngestLive } from "./Ingest.ts"
+import { JourneyRuntime } from "./JourneyRuntime.ts"
+import { TimersLive } from "./Timers.ts"
 import { formatReport, validateDir, ValidationFailed } from "./journeys/JourneyFile.ts"
 import { MaintenanceLive } from "./Maintenance.ts"
 import { MemberStore } from "./MemberStore.ts"
@@ -18,8 +20,8 @@ const ClickhouseLive = Clickhouse.layerConfig
 const NatsLive = Layer.merge(Nats.layer, Topology.layer)
 
 /** The engine: everything `memberflow run` starts, in dependency order. */
-export const EngineLive = Layer.mergeAll(IngestLive, MaintenanceLive, HttpLive).pipe(
-  Layer.provideMerge(Layer.mergeAll(MemberStore.Default, ProgramRuntime.Default)),
+export const EngineLive = Layer.mergeAll(IngestLive, MaintenanceLive, HttpLive, TimersLive).pipe(
+  Layer.provideMerge(Layer.mergeAll(MemberStore.Default, ProgramRuntime.Default, JourneyRuntime.Default)),
   Layer.provideMerge(Layer.effectDiscard(Effect.all([ensureTopology(), migrate], { discard: true }))),
   Layer.provideMerge(Layer.merge(NatsLive, ClickhouseLive))
 )

@@ -6,12 +6,16 @@ import { chTime, type EventRow, type MemberProfileRow, type MemberTagRow, type R
 import { Clickhouse } from "./Clickhouse.ts"
 import { batcher } from "./ingest/Batcher.ts"
 import { decodeEvent } from "./ingest/Decode.ts"
+import { runJourneys, TIMER_REQUEST } from "./journeys/Apply.ts"
+import { JourneyRuntime } from "./JourneyRuntime.ts"
 import { applyEvents, profileRow } from "./member/MemberState.ts"
 import { type Change, MemberStore, type Updated } from "./MemberStore.ts"
 import * as Metrics from "./Metrics.ts"
 import { Nats } from "./Nats.ts"
 import { ProgramRuntime } from "./ProgramRuntime.ts"
 import { subjectOf, Topology } from "./Topology.ts"
+
+const JOURNEY_TABLES = ["journey_enrollments", "journey_steps", "messages", "conversions"] as const
 
 /** Transient store and broker failures are retried until they recover: nothing is acked before. */
 export const retryForever = Schedule.exponential("200 millis", 1.5).pipe(
@@ -66,7 +70,12 @@ export const publishDerived = Effect.fn("Ingest.publishDerived")(function* (upda
   yield* use("publish derived events", () =>
     Promise.all(
       derived.map((event) =>
-        js.publish(subjectOf(topology, event.type), JSON.stringify({ ...event, source: "memberflow" }), { msgID: event.id })
+        js.publish(
+          // Timer requests go to the timers stream; everything else back onto the event stream.
+          event.type === TIMER_REQUEST ? topology.timersSubject : subjectOf(topology, event.type),
+          JSON.stringify({ ...event, source: "memberflow" }),
+          { msgID: event.id }
+        )
       )
     )
   ).pipe(Effect.retry(retryForever))
@@ -84,6 +93,8 @@ export interface AppliedBatch {
   readonly eventRows: ReadonlyArray<EventRow>
   readonly tagRows: ReadonlyArray<MemberTagRow>
   readonly profileRows: ReadonlyArray<MemberProfileRow>
+  /** Journey rows from the members' row outboxes; dropped from the outbox once written. */
+  readonly journeyRows: ReadonlyArray<{ readonly memberId: string; readonly id: string; readonly table: string; readonly row: unknown }>
   readonly applied: number
   readonly duplicates: number
   readonly derived: number
@@ -98,6 +109,7 @@ export const applyBatch = Effect.fn("Ingest.applyBatch")(function* (batch: Reado
   const topology = yield* Topology
   const store = yield* MemberStore
   const runtime = yield* ProgramRuntime
+  const journeys = yield* JourneyRuntime
   const maxBytes = yield* Config.integer("MEMBERFLOW_MAX_EVENT_BYTES").pipe(Config.withDefault(64 * 1024))
   const ctx = yield* runtime.context
 
@@ -129,7 +141,7 @@ export const applyBatch = Effect.fn("Ingest.applyBatch")(function* (batch: Reado
   const updates: ReadonlyArray<Updated> = yield* store.updateMany(
     Array.from(byMember, ([memberId, events]): Change => [
       memberId,
-      (state, options) => applyEvents(state, events, ctx, started, options)
+      (state, options) => runJourneys(applyEvents(state, events, ctx, started, options), journeys.journeys, ctx, started, options)
     ])
   ).pipe(Effect.retry(retryForever))
 
@@ -139,6 +151,7 @@ export const applyBatch = Effect.fn("Ingest.applyBatch")(function* (batch: Reado
   const eventRows: Array<EventRow> = []
   const tagRows: Array<MemberTagRow> = []
   const profileRows: Array<MemberProfileRow> = []
+  const journeyRows: Array<{ readonly memberId: string; readonly id: string; readonly table: string; readonly row: unknown }> = []
   let applied = 0
   let duplicates = 0
   for (const update of updates) {
@@ -155,8 +168,9 @@ export const applyBatch = Effect.fn("Ingest.applyBatch")(function* (batch: Reado
     if (update.written || again.some((event) => redelivered.has(event.id))) {
       profileRows.push(profileRow(update.result.state, ctx, started))
     }
+    for (const row of update.result.state.rows ?? []) journeyRows.push({ memberId: update.memberId, ...row })
   }
-  return { batch, started, rejected, eventRows, tagRows, profileRows, applied, duplicates, derived: derived.length } satisfies AppliedBatch
+  return { batch, started, rejected, eventRows, tagRows, profileRows, journeyRows, applied, duplicates, derived: derived.length } satisfies AppliedBatch
 })
 
 /**
@@ -166,7 +180,8 @@ export const applyBatch = Effect.fn("Ingest.applyBatch")(function* (batch: Reado
  * keeps one row).
  */
 export const recordBatch = Effect.fn("Ingest.recordBatch")(function* (work: AppliedBatch) {
-  const { batch, started, rejected, eventRows, tagRows, profileRows, applied, duplicates, derived } = work
+  const { batch, started, rejected, eventRows, tagRows, profileRows, journeyRows, applied, duplicates, derived } = work
+  const store = yield* MemberStore
   const { js, use } = yield* Nats
   const topology = yield* Topology
   const clickhouse = yield* Clickhouse
@@ -175,10 +190,15 @@ export const recordBatch = Effect.fn("Ingest.recordBatch")(function* (work: Appl
       clickhouse.insert("events", eventRows),
       clickhouse.insert("member_tags", tagRows),
       clickhouse.insert("member_profiles", profileRows),
-      clickhouse.insert("rejected_events", rejected.map(({ data: _, ...row }) => row))
+      clickhouse.insert("rejected_events", rejected.map(({ data: _, ...row }) => row)),
+      ...JOURNEY_TABLES.map((table) => clickhouse.insert(table, journeyRows.filter((r) => r.table === table).map((r) => r.row)))
     ],
     { concurrency: "unbounded", discard: true }
   ).pipe(Effect.retry(retryForever))
+  // Only now may the next write of each member drop these rows from its outbox.
+  const written = new Map<string, Array<string>>()
+  for (const row of journeyRows) written.set(row.memberId, [...(written.get(row.memberId) ?? []), row.id])
+  for (const [memberId, ids] of written) store.markPublished(memberId, ids)
 
   yield* Effect.forEach(
     rejected,
@@ -231,7 +251,7 @@ export const IngestLive = Layer.scoped(
     // Short pull expiry: NATS cannot cancel a pull, so messages that reach the outstanding pull of an
     // engine that just stopped wait out the ack wait; a 5 s expiry bounds how long such a pull lives.
     const messages = yield* use("consume", () => consumer.consume({ max_messages: batchSize * 2, expires: 5_000 }))
-    const context = yield* Effect.context<Nats | Topology | Clickhouse | MemberStore | ProgramRuntime>()
+    const context = yield* Effect.context<Nats | Topology | Clickhouse | MemberStore | ProgramRuntime | JourneyRuntime>()
     const nextBatch = batcher(messages, batchSize, batchWindow)
     const fiber = yield* Stream.repeatEffectOption(
       use("next batch", nextBatch).pipe(

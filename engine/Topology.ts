@@ -14,6 +14,9 @@ export interface TopologyShape {
   readonly deadletterStream: string
   readonly deadletterSubject: string
   readonly consumer: string
+  /** Journey timers waiting to come due (engine/Timers.ts). */
+  readonly timersStream: string
+  readonly timersSubject: string
   /** NATS KV bucket holding one member state per key. */
   readonly membersBucket: string
   /** NATS KV bucket for engine-wide state: RFM cut points, sweep leases. */
@@ -36,6 +39,8 @@ export class Topology extends Context.Tag("memberflow/Topology")<Topology, Topol
         deadletterStream: `${stream}_DEADLETTER`,
         deadletterSubject: `deadletter.${subjectPrefix}`,
         consumer,
+        timersStream: `${stream}_TIMERS`,
+        timersSubject: `timers.${subjectPrefix}`,
         membersBucket: `${kvPrefix}_members`,
         metaBucket: `${kvPrefix}_meta`
       }
@@ -47,11 +52,15 @@ export class Topology extends Context.Tag("memberflow/Topology")<Topology, Topol
       deadletterStream: `${overrides.stream}_DEADLETTER`,
       deadletterSubject: `deadletter.${overrides.subjectPrefix}`,
       consumer: "memberflow",
+      timersStream: `${overrides.stream}_TIMERS`,
+      timersSubject: `timers.${overrides.subjectPrefix}`,
       membersBucket: `${overrides.stream.toLowerCase()}_members`,
       metaBucket: `${overrides.stream.toLowerCase()}_meta`,
       ...overrides
     })
 }
+
+export const TIMERS_CONSUMER = "memberflow-timers"
 
 const isNotFound = (error: NatsError): boolean =>
   error.cause instanceof Error && /not found/i.test(error.cause.message)
@@ -81,6 +90,22 @@ export const ensureTopology = Effect.fn("Topology.ensure")(function* () {
     )
   yield* ensureStream(topology.stream, [`${topology.subjectPrefix}.>`])
   yield* ensureStream(topology.deadletterStream, [topology.deadletterSubject])
+  yield* ensureStream(topology.timersStream, [topology.timersSubject])
+  yield* use(`consumer info ${TIMERS_CONSUMER}`, () => jsm.consumers.info(topology.timersStream, TIMERS_CONSUMER)).pipe(
+    Effect.catchIf(isNotFound, () =>
+      use(`create consumer ${TIMERS_CONSUMER}`, () =>
+        jsm.consumers.add(topology.timersStream, {
+          durable_name: TIMERS_CONSUMER,
+          ack_policy: AckPolicy.Explicit,
+          deliver_policy: DeliverPolicy.All,
+          ack_wait: nanos(30_000),
+          // Every waiting member holds one un-acked timer (NAKed until it is due).
+          max_ack_pending: -1,
+          max_deliver: -1
+        })
+      )
+    )
+  )
   yield* use(`consumer info ${topology.consumer}`, () => jsm.consumers.info(topology.stream, topology.consumer)).pipe(
     Effect.catchIf(isNotFound, () =>
       use(`create consumer ${topology.consumer}`, () =>

@@ -68,3 +68,53 @@ export interface MemberTagRow {
   readonly at: string
   readonly source: string
 }
+
+/** journey_enrollments: one row per entry, latest state wins (ReplacingMergeTree on `version`). */
+export interface JourneyEnrollmentRow {
+  readonly enrollment_id: string
+  readonly journey_id: string
+  readonly journey_version: string
+  readonly member_id: string
+  readonly variant: string
+  readonly entered_at: string
+  readonly trigger_event_id: string
+  readonly status: "active" | "completed" | "exited"
+  readonly exited_at: string | null
+  readonly exit_reason: string
+  readonly version: number
+}
+
+export interface JourneyStepRow {
+  readonly enrollment_id: string
+  readonly journey_id: string
+  readonly step_id: string
+  readonly at: string
+  readonly outcome: string
+}
+
+/** messages: one row per message, latest state wins. Contact points never appear here. */
+export interface MessageRow {
+  readonly message_id: string
+  readonly enrollment_id: string
+  readonly journey_id: string
+  readonly variant: string
+  readonly step_id: string
+  readonly member_id: string
+  readonly channel: string
+  readonly template: string
+  readonly status: "queued" | "sent" | "delivered" | "failed" | "suppressed"
+  readonly reason: string
+  readonly provider_message_id: string
+  readonly created_at: string
+  readonly updated_at: string
+}
+
+export interface ConversionRow {
+  readonly journey_id: string
+  readonly enrollment_id: string
+  readonly variant: string
+  readonly member_id: string
+  readonly event_id: string
+  readonly converted_at: string
+  readonly value: number
+}

@@ -103,7 +103,15 @@ export const MemberStateSchema = Schema.Struct({
   }),
   history: Schema.Record({ key: Schema.String, value: HistorySchema }),
   /** Derived events not yet published; the engine publishes them, then `clearOutbox`. */
-  outbox: Schema.Array(DerivedEventSchema)
+  outbox: Schema.Array(DerivedEventSchema),
+  /** Journey slots by journey id (engine/journeys/Machine/Types.ts `JourneySlot`). */
+  journeys: Schema.Record({ key: Schema.String, value: Schema.Unknown }),
+  /**
+   * Analyst rows (journey_enrollments, journey_steps, messages, conversions) made in the write that
+   * caused them and not yet in ClickHouse: written after the KV write, dropped by `clearOutbox`, so a
+   * crash in between writes them again instead of losing them.
+   */
+  rows: Schema.Array(Schema.Struct({ id: Schema.String, table: Schema.String, row: Schema.Record({ key: Schema.String, value: Schema.Unknown }) }))
 })
 
 export interface MemberState extends Schema.Schema.Type<typeof MemberStateSchema> {}
@@ -172,7 +180,9 @@ export const emptyState = (memberId: string): MemberState => ({
   ruleTags: {},
   manualTags: {},
   history: {},
-  outbox: []
+  outbox: [],
+  journeys: {},
+  rows: []
 })
 
 /** RFM with the cut points in force, then the program's tag rules; true when anything moved. */
@@ -307,7 +317,11 @@ export const refresh = (state: MemberState, ctx: MemberContext, now: number, opt
 /** Drops published derived events from the outbox. Not a profile change, so `version` stays. */
 export const clearOutbox = (state: MemberState, ids: ReadonlyArray<string>): MemberState => {
   const published = new Set(ids)
-  return { ...state, outbox: state.outbox.filter((e) => !published.has(e.id)) }
+  return {
+    ...state,
+    outbox: state.outbox.filter((e) => !published.has(e.id)),
+    rows: (state.rows ?? []).filter((r) => !published.has(r.id))
+  }
 }
 
 /** Tag changes among derived events, for the member_tags table. */

@@ -149,6 +149,70 @@ ORDER BY computed_at`]
     name: "create_member_profiles_latest",
     // A later migration that adds profile columns re-creates this view with CREATE OR REPLACE VIEW.
     statements: [`CREATE VIEW IF NOT EXISTS ${MEMBER_PROFILES_LATEST} AS\n${memberProfilesLatestSelect}`]
+  },
+  {
+    version: 7,
+    name: "create_journey_enrollments",
+    statements: [`CREATE TABLE IF NOT EXISTS journey_enrollments (
+  enrollment_id String,
+  journey_id LowCardinality(String),
+  journey_version String,
+  member_id String,
+  variant LowCardinality(String) COMMENT 'control for the holdout',
+  entered_at ${Time},
+  trigger_event_id String,
+  status LowCardinality(String) COMMENT 'active, completed or exited',
+  exited_at Nullable(${Time}),
+  exit_reason String,
+  version UInt64
+) ENGINE = ReplacingMergeTree(version)
+ORDER BY (journey_id, enrollment_id)`]
+  },
+  {
+    version: 8,
+    name: "create_journey_steps",
+    statements: [`CREATE TABLE IF NOT EXISTS journey_steps (
+  enrollment_id String,
+  journey_id LowCardinality(String),
+  step_id LowCardinality(String),
+  at ${Time},
+  outcome LowCardinality(String)
+) ENGINE = ReplacingMergeTree
+ORDER BY (journey_id, enrollment_id, step_id, at)`]
+  },
+  {
+    version: 9,
+    name: "create_messages",
+    statements: [`CREATE TABLE IF NOT EXISTS messages (
+  message_id String,
+  enrollment_id String,
+  journey_id LowCardinality(String),
+  variant LowCardinality(String),
+  step_id LowCardinality(String),
+  member_id String,
+  channel LowCardinality(String),
+  template LowCardinality(String),
+  status LowCardinality(String) COMMENT 'queued, sent, delivered, failed or suppressed',
+  reason String,
+  provider_message_id String,
+  created_at ${Time},
+  updated_at ${Time}
+) ENGINE = ReplacingMergeTree(updated_at)
+ORDER BY message_id`]
+  },
+  {
+    version: 10,
+    name: "create_conversions",
+    statements: [`CREATE TABLE IF NOT EXISTS conversions (
+  journey_id LowCardinality(String),
+  enrollment_id String,
+  variant LowCardinality(String),
+  member_id String,
+  event_id String,
+  converted_at ${Time},
+  value Decimal(18, 2)
+) ENGINE = ReplacingMergeTree
+ORDER BY (journey_id, enrollment_id)`]
   }
 ]
 

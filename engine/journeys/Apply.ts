@@ -1,0 +1,208 @@
+import type { DerivedEvent, MemberEvent } from "../../schemas/Event.ts"
+import type { Journey } from "../../schemas/Journey.ts"
+import type { Channel } from "../../schemas/Program.ts"
+import {
+  chTime,
+  type ConversionRow,
+  type JourneyEnrollmentRow,
+  type JourneyStepRow,
+  type MessageRow
+} from "../../schemas/Rows.ts"
+import { type ApplyOptions, type ApplyResult, applyEvents, type MemberContext, type MemberState } from "../member/MemberState.ts"
+import { derivedId } from "../member/MemberState/Ids.ts"
+import { type Action, emptySlot, type Enrollment, handleEvent, handleTimer, type JourneySlot } from "./Machine.ts"
+
+/**
+ * Runs the loaded journeys over what a batch did to one member, inside the same KV write: the
+ * journey slots, the analyst rows and the events the journeys cause are part of the member's state
+ * until they are published and written, so a crash at any point repeats them instead of losing or
+ * doubling them.
+ */
+
+/** A wait fired: published by engine/Timers.ts when a timer comes due, applied like any event. */
+export const TIMER_EVENT = "journey.timer"
+/** A timer to keep: routed to the timers stream instead of the event stream. */
+export const TIMER_REQUEST = "journey.timer.request"
+
+export interface LoadedJourney {
+  readonly journey: Journey
+  /** A short hash of the decoded journey: a changed file is a new version. */
+  readonly version: string
+}
+
+type Row = MemberState["rows"][number]
+type Draft = { -readonly [K in keyof MemberState]: MemberState[K] }
+
+const CONTACT: Record<Channel, string> = { sms: "phone", email: "email", wechat: "wechatOpenId" }
+
+/**
+ * Which channel a message goes out on (sandbox mode: nothing leaves). The first of the channel and
+ * its fallbacks for which the member has a contact point and, in a marketing journey, consent.
+ * Frequency caps, quiet hours and template rendering are the channels issue's; not applied yet.
+ */
+const reachable = (state: MemberState, channels: ReadonlyArray<Channel>, marketing: boolean): Channel | null => {
+  for (const channel of channels) {
+    const contact = state.attributes[CONTACT[channel]]?.v
+    const consent = state.consent[channel]?.v === true
+    if (typeof contact === "string" && contact !== "" && (!marketing || consent)) return channel
+  }
+  return null
+}
+
+const enrollmentRow = (e: Enrollment, now: number): JourneyEnrollmentRow => ({
+  enrollment_id: e.id,
+  journey_id: e.journeyId,
+  journey_version: e.journeyVersion,
+  member_id: e.memberId,
+  variant: e.variant,
+  entered_at: chTime(e.enteredAt),
+  trigger_event_id: e.triggerEventId ?? "",
+  status: e.status,
+  exited_at: e.exitedAt === null ? null : chTime(e.exitedAt),
+  exit_reason: e.exitReason ?? "",
+  version: now * 10 + (e.status === "active" ? 0 : 1)
+})
+
+const toEvent = (d: DerivedEvent): MemberEvent => ({ ...d, at: Date.parse(d.occurredAt), source: "memberflow" })
+
+/** Turns a transition's actions into rows, derived events and tag changes on the member's state. */
+const perform = (
+  d: Draft,
+  journey: Journey,
+  actions: ReadonlyArray<Action>,
+  ctx: MemberContext,
+  now: number,
+  derived: Array<DerivedEvent>
+): void => {
+  const at = new Date(now).toISOString()
+  const rows: Array<Row> = []
+  for (const action of actions) {
+    switch (action.kind) {
+      case "enrolled":
+      case "ended": {
+        const e = action.enrollment
+        rows.push({ id: `enr:${e.id}:${e.status}`, table: "journey_enrollments", row: { ...enrollmentRow(e, now) } })
+        const type = action.kind === "enrolled" ? "journey.entered" : "journey.exited"
+        derived.push({
+          id: derivedId("journey", e.id, type),
+          type,
+          memberId: e.memberId,
+          occurredAt: at,
+          properties: { journeyId: e.journeyId, variant: e.variant, ...(e.exitReason === null ? {} : { reason: e.exitReason }) }
+        })
+        break
+      }
+      case "step": {
+        const row: JourneyStepRow = { enrollment_id: action.enrollmentId, journey_id: journey.id, step_id: action.stepId, at: chTime(action.at), outcome: action.outcome }
+        rows.push({ id: `step:${action.enrollmentId}:${action.stepId}:${action.at}:${action.outcome}`, table: "journey_steps", row: { ...row } })
+        break
+      }
+      case "send": {
+        const channel = action.suppressed === null ? reachable(d, [action.channel, ...action.fallback], journey.category === "marketing") : null
+        const row: MessageRow = {
+          message_id: action.messageId,
+          enrollment_id: action.enrollmentId,
+          journey_id: journey.id,
+          variant: action.variant,
+          step_id: action.stepId,
+          member_id: d.memberId,
+          channel: channel ?? action.channel,
+          template: action.template,
+          status: channel === null ? "suppressed" : "sent",
+          reason: action.suppressed ?? (channel === null ? "no_reachable_channel" : ""),
+          provider_message_id: channel === null ? "" : `sandbox-${action.messageId}`,
+          created_at: chTime(now),
+          updated_at: chTime(now)
+        }
+        rows.push({ id: `msg:${action.messageId}`, table: "messages", row: { ...row } })
+        break
+      }
+      case "conversion": {
+        const row: ConversionRow = {
+          journey_id: journey.id,
+          enrollment_id: action.enrollmentId,
+          variant: action.variant,
+          member_id: d.memberId,
+          event_id: action.eventId,
+          converted_at: chTime(action.at),
+          value: action.value
+        }
+        rows.push({ id: `conv:${action.enrollmentId}`, table: "conversions", row: { ...row } })
+        break
+      }
+      case "timer":
+        derived.push({
+          id: derivedId("timer", action.enrollmentId, action.due),
+          type: TIMER_REQUEST,
+          memberId: d.memberId,
+          occurredAt: at,
+          properties: { journeyId: journey.id, enrollmentId: action.enrollmentId, due: action.due }
+        })
+        break
+      case "emit":
+        derived.push({ id: action.id, type: action.type, memberId: d.memberId, occurredAt: at, properties: action.properties })
+        break
+      case "tag": {
+        // A journey's tag step is a manual tag change whose source is the journey.
+        const change: MemberEvent = {
+          id: derivedId("journey-tag", action.enrollmentId, action.stepId, now),
+          type: "tags.updated",
+          memberId: d.memberId,
+          occurredAt: at,
+          at: now,
+          properties: { add: action.add, remove: action.remove, source: journey.id },
+          source: "memberflow"
+        }
+        applyEvents(d, [change], ctx, now, { owned: true })
+        break
+      }
+    }
+  }
+  d.rows = [...(d.rows ?? []), ...rows]
+}
+
+/**
+ * The batch's new events — and the events the engine derived from them in this write — go to every
+ * journey; a `journey.timer` event goes to the journey whose wait it ends.
+ */
+export const runJourneys = (
+  result: ApplyResult,
+  journeys: ReadonlyArray<LoadedJourney>,
+  ctx: MemberContext,
+  now: number,
+  options: ApplyOptions
+): ApplyResult => {
+  const inputs = [...result.applied, ...result.derived.map(toEvent)]
+  if (journeys.length === 0 || inputs.length === 0) return result
+  const d = (options.owned === true ? result.state : JSON.parse(JSON.stringify(result.state))) as Draft
+  const slots: Record<string, unknown> = { ...(d.journeys ?? {}) }
+  const before = JSON.stringify(slots)
+  const versions = new Map(journeys.map((j) => [j.version, j.journey]))
+  const derived: Array<DerivedEvent> = []
+  const rowsBefore = (d.rows ?? []).length
+  for (const event of inputs) {
+    for (const { journey, version } of journeys) {
+      const slot = (slots[journey.id] as JourneySlot | undefined) ?? emptySlot
+      const member = { state: d as MemberState, ctx }
+      const opts = { version, journeyOf: (v: string) => versions.get(v) }
+      let moved
+      if (event.type === TIMER_EVENT) {
+        if (event.properties["journeyId"] !== journey.id) continue
+        moved = handleTimer(journey, slot, Number(event.properties["due"]), member, now, opts)
+      } else {
+        moved = handleEvent(journey, slot, event, member, now, opts)
+      }
+      slots[journey.id] = moved.slot
+      perform(d, journey, moved.actions, ctx, now, derived)
+    }
+  }
+  d.journeys = slots
+  const changed = derived.length > 0 || (d.rows ?? []).length !== rowsBefore || JSON.stringify(slots) !== before
+  if (!changed) return result
+  if (!result.changed) {
+    d.version += 1
+    d.updatedAt = now
+  }
+  d.outbox = [...d.outbox, ...derived]
+  return { ...result, state: d as MemberState, changed: true, derived: [...result.derived, ...derived] }
+}

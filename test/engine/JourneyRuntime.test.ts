@@ -1,0 +1,148 @@
+import type { NatsConnection } from "@nats-io/transport-node"
+import { writeFileSync } from "node:fs"
+import { join } from "node:path"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { inGlobalControl } from "../../engine/journeys/Machine.ts"
+import { type EngineProcess, eventually, startEngine, tempDir } from "../support/engine.ts"
+import { journeysDir } from "../support/journeys.ts"
+import { dropTopology, type EventInput, natsConnect, publishEvents, type TestTopology, uniqueTopology } from "../support/nats.ts"
+
+const JOURNEY = `# yaml-language-server: $schema=../schemas/journey.schema.json
+id: quick-welcome
+name: 快速歡迎 (test)
+status: active
+category: marketing
+trigger: { event: { type: signup.test } }
+exit:
+  - { event: consent.updated, where: { granted: false } }
+goal: { event: purchase, within: 1d }
+experiment:
+  control: 20
+  variants:
+    - { id: a, weight: 100 }
+steps:
+  - id: hello
+    send: { channel: sms, template: welcome, fallback: [email] }
+  - { id: pause, wait: 3s }
+  - id: again
+    send: { channel: email, template: welcome-first-order }
+`
+
+const now = () => new Date().toISOString()
+
+interface MessageRow {
+  readonly member_id: string
+  readonly step_id: string
+  readonly status: string
+  readonly reason: string
+  readonly variant: string
+  readonly provider_message_id: string
+}
+
+describe("journeys run inside the engine (sandbox channels)", () => {
+  let topology: TestTopology
+  let nc: NatsConnection
+  let dir: string
+  let dataDir: string
+  const engines: Array<EngineProcess> = []
+
+  beforeAll(async () => {
+    topology = uniqueTopology("journeys")
+    nc = await natsConnect()
+    dir = journeysDir()
+    writeFileSync(join(dir, "quick-welcome.yaml"), JOURNEY)
+    dataDir = tempDir("journeys")
+  })
+
+  afterAll(async () => {
+    await Promise.all(engines.map((engine) => engine.kill("SIGKILL")))
+    await nc?.close()
+    if (topology) await dropTopology(topology)
+  })
+
+  const start = async () => {
+    const engine = await startEngine({ ...topology.env, JOURNEYS_DIR: dir, MEMBERFLOW_DATA_DIR: dataDir, MEMBERFLOW_ACK_WAIT_MS: "3000" }, "journeys")
+    engines.push(engine)
+    return engine
+  }
+
+  it("enrolls on the trigger, sends, waits durably through a SIGKILL, and sends the next step exactly once", async () => {
+    const members = Array.from({ length: 60 }, (_, i) => `j${i}`)
+    const reachable = (i: number) => i < 50
+    // program.yaml's global control group (5%) enters no marketing journey at all.
+    const held = members.filter((memberId) => inGlobalControl(memberId, 5))
+    const entering = members.length - held.length
+    expect(held.length).toBeGreaterThan(0)
+    const registrations: Array<EventInput> = members.map((memberId, i) => ({
+      id: `reg-${memberId}`,
+      type: "member.registered",
+      memberId,
+      occurredAt: now(),
+      properties: reachable(i) ? { phone: `+86138000${String(i).padStart(5, "0")}`, email: `m${i}@example.com`, consent: { sms: true, email: true } } : {}
+    }))
+    let engine = await start()
+    await publishEvents(nc, topology, registrations)
+    await publishEvents(nc, topology, members.map((memberId) => ({ id: `sig-${memberId}`, type: "signup.test", memberId, occurredAt: now() })))
+
+    // First step: one message per member, suppressed for control and for members with no channel.
+    await eventually(async () => {
+      const rows = await engine.sql<{ n: number }>("SELECT count() AS n FROM messages FINAL WHERE journey_id = 'quick-welcome' AND step_id = 'hello'")
+      return Number(rows[0]?.n) === entering
+    }, 20_000, "the first step's messages")
+    // Killed inside the 3 s wait, restarted: the wait is a durable timer.
+    expect(await engine.kill("SIGKILL")).toBeNull()
+    engine = await start()
+    await eventually(async () => {
+      const rows = await engine.sql<{ n: number }>("SELECT count() AS n FROM messages FINAL WHERE journey_id = 'quick-welcome' AND step_id = 'again'")
+      return Number(rows[0]?.n) === entering
+    }, 30_000, "the second step's messages after the restart")
+
+    const rows = await engine.sql<MessageRow>(
+      "SELECT member_id, step_id, status, reason, variant, provider_message_id FROM messages FINAL WHERE journey_id = 'quick-welcome'"
+    )
+    // Exactly one message per member and step: no message id recorded twice or missing.
+    expect(rows).toHaveLength(2 * entering)
+    expect(rows.filter((row) => held.includes(row.member_id))).toEqual([])
+    const byMember = new Map<string, Array<MessageRow>>()
+    for (const row of rows) byMember.set(row.member_id, [...(byMember.get(row.member_id) ?? []), row])
+    for (const [memberId, messages] of byMember) {
+      expect(messages.map((m) => m.step_id).sort()).toEqual(["again", "hello"])
+      const i = Number(memberId.slice(1))
+      for (const message of messages) {
+        if (message.variant === "control") {
+          expect(message).toMatchObject({ status: "suppressed", reason: "control" })
+        } else if (!reachable(i)) {
+          expect(message).toMatchObject({ status: "suppressed", reason: "no_reachable_channel" })
+        } else {
+          expect(message.status).toBe("sent")
+          expect(message.provider_message_id).toMatch(/^sandbox-/)
+        }
+      }
+    }
+    const control = rows.filter((row) => row.variant === "control").length / 2
+    expect(control).toBeGreaterThan(2)
+    expect(control).toBeLessThan(25)
+
+    // Enrollments: one per member, completed after the last step.
+    await eventually(async () => {
+      const done = await engine.sql<{ n: number }>("SELECT count() AS n FROM journey_enrollments FINAL WHERE journey_id = 'quick-welcome' AND status = 'completed'")
+      return Number(done[0]?.n) === entering
+    }, 20_000, "completed enrollments")
+    const steps = await engine.sql<{ n: number }>("SELECT count() AS n FROM journey_steps FINAL WHERE journey_id = 'quick-welcome' AND step_id = 'again'")
+    expect(Number(steps[0]?.n)).toBe(entering)
+  })
+
+  it("a member who converts inside the goal window is recorded once in conversions", async () => {
+    const engine = engines[engines.length - 1]!
+    await publishEvents(nc, topology, [
+      { id: "buy-j1", type: "purchase", memberId: "j1", occurredAt: now(), properties: { orderId: "jo1", amount: 388, currency: "CNY" } },
+      { id: "buy-j1-b", type: "purchase", memberId: "j1", occurredAt: now(), properties: { orderId: "jo2", amount: 100, currency: "CNY" } }
+    ])
+    await eventually(async () => {
+      const rows = await engine.sql<{ n: number }>("SELECT count() AS n FROM conversions FINAL WHERE journey_id = 'quick-welcome' AND member_id = 'j1'")
+      return Number(rows[0]?.n) === 1
+    }, 20_000, "j1's conversion")
+    const [row] = await engine.sql<{ value: number }>("SELECT value FROM conversions FINAL WHERE member_id = 'j1' AND journey_id = 'quick-welcome'")
+    expect(Number(row?.value)).toBe(388)
+  })
+})
