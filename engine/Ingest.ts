@@ -100,6 +100,25 @@ export interface AppliedBatch {
   readonly derived: number
 }
 
+/** Only once rows are in ClickHouse may each member's next write drop them from its outbox. */
+const markRowsWritten = Effect.fn("Ingest.markRowsWritten")(function* (rows: ReadonlyArray<{ readonly memberId: string; readonly id: string }>) {
+  const store = yield* MemberStore
+  const written = new Map<string, Array<string>>()
+  for (const row of rows) written.set(row.memberId, [...(written.get(row.memberId) ?? []), row.id])
+  for (const [memberId, ids] of written) store.markPublished(memberId, ids)
+})
+
+/** Writes the journey rows in the updated members' outboxes (the sweep's path; ingestion batches them). */
+export const writeJourneyRows = Effect.fn("Ingest.writeJourneyRows")(function* (updates: ReadonlyArray<Updated>) {
+  const clickhouse = yield* Clickhouse
+  const rows = updates.flatMap((update) => (update.result.state.rows ?? []).map((row) => ({ memberId: update.memberId, ...row })))
+  if (rows.length === 0) return
+  yield* Effect.forEach(JOURNEY_TABLES, (table) => clickhouse.insert(table, rows.filter((r) => r.table === table).map((r) => r.row)), {
+    discard: true
+  }).pipe(Effect.retry(retryForever))
+  yield* markRowsWritten(rows)
+})
+
 /**
  * Stage one of a batch: decode, apply to member state (KV, compare-and-set), publish the derived
  * events (JetStream, deterministic ids).
@@ -181,7 +200,6 @@ export const applyBatch = Effect.fn("Ingest.applyBatch")(function* (batch: Reado
  */
 export const recordBatch = Effect.fn("Ingest.recordBatch")(function* (work: AppliedBatch) {
   const { batch, started, rejected, eventRows, tagRows, profileRows, journeyRows, applied, duplicates, derived } = work
-  const store = yield* MemberStore
   const { js, use } = yield* Nats
   const topology = yield* Topology
   const clickhouse = yield* Clickhouse
@@ -195,10 +213,7 @@ export const recordBatch = Effect.fn("Ingest.recordBatch")(function* (work: Appl
     ],
     { concurrency: "unbounded", discard: true }
   ).pipe(Effect.retry(retryForever))
-  // Only now may the next write of each member drop these rows from its outbox.
-  const written = new Map<string, Array<string>>()
-  for (const row of journeyRows) written.set(row.memberId, [...(written.get(row.memberId) ?? []), row.id])
-  for (const [memberId, ids] of written) store.markPublished(memberId, ids)
+  yield* markRowsWritten(journeyRows)
 
   yield* Effect.forEach(
     rejected,

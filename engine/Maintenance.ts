@@ -2,8 +2,10 @@ import { Clock, Effect, Layer, Schedule } from "effect"
 import { hostname } from "node:os"
 import { chTime } from "../schemas/Rows.ts"
 import { Clickhouse } from "./Clickhouse.ts"
-import { publishDerived, retryForever } from "./Ingest.ts"
+import { publishDerived, retryForever, writeJourneyRows } from "./Ingest.ts"
 import { profileRow, refresh, type RfmCutpoints } from "./member/MemberState.ts"
+import { runJourneys } from "./journeys/Apply.ts"
+import { JourneyRuntime } from "./JourneyRuntime.ts"
 import { type Change, MemberStore } from "./MemberStore.ts"
 import { ProgramRuntime } from "./ProgramRuntime.ts"
 
@@ -54,6 +56,7 @@ export const sweep = Effect.fn("Maintenance.sweep")(function* () {
   const runtime = yield* ProgramRuntime
   const store = yield* MemberStore
   const clickhouse = yield* Clickhouse
+  const journeys = yield* JourneyRuntime
   if (runtime.program.rfm.scores === "quintiles") {
     const cut = yield* computeQuintiles(now, runtime.program.rfm.window)
     if (cut !== null) {
@@ -67,13 +70,19 @@ export const sweep = Effect.fn("Maintenance.sweep")(function* () {
   for (let offset = 0; offset < ids.length; offset += 5000) {
     const slice = ids.slice(offset, offset + 5000)
     const updates = yield* store.updateMany(
-      slice.map((memberId): Change => [memberId, (state, options) => refresh(state, ctx, now, options)]),
+      // Journeys too: entry timers for date and inactivity journeys members have none for yet (a
+      // journey deployed after they last changed).
+      slice.map((memberId): Change => [
+        memberId,
+        (state, options) => runJourneys(refresh(state, ctx, now, options), journeys.journeys, ctx, now, options)
+      ]),
       256
     ).pipe(Effect.retry(retryForever))
     yield* publishDerived(updates)
     const rows = updates.filter((update) => update.written).map((update) => profileRow(update.result.state, ctx, now))
     changed += rows.length
     yield* clickhouse.insert("member_profiles", rows).pipe(Effect.retry(retryForever))
+    yield* writeJourneyRows(updates)
   }
   yield* Effect.logInfo("sweep done").pipe(Effect.annotateLogs({ members: ids.length, changed }))
   return { members: ids.length, changed }

@@ -7,7 +7,7 @@ import { subjectOf, Topology, TIMERS_CONSUMER } from "./Topology.ts"
 
 interface TimerRequest {
   readonly memberId: string
-  readonly properties: { readonly journeyId: string; readonly enrollmentId: string; readonly due: number }
+  readonly properties: { readonly journeyId: string; readonly enrollmentId: string; readonly due: number; readonly kind?: string }
 }
 
 /**
@@ -40,7 +40,7 @@ export const TimersLive = Layer.scopedDiscard(
                 msg.term()
                 return
               }
-              const { journeyId, enrollmentId, due } = request.properties
+              const { journeyId, enrollmentId, due, kind } = request.properties
               if (due > now + 20) {
                 msg.nak(due - now)
                 return
@@ -51,7 +51,7 @@ export const TimersLive = Layer.scopedDiscard(
                 type: TIMER_EVENT,
                 memberId: request.memberId,
                 occurredAt: new Date(Math.min(due, now)).toISOString(),
-                properties: { journeyId, enrollmentId, due },
+                properties: { journeyId, enrollmentId, due, ...(kind === undefined ? {} : { kind }) },
                 source: "memberflow"
               }
               await js.publish(subjectOf(topology, TIMER_EVENT), JSON.stringify(event), { msgID: id })

@@ -10,7 +10,7 @@ import {
 } from "../../schemas/Rows.ts"
 import { type ApplyOptions, type ApplyResult, applyEvents, type MemberContext, type MemberState } from "../member/MemberState.ts"
 import { derivedId } from "../member/MemberState/Ids.ts"
-import { type Action, emptySlot, type Enrollment, handleEvent, handleTimer, type JourneySlot } from "./Machine.ts"
+import { type Action, emptySlot, type Enrollment, handleEvent, handleTimer, handleTrigger, type JourneySlot, nextEntryTime } from "./Machine.ts"
 
 /**
  * Runs the loaded journeys over what a batch did to one member, inside the same KV write: the
@@ -172,32 +172,66 @@ export const runJourneys = (
   now: number,
   options: ApplyOptions
 ): ApplyResult => {
+  if (journeys.length === 0 || result.state.lastSeenAt === null) return result
   const inputs = [...result.applied, ...result.derived.map(toEvent)]
-  if (journeys.length === 0 || inputs.length === 0) return result
   const d = (options.owned === true ? result.state : JSON.parse(JSON.stringify(result.state))) as Draft
   const slots: Record<string, unknown> = { ...(d.journeys ?? {}) }
-  const before = JSON.stringify(slots)
+  const entryTimers: Record<string, number> = { ...(d.entryTimers ?? {}) }
+  const before = JSON.stringify([slots, entryTimers])
   const versions = new Map(journeys.map((j) => [j.version, j.journey]))
   const derived: Array<DerivedEvent> = []
   const rowsBefore = (d.rows ?? []).length
+  const step = (journey: Journey, version: string, f: (slot: JourneySlot, opts: { version: string; journeyOf: (v: string) => Journey | undefined }) => { slot: JourneySlot; actions: ReadonlyArray<Action> }) => {
+    const moved = f((slots[journey.id] as JourneySlot | undefined) ?? emptySlot, { version, journeyOf: (v: string) => versions.get(v) })
+    slots[journey.id] = moved.slot
+    perform(d, journey, moved.actions, ctx, now, derived)
+  }
   for (const event of inputs) {
     for (const { journey, version } of journeys) {
-      const slot = (slots[journey.id] as JourneySlot | undefined) ?? emptySlot
       const member = { state: d as MemberState, ctx }
-      const opts = { version, journeyOf: (v: string) => versions.get(v) }
-      let moved
       if (event.type === TIMER_EVENT) {
         if (event.properties["journeyId"] !== journey.id) continue
-        moved = handleTimer(journey, slot, Number(event.properties["due"]), member, now, opts)
+        if (event.properties["kind"] === "entry") {
+          const kind = "date" in journey.trigger ? ("date" as const) : ("inactivity" as const)
+          delete entryTimers[journey.id]
+          step(journey, version, (slot, opts) => handleTrigger(journey, slot, { kind }, member, now, opts))
+        } else {
+          step(journey, version, (slot, opts) => handleTimer(journey, slot, Number(event.properties["due"]), member, now, opts))
+        }
       } else {
-        moved = handleEvent(journey, slot, event, member, now, opts)
+        step(journey, version, (slot, opts) => handleEvent(journey, slot, event, member, now, opts))
       }
-      slots[journey.id] = moved.slot
-      perform(d, journey, moved.actions, ctx, now, derived)
     }
   }
+  // Date and inactivity entries come due by themselves: keep one timer per member and journey for
+  // the next one, so that no tick ever scans the members.
+  for (const { journey, version } of journeys) {
+    if (!("date" in journey.trigger) && !("inactivity" in journey.trigger)) continue
+    const member = { state: d as MemberState, ctx }
+    const due = nextEntryTime(journey, (slots[journey.id] as JourneySlot | undefined) ?? emptySlot, member, now)
+    if (due === null) {
+      delete entryTimers[journey.id]
+      continue
+    }
+    if (due <= now) {
+      const kind = "date" in journey.trigger ? ("date" as const) : ("inactivity" as const)
+      step(journey, version, (slot, opts) => handleTrigger(journey, slot, { kind }, member, now, opts))
+      delete entryTimers[journey.id]
+      continue
+    }
+    if (entryTimers[journey.id] === due) continue
+    entryTimers[journey.id] = due
+    derived.push({
+      id: derivedId("entry-timer", d.memberId, journey.id, due),
+      type: TIMER_REQUEST,
+      memberId: d.memberId,
+      occurredAt: new Date(now).toISOString(),
+      properties: { journeyId: journey.id, enrollmentId: `entry:${d.memberId}:${journey.id}`, due, kind: "entry" }
+    })
+  }
   d.journeys = slots
-  const changed = derived.length > 0 || (d.rows ?? []).length !== rowsBefore || JSON.stringify(slots) !== before
+  d.entryTimers = entryTimers
+  const changed = derived.length > 0 || (d.rows ?? []).length !== rowsBefore || JSON.stringify([slots, entryTimers]) !== before
   if (!changed) return result
   if (!result.changed) {
     d.version += 1

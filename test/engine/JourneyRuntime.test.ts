@@ -28,6 +28,26 @@ steps:
     send: { channel: email, template: welcome-first-order }
 `
 
+const LAPSE = `id: quick-lapse
+name: 簽到後提醒 (test)
+status: active
+category: transactional
+trigger: { inactivity: { event: checkin, for: 3s } }
+steps:
+  - id: nudge
+    send: { channel: sms, template: welcome }
+`
+
+const BIRTHDAY = `id: quick-birthday
+name: 生日 (test)
+status: active
+category: transactional
+trigger: { date: { attribute: birthday, at: "00:00" } }
+steps:
+  - id: greet
+    send: { channel: sms, template: birthday-greeting }
+`
+
 const now = () => new Date().toISOString()
 
 interface MessageRow {
@@ -51,6 +71,8 @@ describe("journeys run inside the engine (sandbox channels)", () => {
     nc = await natsConnect()
     dir = journeysDir()
     writeFileSync(join(dir, "quick-welcome.yaml"), JOURNEY)
+    writeFileSync(join(dir, "quick-lapse.yaml"), LAPSE)
+    writeFileSync(join(dir, "quick-birthday.yaml"), BIRTHDAY)
     dataDir = tempDir("journeys")
   })
 
@@ -144,5 +166,33 @@ describe("journeys run inside the engine (sandbox channels)", () => {
     }, 20_000, "j1's conversion")
     const [row] = await engine.sql<{ value: number }>("SELECT value FROM conversions FINAL WHERE member_id = 'j1' AND journey_id = 'quick-welcome'")
     expect(Number(row?.value)).toBe(388)
+  })
+
+  it("date and inactivity journeys enter by their own timers: a birthday today (member-local), a lapse after the last check-in", async () => {
+    const engine = engines[engines.length - 1]!
+    const today = new Intl.DateTimeFormat("en-CA", { timeZone: "Asia/Shanghai", month: "2-digit", day: "2-digit" }).format(new Date())
+    const tomorrow = new Intl.DateTimeFormat("en-CA", { timeZone: "Asia/Shanghai", month: "2-digit", day: "2-digit" }).format(new Date(Date.now() + 86_400_000))
+    await publishEvents(nc, topology, [
+      { id: "reg-b1", type: "member.registered", memberId: "b1", occurredAt: now(), properties: { phone: "+8613900000001", birthday: today } },
+      { id: "reg-b2", type: "member.registered", memberId: "b2", occurredAt: now(), properties: { phone: "+8613900000002", birthday: tomorrow } },
+      { id: "chk-c1", type: "checkin", memberId: "c1", occurredAt: now() },
+      { id: "reg-c2", type: "member.registered", memberId: "c2", occurredAt: now(), properties: { phone: "+8613900000003" } }
+    ])
+    // The birthday is today and 00:00 has passed: "eligible later that day still enters that day".
+    await eventually(async () => {
+      const rows = await engine.sql<{ member_id: string }>("SELECT member_id FROM messages FINAL WHERE journey_id = 'quick-birthday'")
+      return rows.map((r) => r.member_id).join() === "b1"
+    }, 20_000, "b1's birthday message")
+    // c1 checked in and then nothing for 3 s; c2 never checked in.
+    await eventually(async () => {
+      const rows = await engine.sql<{ member_id: string }>("SELECT member_id FROM journey_enrollments FINAL WHERE journey_id = 'quick-lapse'")
+      return rows.map((r) => r.member_id).join() === "c1"
+    }, 20_000, "c1's lapse entry")
+    // Once per lapse: nothing more for c1 until it checks in again.
+    await new Promise((resolve) => setTimeout(resolve, 4000))
+    const [count] = await engine.sql<{ n: number }>("SELECT count() AS n FROM journey_enrollments FINAL WHERE journey_id = 'quick-lapse'")
+    expect(Number(count?.n)).toBe(1)
+    const [birthdays] = await engine.sql<{ n: number }>("SELECT count() AS n FROM journey_enrollments FINAL WHERE journey_id = 'quick-birthday'")
+    expect(Number(birthdays?.n)).toBe(1)
   })
 })
