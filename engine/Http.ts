@@ -5,6 +5,7 @@ import { createServer } from "node:http"
 import { isLoopback, tokenMatches } from "./AdminAuth.ts"
 import { Clickhouse } from "./Clickhouse.ts"
 import { publicProfile } from "./member/MemberState.ts"
+import { JourneyRuntime } from "./JourneyRuntime.ts"
 import { MemberStore } from "./MemberStore.ts"
 import { renderPrometheus } from "./Metrics.ts"
 import { Nats } from "./Nats.ts"
@@ -47,10 +48,18 @@ export const HttpLive = Layer.unwrapEffect(
           const { connection } = yield* Nats
           const clickhouse = yield* Clickhouse
           const runtime = yield* ProgramRuntime
+          const journeys = yield* (yield* JourneyRuntime).status
           const nats = yield* Effect.tryPromise(() => connection.flush()).pipe(Effect.as("ok"), Effect.orElseSucceed(() => "unreachable"))
           const ch = yield* clickhouse.ping.pipe(Effect.as("ok"), Effect.orElseSucceed(() => "unreachable"))
           const ready = nats === "ok" && ch === "ok"
-          return json(ready ? 200 : 503, { ready, nats, clickhouse: ch, program: { dir: runtime.dir, loaded: true } })
+          return json(ready ? 200 : 503, {
+            ready,
+            nats,
+            clickhouse: ch,
+            program: { dir: runtime.dir, loaded: true },
+            // A refused edit keeps the running journeys (still ready) and shows why here.
+            journeys: { loaded: journeys.set.current.length, error: journeys.error }
+          })
         })
       ),
       HttpRouter.get(
@@ -68,6 +77,34 @@ export const HttpLive = Layer.unwrapEffect(
             if (state === null) return json(404, { error: `no member ${id}` })
             const ctx = yield* runtime.context
             return json(200, publicProfile(state, ctx, yield* Clock.currentTimeMillis))
+          })
+        )
+      ),
+      HttpRouter.get(
+        "/journeys",
+        guarded(
+          Effect.gen(function* () {
+            const { set, error, loadedAt } = yield* (yield* JourneyRuntime).status
+            const clickhouse = yield* Clickhouse
+            const counts = yield* clickhouse
+              .query<{ journey_id: string; journey_version: string; variant: string; status: string; n: number }>(
+                "SELECT journey_id, journey_version, variant, status, count() AS n FROM journey_enrollments FINAL GROUP BY journey_id, journey_version, variant, status"
+              )
+              .pipe(Effect.orElseSucceed(() => []))
+            return json(200, {
+              error,
+              loadedAt: new Date(loadedAt).toISOString(),
+              journeys: set.current.map(({ journey, version }) => ({
+                id: journey.id,
+                name: journey.name,
+                status: journey.status,
+                category: journey.category,
+                version,
+                enrollments: counts
+                  .filter((c) => c.journey_id === journey.id)
+                  .map((c) => ({ version: c.journey_version, variant: c.variant, status: c.status, count: Number(c.n) }))
+              }))
+            })
           })
         )
       ),

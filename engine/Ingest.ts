@@ -128,7 +128,7 @@ export const applyBatch = Effect.fn("Ingest.applyBatch")(function* (batch: Reado
   const topology = yield* Topology
   const store = yield* MemberStore
   const runtime = yield* ProgramRuntime
-  const journeys = yield* JourneyRuntime
+  const journeySet = yield* (yield* JourneyRuntime).current
   const maxBytes = yield* Config.integer("MEMBERFLOW_MAX_EVENT_BYTES").pipe(Config.withDefault(64 * 1024))
   const ctx = yield* runtime.context
 
@@ -160,7 +160,7 @@ export const applyBatch = Effect.fn("Ingest.applyBatch")(function* (batch: Reado
   const updates: ReadonlyArray<Updated> = yield* store.updateMany(
     Array.from(byMember, ([memberId, events]): Change => [
       memberId,
-      (state, options) => runJourneys(applyEvents(state, events, ctx, started, options), journeys.journeys, ctx, started, options)
+      (state, options) => runJourneys(applyEvents(state, events, ctx, started, options), journeySet, ctx, started, options)
     ])
   ).pipe(Effect.retry(retryForever))
 

@@ -56,7 +56,7 @@ export const sweep = Effect.fn("Maintenance.sweep")(function* () {
   const runtime = yield* ProgramRuntime
   const store = yield* MemberStore
   const clickhouse = yield* Clickhouse
-  const journeys = yield* JourneyRuntime
+  const journeySet = yield* (yield* JourneyRuntime).current
   if (runtime.program.rfm.scores === "quintiles") {
     const cut = yield* computeQuintiles(now, runtime.program.rfm.window)
     if (cut !== null) {
@@ -74,7 +74,7 @@ export const sweep = Effect.fn("Maintenance.sweep")(function* () {
       // journey deployed after they last changed).
       slice.map((memberId): Change => [
         memberId,
-        (state, options) => runJourneys(refresh(state, ctx, now, options), journeys.journeys, ctx, now, options)
+        (state, options) => runJourneys(refresh(state, ctx, now, options), journeySet, ctx, now, options)
       ]),
       256
     ).pipe(Effect.retry(retryForever))

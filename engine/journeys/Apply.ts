@@ -30,6 +30,12 @@ export interface LoadedJourney {
   readonly version: string
 }
 
+/** What runs: the current version of each journey, and every version members may still be inside. */
+export interface JourneySet {
+  readonly current: ReadonlyArray<LoadedJourney>
+  readonly versions: ReadonlyMap<string, Journey>
+}
+
 type Row = MemberState["rows"][number]
 type Draft = { -readonly [K in keyof MemberState]: MemberState[K] }
 
@@ -167,18 +173,19 @@ const perform = (
  */
 export const runJourneys = (
   result: ApplyResult,
-  journeys: ReadonlyArray<LoadedJourney>,
+  set: JourneySet,
   ctx: MemberContext,
   now: number,
   options: ApplyOptions
 ): ApplyResult => {
+  const journeys = set.current
   if (journeys.length === 0 || result.state.lastSeenAt === null) return result
   const inputs = [...result.applied, ...result.derived.map(toEvent)]
   const d = (options.owned === true ? result.state : JSON.parse(JSON.stringify(result.state))) as Draft
   const slots: Record<string, unknown> = { ...(d.journeys ?? {}) }
   const entryTimers: Record<string, number> = { ...(d.entryTimers ?? {}) }
   const before = JSON.stringify([slots, entryTimers])
-  const versions = new Map(journeys.map((j) => [j.version, j.journey]))
+  const versions = set.versions
   const derived: Array<DerivedEvent> = []
   const rowsBefore = (d.rows ?? []).length
   const step = (journey: Journey, version: string, f: (slot: JourneySlot, opts: { version: string; journeyOf: (v: string) => Journey | undefined }) => { slot: JourneySlot; actions: ReadonlyArray<Action> }) => {

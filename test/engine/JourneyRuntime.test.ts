@@ -48,6 +48,19 @@ steps:
     send: { channel: sms, template: birthday-greeting }
 `
 
+const editable = (secondTemplate: string) => `id: edit-me
+name: 編輯中 (test)
+status: active
+category: transactional
+trigger: { event: { type: edit.test } }
+steps:
+  - id: first
+    send: { channel: sms, template: welcome }
+  - { id: pause, wait: 4s }
+  - id: second
+    send: { channel: sms, template: ${secondTemplate} }
+`
+
 const now = () => new Date().toISOString()
 
 interface MessageRow {
@@ -73,6 +86,7 @@ describe("journeys run inside the engine (sandbox channels)", () => {
     writeFileSync(join(dir, "quick-welcome.yaml"), JOURNEY)
     writeFileSync(join(dir, "quick-lapse.yaml"), LAPSE)
     writeFileSync(join(dir, "quick-birthday.yaml"), BIRTHDAY)
+    writeFileSync(join(dir, "edit-me.yaml"), editable("welcome"))
     dataDir = tempDir("journeys")
   })
 
@@ -83,7 +97,7 @@ describe("journeys run inside the engine (sandbox channels)", () => {
   })
 
   const start = async () => {
-    const engine = await startEngine({ ...topology.env, JOURNEYS_DIR: dir, MEMBERFLOW_DATA_DIR: dataDir, MEMBERFLOW_ACK_WAIT_MS: "3000" }, "journeys")
+    const engine = await startEngine({ ...topology.env, JOURNEYS_DIR: dir, MEMBERFLOW_DATA_DIR: dataDir, MEMBERFLOW_ACK_WAIT_MS: "3000", MEMBERFLOW_JOURNEYS_POLL_MS: "300" }, "journeys")
     engines.push(engine)
     return engine
   }
@@ -194,5 +208,52 @@ describe("journeys run inside the engine (sandbox channels)", () => {
     expect(Number(count?.n)).toBe(1)
     const [birthdays] = await engine.sql<{ n: number }>("SELECT count() AS n FROM journey_enrollments FINAL WHERE journey_id = 'quick-birthday'")
     expect(Number(birthdays?.n)).toBe(1)
+  })
+
+  it("an edited journey is a new version for new entries while members inside finish on theirs; an invalid edit is refused", async () => {
+    const engine = engines[engines.length - 1]!
+    const secondTemplate = async (memberId: string) => {
+      const rows = await engine.sql<{ template: string }>(
+        `SELECT template FROM messages FINAL WHERE journey_id = 'edit-me' AND step_id = 'second' AND member_id = '${memberId}'`
+      )
+      return rows[0]?.template
+    }
+    const versionOf = async (memberId: string) =>
+      (await engine.sql<{ v: string }>(`SELECT any(journey_version) AS v FROM journey_enrollments FINAL WHERE journey_id = 'edit-me' AND member_id = '${memberId}'`))[0]?.v
+    const enter = (memberId: string) =>
+      publishEvents(nc, topology, [
+        { id: `reg-${memberId}`, type: "member.registered", memberId, occurredAt: now(), properties: { phone: "+8613700000001" } },
+        { id: `edit-${memberId}`, type: "edit.test", memberId, occurredAt: now() }
+      ])
+    await enter("e1")
+    await eventually(async () => (await versionOf("e1")) !== undefined && (await versionOf("e1")) !== "", 20_000, "e1 inside v1")
+    const v1 = await versionOf("e1")
+
+    writeFileSync(join(dir, "edit-me.yaml"), editable("welcome-first-order"))
+    await eventually(async () => {
+      const body = (await engine.get("/journeys")).body as { journeys: Array<{ id: string; version: string }> }
+      return body.journeys.some((j) => j.id === "edit-me" && j.version !== v1)
+    }, 10_000, "the edit to load")
+    await enter("e2")
+    await eventually(async () => (await secondTemplate("e1")) !== undefined && (await secondTemplate("e2")) !== undefined, 20_000, "both second steps")
+    expect(await secondTemplate("e1")).toBe("welcome")
+    expect(await secondTemplate("e2")).toBe("welcome-first-order")
+    const v2 = await versionOf("e2")
+    expect(v2).not.toBe(v1)
+
+    // An edit that does not validate: refused, the error shown, the running version kept.
+    writeFileSync(join(dir, "edit-me.yaml"), editable("no-such-template").replace("status: active", "statuss: active"))
+    await eventually(async () => {
+      const ready = (await engine.get("/readyz")).body as { journeys: { error: string | null } }
+      return ready.journeys.error !== null
+    }, 10_000, "the refusal to show at /readyz")
+    const ready = (await engine.get("/readyz")).body as { ready: boolean; journeys: { error: string } }
+    expect(ready.ready).toBe(true)
+    expect(ready.journeys.error).toMatch(/edit-me\.yaml:\d+:\d+: .*statuss.*did you mean "status"/)
+    const listed = (await engine.get("/journeys")).body as { error: string; journeys: Array<{ id: string; version: string }> }
+    expect(listed.error).toContain("edit-me.yaml")
+    expect(listed.journeys.find((j) => j.id === "edit-me")?.version).toBe(v2)
+    await enter("e3")
+    await eventually(async () => (await versionOf("e3")) === v2, 20_000, "e3 entering the running version")
   })
 })
