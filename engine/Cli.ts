@@ -4,6 +4,7 @@ import { Config, Console, Context, Effect, Layer, Option, Redacted } from "effec
 import { statSync } from "node:fs"
 import { Clickhouse } from "./Clickhouse.ts"
 import { HttpLive } from "./Http.ts"
+import { simulateCommand } from "./Cli/SimulateCommand.ts"
 import { Ingest, IngestLive } from "./Ingest.ts"
 import { JourneyRuntime } from "./JourneyRuntime.ts"
 import { TimersLive } from "./Timers.ts"
@@ -143,7 +144,7 @@ const validate = Command.make("validate", { dir: Args.text({ name: "dir" }).pipe
 
 export const cli = Command.make("memberflow").pipe(
   Command.withDescription("real-time marketing automation for membership programs"),
-  Command.withSubcommands([run, migrateCommand, publish, query, validate])
+  Command.withSubcommands([run, migrateCommand, publish, query, validate, simulateCommand])
 )
 
 export const runCli = Command.run(cli, { name: "memberflow", version: "0.1.0" })

@@ -7,6 +7,7 @@ import { runCli } from "./Cli.ts"
 Error.stackTraceLimit = 0
 
 runCli(process.argv).pipe(
-  Effect.provide(Layer.merge(NodeContext.layer, Logger.json)),
+  // The engine logs JSON lines for machines; the other commands talk to a person.
+  Effect.provide(Layer.merge(NodeContext.layer, process.argv[2] === "run" ? Logger.json : Logger.pretty)),
   NodeRuntime.runMain({ disablePrettyLogger: true })
 )

@@ -46,7 +46,7 @@ const CONTACT: Record<Channel, string> = { sms: "phone", email: "email", wechat:
  * its fallbacks for which the member has a contact point and, in a marketing journey, consent.
  * Frequency caps, quiet hours and template rendering are the channels issue's; not applied yet.
  */
-const reachable = (state: MemberState, channels: ReadonlyArray<Channel>, marketing: boolean): Channel | null => {
+export const reachable = (state: MemberState, channels: ReadonlyArray<Channel>, marketing: boolean): Channel | null => {
   for (const channel of channels) {
     const contact = state.attributes[CONTACT[channel]]?.v
     const consent = state.consent[channel]?.v === true

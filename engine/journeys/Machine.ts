@@ -20,6 +20,7 @@ export {
   settle,
   type Transition,
   type TriggerEventRef,
+  triggerEventOf,
   type WaitState
 } from "./Machine/Types.ts"
 
