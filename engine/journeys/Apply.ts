@@ -8,8 +8,9 @@ import {
   type JourneyStepRow,
   type MessageRow
 } from "../../schemas/Rows.ts"
-import { type ApplyOptions, type ApplyResult, applyEvents, type MemberContext, type MemberState } from "../member/MemberState.ts"
-import { derivedId } from "../member/MemberState/Ids.ts"
+import { type ApplyOptions, type ApplyResult, applyEvents, type Draft, type MemberContext, type MemberState } from "../member/MemberState.ts"
+import { recordHistory } from "../member/MemberState/Facts.ts"
+import { derivedId, shortHash } from "../member/MemberState/Ids.ts"
 import { type Action, emptySlot, type Enrollment, handleEvent, handleTimer, handleTrigger, type JourneySlot, nextEntryTime } from "./Machine.ts"
 
 /**
@@ -37,7 +38,6 @@ export interface JourneySet {
 }
 
 type Row = MemberState["rows"][number]
-type Draft = { -readonly [K in keyof MemberState]: MemberState[K] }
 
 const CONTACT: Record<Channel, string> = { sms: "phone", email: "email", wechat: "wechatOpenId" }
 
@@ -245,5 +245,13 @@ export const runJourneys = (
     d.updatedAt = now
   }
   d.outbox = [...d.outbox, ...derived]
+  // journey.entered / journey.exited are applied here, in the write that makes them: when they come
+  // back through the stream they are already known and cost no second write (as for tier and tag
+  // events). Emitted events are not: other journeys may be triggered by them.
+  for (const event of derived) {
+    if (event.type !== "journey.entered" && event.type !== "journey.exited") continue
+    d.seen.push(shortHash(event.id))
+    recordHistory(d, toEvent(event))
+  }
   return { ...result, state: d as MemberState, changed: true, derived: [...result.derived, ...derived] }
 }
