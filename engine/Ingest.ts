@@ -1,6 +1,6 @@
 import type { JsMsg } from "@nats-io/jetstream"
 import { headers as natsHeaders } from "@nats-io/transport-node"
-import { Clock, Config, Context, Effect, Either, Fiber, Layer, Metric, Option, Schedule, Stream } from "effect"
+import { Clock, Config, Context, Effect, Either, Fiber, Layer, Metric, MetricLabel, Option, Schedule, Stream } from "effect"
 import type { DerivedEvent, MemberEvent } from "../schemas/Event.ts"
 import { chTime, type EventRow, type MemberProfileRow, type MemberTagRow, type RejectedEventRow } from "../schemas/Rows.ts"
 import { Clickhouse } from "./Clickhouse.ts"
@@ -98,6 +98,18 @@ export interface AppliedBatch {
   readonly applied: number
   readonly duplicates: number
   readonly derived: number
+}
+
+/** Enrollments by journey and variant, messages by channel and status, for /metrics. */
+const countJourneyRows = (rows: ReadonlyArray<{ readonly table: string; readonly row: unknown }>) => {
+  for (const { table, row } of rows) {
+    const r = row as Record<string, string>
+    if (table === "journey_enrollments" && r["status"] === "active") {
+      Metrics.journeyEnrollments.unsafeUpdate(1, [MetricLabel.make("journey", r["journey_id"] ?? ""), MetricLabel.make("variant", r["variant"] ?? "")])
+    } else if (table === "messages") {
+      Metrics.journeyMessages.unsafeUpdate(1, [MetricLabel.make("channel", r["channel"] ?? ""), MetricLabel.make("status", r["status"] ?? "")])
+    }
+  }
 }
 
 /** Only once rows are in ClickHouse may each member's next write drop them from its outbox. */
@@ -214,6 +226,7 @@ export const recordBatch = Effect.fn("Ingest.recordBatch")(function* (work: Appl
     { concurrency: "unbounded", discard: true }
   ).pipe(Effect.retry(retryForever))
   yield* markRowsWritten(journeyRows)
+  countJourneyRows(journeyRows)
 
   yield* Effect.forEach(
     rejected,

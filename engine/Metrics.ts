@@ -18,6 +18,8 @@ export const eventLatencySeconds = Metric.histogram(
   MetricBoundaries.fromIterable([0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]),
   "from the event's arrival in JetStream to its effects being durable"
 )
+export const journeyEnrollments = Metric.counter("memberflow_journey_enrollments_total", { description: "entries into journeys, by journey and variant", incremental: true })
+export const journeyMessages = Metric.counter("memberflow_messages_total", { description: "messages recorded, by channel and status", incremental: true })
 export const retries = Metric.counter("memberflow_retries_total", { description: "retried store or broker operations", incremental: true })
 
 const labelText = (tags: ReadonlyArray<{ readonly key: string; readonly value: string }>, extra?: string): string => {

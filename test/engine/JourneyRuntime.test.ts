@@ -166,6 +166,9 @@ describe("journeys run inside the engine (sandbox channels)", () => {
     }, 20_000, "completed enrollments")
     const steps = await engine.sql<{ n: number }>("SELECT count() AS n FROM journey_steps FINAL WHERE journey_id = 'quick-welcome' AND step_id = 'again'")
     expect(Number(steps[0]?.n)).toBe(entering)
+    // /metrics counts messages by channel and status (this engine's share: it was restarted).
+    const metrics = String((await engine.get("/metrics")).body)
+    expect(metrics).toMatch(/^memberflow_messages_total\{channel="[a-z]+",status="(sent|suppressed)"\} \d+$/m)
   })
 
   it("a member who converts inside the goal window is recorded once in conversions", async () => {
