@@ -4,6 +4,7 @@ import { Config, Console, Context, Effect, Layer, Option, Redacted } from "effec
 import { statSync } from "node:fs"
 import { Clickhouse } from "./Clickhouse.ts"
 import { HttpLive } from "./Http.ts"
+import { BroadcastsLive } from "./Broadcasts.ts"
 import { simulateCommand } from "./Cli/SimulateCommand.ts"
 import { Ingest, IngestLive } from "./Ingest.ts"
 import { JourneyRuntime } from "./JourneyRuntime.ts"
@@ -21,7 +22,7 @@ const ClickhouseLive = Clickhouse.layerConfig
 const NatsLive = Layer.merge(Nats.layer, Topology.layer)
 
 /** The engine: everything `memberflow run` starts, in dependency order. */
-export const EngineLive = Layer.mergeAll(IngestLive, MaintenanceLive, HttpLive, TimersLive).pipe(
+export const EngineLive = Layer.mergeAll(IngestLive, MaintenanceLive, HttpLive, TimersLive, BroadcastsLive).pipe(
   Layer.provideMerge(Layer.mergeAll(MemberStore.Default, ProgramRuntime.Default, JourneyRuntime.Default)),
   Layer.provideMerge(Layer.effectDiscard(Effect.all([ensureTopology(), migrate], { discard: true }))),
   Layer.provideMerge(Layer.merge(NatsLive, ClickhouseLive))

@@ -176,7 +176,9 @@ export const runJourneys = (
   set: JourneySet,
   ctx: MemberContext,
   now: number,
-  options: ApplyOptions
+  options: ApplyOptions,
+  /** Cron ticks of `schedule` journeys to consider this member for (the broadcast's pass). */
+  ticks: ReadonlyArray<{ readonly journeyId: string; readonly tick: number }> = []
 ): ApplyResult => {
   const journeys = set.current
   if (journeys.length === 0 || result.state.lastSeenAt === null) return result
@@ -209,6 +211,12 @@ export const runJourneys = (
         step(journey, version, (slot, opts) => handleEvent(journey, slot, event, member, now, opts))
       }
     }
+  }
+  for (const { journeyId, tick } of ticks) {
+    const loaded = journeys.find((j) => j.journey.id === journeyId)
+    if (loaded === undefined) continue
+    const member = { state: d as MemberState, ctx }
+    step(loaded.journey, loaded.version, (slot, opts) => handleTrigger(loaded.journey, slot, { kind: "schedule", tick }, member, now, opts))
   }
   // Date and inactivity entries come due by themselves: keep one timer per member and journey for
   // the next one, so that no tick ever scans the members.
