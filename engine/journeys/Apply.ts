@@ -10,6 +10,7 @@ import {
 } from "../../schemas/Rows.ts"
 import { type ApplyOptions, type ApplyResult, applyEvents, type Draft, type MemberContext, type MemberState } from "../member/MemberState.ts"
 import { recordHistory } from "../member/MemberState/Facts.ts"
+import { memberTimeZone, tierSince } from "../member/MemberState/Reads.ts"
 import { derivedId, shortHash } from "../member/MemberState/Ids.ts"
 import { type Action, emptySlot, type Enrollment, handleEvent, handleTimer, handleTrigger, type JourneySlot, nextEntryTime } from "./Machine.ts"
 
@@ -167,6 +168,25 @@ const perform = (
   d.rows = [...(d.rows ?? []), ...rows]
 }
 
+/** What a date or inactivity journey's next entry time depends on, as one comparable string. */
+const entryInputs = (journey: Journey, version: string, slot: JourneySlot, state: MemberState, ctx: MemberContext): string => {
+  const trigger = journey.trigger
+  if ("inactivity" in trigger) {
+    const times = state.history[trigger.inactivity.event]?.at
+    return `${version}|${times?.[times.length - 1] ?? ""}|${slot.lapseUsed ?? ""}`
+  }
+  if (!("date" in trigger)) return version
+  const value =
+    trigger.date.attribute === "birthday"
+      ? state.attributes["birthday"]?.v
+      : trigger.date.attribute === "registeredAt"
+        ? state.registeredAt
+        : trigger.date.attribute === "tierSince"
+          ? tierSince(state)
+          : state.points.expiresAt?.v
+  return `${version}|${String(value ?? "")}|${memberTimeZone(state, ctx.program)}|${slot.dateChecked ?? ""}|${slot.dateEntered ?? ""}`
+}
+
 /**
  * The batch's new events — and the events the engine derived from them in this write — go to every
  * journey; a `journey.timer` event goes to the journey whose wait it ends.
@@ -185,15 +205,19 @@ export const runJourneys = (
   const inputs = [...result.applied, ...result.derived.map(toEvent)]
   const d = (options.owned === true ? result.state : JSON.parse(JSON.stringify(result.state))) as Draft
   const slots: Record<string, unknown> = { ...(d.journeys ?? {}) }
-  const entryTimers: Record<string, number> = { ...(d.entryTimers ?? {}) }
-  const before = JSON.stringify([slots, entryTimers])
+  const entryTimers: Record<string, { due: number; inputs: string }> = { ...(d.entryTimers ?? {}) }
+  let moved = false
   const versions = set.versions
   const derived: Array<DerivedEvent> = []
   const rowsBefore = (d.rows ?? []).length
   const step = (journey: Journey, version: string, f: (slot: JourneySlot, opts: { version: string; journeyOf: (v: string) => Journey | undefined }) => { slot: JourneySlot; actions: ReadonlyArray<Action> }) => {
-    const moved = f((slots[journey.id] as JourneySlot | undefined) ?? emptySlot, { version, journeyOf: (v: string) => versions.get(v) })
-    slots[journey.id] = moved.slot
-    perform(d, journey, moved.actions, ctx, now, derived)
+    const previous = slots[journey.id] as JourneySlot | undefined
+    const next = f(previous ?? emptySlot, { version, journeyOf: (v: string) => versions.get(v) })
+    if (next.slot !== (previous ?? emptySlot)) {
+      slots[journey.id] = next.slot
+      moved = true
+    }
+    perform(d, journey, next.actions, ctx, now, derived)
   }
   for (const event of inputs) {
     for (const { journey, version } of journeys) {
@@ -203,6 +227,7 @@ export const runJourneys = (
         if (event.properties["kind"] === "entry") {
           const kind = "date" in journey.trigger ? ("date" as const) : ("inactivity" as const)
           delete entryTimers[journey.id]
+          moved = true
           step(journey, version, (slot, opts) => handleTrigger(journey, slot, { kind }, member, now, opts))
         } else {
           step(journey, version, (slot, opts) => handleTimer(journey, slot, Number(event.properties["due"]), member, now, opts))
@@ -219,23 +244,40 @@ export const runJourneys = (
     step(loaded.journey, loaded.version, (slot, opts) => handleTrigger(loaded.journey, slot, { kind: "schedule", tick }, member, now, opts))
   }
   // Date and inactivity entries come due by themselves: keep one timer per member and journey for
-  // the next one, so that no tick ever scans the members.
+  // the next one, so that no tick ever scans the members. It is recomputed only when what it depends
+  // on changed (the calendar arithmetic is the costly part of a member's journeys).
   for (const { journey, version } of journeys) {
     if (!("date" in journey.trigger) && !("inactivity" in journey.trigger)) continue
     const member = { state: d as MemberState, ctx }
-    const due = nextEntryTime(journey, (slots[journey.id] as JourneySlot | undefined) ?? emptySlot, member, now)
+    const slot = (slots[journey.id] as JourneySlot | undefined) ?? emptySlot
+    const inputs = entryInputs(journey, version, slot, member.state, ctx)
+    const kept = entryTimers[journey.id]
+    if (kept !== undefined && kept.inputs === inputs && kept.due > now) continue
+    const due = nextEntryTime(journey, slot, member, now)
     if (due === null) {
-      delete entryTimers[journey.id]
+      if (kept !== undefined) {
+        delete entryTimers[journey.id]
+        moved = true
+      }
       continue
     }
     if (due <= now) {
       const kind = "date" in journey.trigger ? ("date" as const) : ("inactivity" as const)
-      step(journey, version, (slot, opts) => handleTrigger(journey, slot, { kind }, member, now, opts))
-      delete entryTimers[journey.id]
+      step(journey, version, (current, opts) => handleTrigger(journey, current, { kind }, member, now, opts))
+      if (kept !== undefined) delete entryTimers[journey.id]
+      moved = true
       continue
     }
-    if (entryTimers[journey.id] === due) continue
-    entryTimers[journey.id] = due
+    // A timer already kept for no later than the new due stays: when it fires early the entry is
+    // refused ("not lapsed yet") and the next one is requested then. So a member who buys every day
+    // holds one inactivity timer, not one per purchase.
+    if (kept !== undefined && kept.due > now && kept.due <= due) {
+      entryTimers[journey.id] = { due: kept.due, inputs }
+      moved = moved || kept.inputs !== inputs
+      continue
+    }
+    entryTimers[journey.id] = { due, inputs }
+    moved = true
     derived.push({
       id: derivedId("entry-timer", d.memberId, journey.id, due),
       type: TIMER_REQUEST,
@@ -246,7 +288,7 @@ export const runJourneys = (
   }
   d.journeys = slots
   d.entryTimers = entryTimers
-  const changed = derived.length > 0 || (d.rows ?? []).length !== rowsBefore || JSON.stringify([slots, entryTimers]) !== before
+  const changed = moved || derived.length > 0 || (d.rows ?? []).length !== rowsBefore
   if (!changed) return result
   if (!result.changed) {
     d.version += 1

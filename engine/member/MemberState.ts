@@ -106,8 +106,11 @@ export const MemberStateSchema = Schema.Struct({
   outbox: Schema.Array(DerivedEventSchema),
   /** Journey slots by journey id (engine/journeys/Machine/Types.ts `JourneySlot`). */
   journeys: Schema.Record({ key: Schema.String, value: Schema.Unknown }),
-  /** Per date/inactivity journey: the entry time a timer is kept for (so it is requested once). */
-  entryTimers: Schema.Record({ key: Schema.String, value: Schema.Number }),
+  /**
+   * Per date/inactivity journey: the entry time a timer is kept for (so it is requested once), and
+   * the inputs it was computed from (so it is recomputed only when they change).
+   */
+  entryTimers: Schema.Record({ key: Schema.String, value: Schema.Struct({ due: Schema.Number, inputs: Schema.String }) }),
   /**
    * Analyst rows (journey_enrollments, journey_steps, messages, conversions) made in the write that
    * caused them and not yet in ClickHouse: written after the KV write, dropped by `clearOutbox`, so a
