@@ -1,10 +1,9 @@
 import { Clock, Effect, Layer, Schedule } from "effect"
 import { hostname } from "node:os"
-import { publishDerived, retryForever, writeJourneyRows } from "./Ingest.ts"
+import { passAllMembers } from "./Ingest.ts"
 import { runJourneys } from "./journeys/Apply.ts"
 import { nextTick } from "./journeys/Machine.ts"
 import { JourneyRuntime } from "./JourneyRuntime.ts"
-import { type Change, MemberStore } from "./MemberStore.ts"
 import { ProgramRuntime } from "./ProgramRuntime.ts"
 
 /**
@@ -17,7 +16,6 @@ export const BroadcastsLive = Layer.scopedDiscard(
   Effect.gen(function* () {
     const runtime = yield* ProgramRuntime
     const journeys = yield* JourneyRuntime
-    const store = yield* MemberStore
     const owner = `${hostname()}:${process.pid}`
     const started = yield* Clock.currentTimeMillis
     const nextTicks = new Map<string, number | null>()
@@ -27,20 +25,13 @@ export const BroadcastsLive = Layer.scopedDiscard(
         const set = yield* journeys.current
         const ctx = yield* runtime.context
         const now = yield* Clock.currentTimeMillis
-        const ids = yield* store.memberIds
-        for (let offset = 0; offset < ids.length; offset += 5000) {
-          const updates = yield* store.updateMany(
-            ids.slice(offset, offset + 5000).map((memberId): Change => [
-              memberId,
-              (state, options) =>
-                runJourneys({ state, changed: false, applied: [], duplicates: [], derived: [] }, set, ctx, now, options, [{ journeyId, tick }])
-            ]),
-            256
-          ).pipe(Effect.retry(retryForever))
-          yield* publishDerived(updates)
-          yield* writeJourneyRows(updates)
-        }
-        yield* Effect.logInfo("broadcast done").pipe(Effect.annotateLogs({ journey: journeyId, tick: new Date(tick).toISOString(), members: ids.length }))
+        const { members } = yield* passAllMembers(
+          (state, options) =>
+            runJourneys({ state, changed: false, applied: [], duplicates: [], derived: [] }, set, ctx, now, options, [{ journeyId, tick }]),
+          ctx,
+          now
+        )
+        yield* Effect.logInfo("broadcast done").pipe(Effect.annotateLogs({ journey: journeyId, tick: new Date(tick).toISOString(), members }))
       })
 
     const check = Effect.gen(function* () {

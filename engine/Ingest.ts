@@ -8,7 +8,7 @@ import { batcher } from "./ingest/Batcher.ts"
 import { decodeEvent } from "./ingest/Decode.ts"
 import { runJourneys, TIMER_REQUEST } from "./journeys/Apply.ts"
 import { JourneyRuntime } from "./JourneyRuntime.ts"
-import { applyEvents, profileRow } from "./member/MemberState.ts"
+import { applyEvents, type MemberContext, profileRow } from "./member/MemberState.ts"
 import { type Change, MemberStore, type Updated } from "./MemberStore.ts"
 import * as Metrics from "./Metrics.ts"
 import { Nats } from "./Nats.ts"
@@ -94,7 +94,7 @@ export interface AppliedBatch {
   readonly tagRows: ReadonlyArray<MemberTagRow>
   readonly profileRows: ReadonlyArray<MemberProfileRow>
   /** Journey rows from the members' row outboxes; dropped from the outbox once written. */
-  readonly journeyRows: ReadonlyArray<{ readonly memberId: string; readonly id: string; readonly table: string; readonly row: unknown }>
+  readonly journeyRows: ReadonlyArray<JourneyRow>
   readonly applied: number
   readonly duplicates: number
   readonly derived: number
@@ -112,23 +112,47 @@ const countJourneyRows = (rows: ReadonlyArray<{ readonly table: string; readonly
   }
 }
 
-/** Only once rows are in ClickHouse may each member's next write drop them from its outbox. */
-const markRowsWritten = Effect.fn("Ingest.markRowsWritten")(function* (rows: ReadonlyArray<{ readonly memberId: string; readonly id: string }>) {
+type JourneyRow = { readonly memberId: string; readonly id: string; readonly table: string; readonly row: unknown }
+
+/** One insert per journey table: the rows of the members' outboxes. */
+const journeyInserts = (clickhouse: Context.Tag.Service<Clickhouse>, rows: ReadonlyArray<JourneyRow>) =>
+  JOURNEY_TABLES.map((table) => clickhouse.insert(table, rows.filter((r) => r.table === table).map((r) => r.row)))
+
+/**
+ * Once rows are in ClickHouse: each member's next write may drop them from its outbox, and they
+ * count in /metrics.
+ */
+const journeyRowsWritten = Effect.fn("Ingest.journeyRowsWritten")(function* (rows: ReadonlyArray<JourneyRow>) {
   const store = yield* MemberStore
   const written = new Map<string, Array<string>>()
   for (const row of rows) written.set(row.memberId, [...(written.get(row.memberId) ?? []), row.id])
   for (const [memberId, ids] of written) store.markPublished(memberId, ids)
+  countJourneyRows(rows)
 })
 
-/** Writes the journey rows in the updated members' outboxes (the sweep's path; ingestion batches them). */
-export const writeJourneyRows = Effect.fn("Ingest.writeJourneyRows")(function* (updates: ReadonlyArray<Updated>) {
+/**
+ * Applies `f` to every member the engine holds, in slices, through the path a batch of events takes:
+ * compare-and-set, derived events, profile rows, journey rows. The sweep's and the broadcasts' pass.
+ */
+export const passAllMembers = Effect.fn("Ingest.passAllMembers")(function* (f: Change[1], ctx: MemberContext, now: number) {
+  const store = yield* MemberStore
   const clickhouse = yield* Clickhouse
-  const rows = updates.flatMap((update) => (update.result.state.rows ?? []).map((row) => ({ memberId: update.memberId, ...row })))
-  if (rows.length === 0) return
-  yield* Effect.forEach(JOURNEY_TABLES, (table) => clickhouse.insert(table, rows.filter((r) => r.table === table).map((r) => r.row)), {
-    discard: true
-  }).pipe(Effect.retry(retryForever))
-  yield* markRowsWritten(rows)
+  const ids = yield* store.memberIds
+  let written = 0
+  for (let offset = 0; offset < ids.length; offset += 5000) {
+    const updates = yield* store
+      .updateMany(ids.slice(offset, offset + 5000).map((memberId): Change => [memberId, f]), 256)
+      .pipe(Effect.retry(retryForever))
+    yield* publishDerived(updates)
+    const profiles = updates.filter((update) => update.written).map((update) => profileRow(update.result.state, ctx, now))
+    written += profiles.length
+    const rows = updates.flatMap((update) => (update.result.state.rows ?? []).map((row) => ({ memberId: update.memberId, ...row })))
+    yield* Effect.all([clickhouse.insert("member_profiles", profiles), ...journeyInserts(clickhouse, rows)], { discard: true }).pipe(
+      Effect.retry(retryForever)
+    )
+    yield* journeyRowsWritten(rows)
+  }
+  return { members: ids.length, written }
 })
 
 /**
@@ -182,7 +206,7 @@ export const applyBatch = Effect.fn("Ingest.applyBatch")(function* (batch: Reado
   const eventRows: Array<EventRow> = []
   const tagRows: Array<MemberTagRow> = []
   const profileRows: Array<MemberProfileRow> = []
-  const journeyRows: Array<{ readonly memberId: string; readonly id: string; readonly table: string; readonly row: unknown }> = []
+  const journeyRows: Array<JourneyRow> = []
   let applied = 0
   let duplicates = 0
   for (const update of updates) {
@@ -221,12 +245,11 @@ export const recordBatch = Effect.fn("Ingest.recordBatch")(function* (work: Appl
       clickhouse.insert("member_tags", tagRows),
       clickhouse.insert("member_profiles", profileRows),
       clickhouse.insert("rejected_events", rejected.map(({ data: _, ...row }) => row)),
-      ...JOURNEY_TABLES.map((table) => clickhouse.insert(table, journeyRows.filter((r) => r.table === table).map((r) => r.row)))
+      ...journeyInserts(clickhouse, journeyRows)
     ],
     { concurrency: "unbounded", discard: true }
   ).pipe(Effect.retry(retryForever))
-  yield* markRowsWritten(journeyRows)
-  countJourneyRows(journeyRows)
+  yield* journeyRowsWritten(journeyRows)
 
   yield* Effect.forEach(
     rejected,

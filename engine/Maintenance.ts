@@ -2,11 +2,10 @@ import { Clock, Effect, Layer, Schedule } from "effect"
 import { hostname } from "node:os"
 import { chTime } from "../schemas/Rows.ts"
 import { Clickhouse } from "./Clickhouse.ts"
-import { publishDerived, retryForever, writeJourneyRows } from "./Ingest.ts"
-import { profileRow, refresh, type RfmCutpoints } from "./member/MemberState.ts"
+import { passAllMembers } from "./Ingest.ts"
+import { refresh, type RfmCutpoints } from "./member/MemberState.ts"
 import { runJourneys } from "./journeys/Apply.ts"
 import { JourneyRuntime } from "./JourneyRuntime.ts"
-import { type Change, MemberStore } from "./MemberStore.ts"
 import { ProgramRuntime } from "./ProgramRuntime.ts"
 
 type Four = readonly [number, number, number, number]
@@ -54,7 +53,6 @@ export const computeQuintiles = Effect.fn("Maintenance.computeQuintiles")(functi
 export const sweep = Effect.fn("Maintenance.sweep")(function* () {
   const now = yield* Clock.currentTimeMillis
   const runtime = yield* ProgramRuntime
-  const store = yield* MemberStore
   const clickhouse = yield* Clickhouse
   const journeySet = yield* (yield* JourneyRuntime).current
   if (runtime.program.rfm.scores === "quintiles") {
@@ -65,27 +63,15 @@ export const sweep = Effect.fn("Maintenance.sweep")(function* () {
     }
   }
   const ctx = yield* runtime.context
-  const ids = yield* store.memberIds
-  let changed = 0
-  for (let offset = 0; offset < ids.length; offset += 5000) {
-    const slice = ids.slice(offset, offset + 5000)
-    const updates = yield* store.updateMany(
-      // Journeys too: entry timers for date and inactivity journeys members have none for yet (a
-      // journey deployed after they last changed).
-      slice.map((memberId): Change => [
-        memberId,
-        (state, options) => runJourneys(refresh(state, ctx, now, options), journeySet, ctx, now, options)
-      ]),
-      256
-    ).pipe(Effect.retry(retryForever))
-    yield* publishDerived(updates)
-    const rows = updates.filter((update) => update.written).map((update) => profileRow(update.result.state, ctx, now))
-    changed += rows.length
-    yield* clickhouse.insert("member_profiles", rows).pipe(Effect.retry(retryForever))
-    yield* writeJourneyRows(updates)
-  }
-  yield* Effect.logInfo("sweep done").pipe(Effect.annotateLogs({ members: ids.length, changed }))
-  return { members: ids.length, changed }
+  // Journeys too: entry timers for date and inactivity journeys members have none for yet (a
+  // journey deployed after they last changed).
+  const { members, written } = yield* passAllMembers(
+    (state, options) => runJourneys(refresh(state, ctx, now, options), journeySet, ctx, now, options),
+    ctx,
+    now
+  )
+  yield* Effect.logInfo("sweep done").pipe(Effect.annotateLogs({ members, changed: written }))
+  return { members, changed: written }
 })
 
 export const MaintenanceLive = Layer.scopedDiscard(

@@ -1,5 +1,5 @@
 import type { KV } from "@nats-io/kv"
-import { Clock, Config, Effect, Option, Ref, Schedule } from "effect"
+import { Clock, Config, Effect, Ref, Schedule } from "effect"
 import type { Program } from "../schemas/Program.ts"
 import { type MemberContext, type RfmCutpoints } from "./member/MemberState.ts"
 import { fixedCutpoints } from "./member/Rfm.ts"
@@ -56,6 +56,6 @@ export class ProgramRuntime extends Effect.Service<ProgramRuntime>()("memberflow
         Effect.catchAll(() => Effect.succeed(false))
       )
 
-    return { program, dir, context, publishCutpoints, claim, sharedCutpoints: Ref.get(shared).pipe(Effect.map(Option.fromNullable)) } as const
+    return { program, dir, context, publishCutpoints, claim } as const
   })
 }) {}
