@@ -1,10 +1,15 @@
 import { Args, Command, Options } from "@effect/cli"
-import { FetchHttpClient, HttpClient, HttpClientRequest } from "@effect/platform"
-import { Config, Console, Context, Effect, Layer, Option, Redacted } from "effect"
+import { Config, Console, Context, Effect, Layer, Option } from "effect"
 import { statSync } from "node:fs"
+import { Channels } from "../channels/Channels.ts"
+import { liveSenders } from "../channels/LiveSenders.ts"
 import { Clickhouse } from "./Clickhouse.ts"
+import { DeliveryLive } from "./Delivery.ts"
+import { ExperimentsLive } from "./Experiments.ts"
 import { HttpLive } from "./Http.ts"
 import { BroadcastsLive } from "./Broadcasts.ts"
+import { engineQuery } from "./Cli/EngineQuery.ts"
+import { liftCommand } from "./Cli/LiftCommand.ts"
 import { simulateCommand } from "./Cli/SimulateCommand.ts"
 import { Ingest, IngestLive } from "./Ingest.ts"
 import { JourneyRuntime } from "./JourneyRuntime.ts"
@@ -22,8 +27,8 @@ const ClickhouseLive = Clickhouse.layerConfig
 const NatsLive = Layer.merge(Nats.layer, Topology.layer)
 
 /** The engine: everything `memberflow run` starts, in dependency order. */
-export const EngineLive = Layer.mergeAll(IngestLive, MaintenanceLive, HttpLive, TimersLive, BroadcastsLive).pipe(
-  Layer.provideMerge(Layer.mergeAll(MemberStore.Default, ProgramRuntime.Default, JourneyRuntime.Default)),
+export const EngineLive = Layer.mergeAll(IngestLive, MaintenanceLive, HttpLive, TimersLive, BroadcastsLive, DeliveryLive, ExperimentsLive).pipe(
+  Layer.provideMerge(Layer.mergeAll(MemberStore.Default, ProgramRuntime.Default, JourneyRuntime.Default, Channels.layer(liveSenders))),
   Layer.provideMerge(Layer.effectDiscard(Effect.all([ensureTopology(), migrate], { discard: true }))),
   Layer.provideMerge(Layer.merge(NatsLive, ClickhouseLive))
 )
@@ -100,28 +105,13 @@ const query = Command.make(
   { sql: Args.text({ name: "SQL" }), format: Options.choice("format", ["table", "json"]).pipe(Options.withDefault("table")) },
   ({ sql, format }) =>
     Effect.gen(function* () {
-      const port = yield* Config.integer("MEMBERFLOW_HTTP_PORT").pipe(Config.withDefault(8787))
-      const token = yield* Config.option(Config.redacted("MEMBERFLOW_ADMIN_TOKEN"))
-      const client = yield* HttpClient.HttpClient
-      const viaEngine = yield* HttpClientRequest.post(`http://127.0.0.1:${port}/sql`).pipe(
-        HttpClientRequest.bodyText(sql, "text/plain"),
-        Option.isSome(token) ? HttpClientRequest.bearerToken(Redacted.value(token.value)) : (r) => r,
-        client.execute,
-        Effect.flatMap((response) => Effect.map(response.json, (body) => ({ status: response.status, body: body as { rows?: Array<Record<string, unknown>>; error?: string } }))),
-        Effect.scoped,
-        Effect.option
-      )
-      const rows = yield* Option.match(viaEngine, {
-        onSome: ({ status, body }) =>
-          status === 200 && body.rows !== undefined ? Effect.succeed(body.rows) : Effect.fail(new Error(body.error ?? `engine answered ${status}`)),
-        onNone: () => Effect.flatMap(Clickhouse, (clickhouse) => clickhouse.readOnlyQuery(sql)).pipe(Effect.provide(ClickhouseLive))
-      })
+      const rows = yield* engineQuery(sql)
       if (format === "json") {
         for (const row of rows) yield* Console.log(JSON.stringify(row))
       } else {
         yield* Console.log(renderTable(rows))
       }
-    }).pipe(Effect.provide(FetchHttpClient.layer))
+    })
 ).pipe(Command.withDescription("read-only SQL against the engine's ClickHouse"))
 
 export const renderTable = (rows: ReadonlyArray<Record<string, unknown>>): string => {
@@ -145,7 +135,7 @@ const validate = Command.make("validate", { dir: Args.text({ name: "dir" }).pipe
 
 export const cli = Command.make("memberflow").pipe(
   Command.withDescription("real-time marketing automation for membership programs"),
-  Command.withSubcommands([run, migrateCommand, publish, query, validate, simulateCommand])
+  Command.withSubcommands([run, migrateCommand, publish, query, validate, simulateCommand, liftCommand])
 )
 
 export const runCli = Command.run(cli, { name: "memberflow", version: "0.1.0" })

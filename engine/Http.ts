@@ -8,6 +8,7 @@ import { publicProfile } from "./member/MemberState.ts"
 import { JourneyRuntime } from "./JourneyRuntime.ts"
 import { MemberStore } from "./MemberStore.ts"
 import { renderPrometheus } from "./Metrics.ts"
+import { twilioStatusCallback } from "./Webhooks.ts"
 import { Nats } from "./Nats.ts"
 import { ProgramRuntime } from "./ProgramRuntime.ts"
 
@@ -42,6 +43,8 @@ export const HttpLive = Layer.unwrapEffect(
 
     const router = HttpRouter.empty.pipe(
       HttpRouter.get("/healthz", HttpServerResponse.text("ok")),
+      // Providers call these: their signature is the authentication, not the admin token.
+      HttpRouter.post("/webhooks/twilio", twilioStatusCallback),
       HttpRouter.get(
         "/readyz",
         Effect.gen(function* () {

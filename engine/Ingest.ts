@@ -6,7 +6,7 @@ import { chTime, type EventRow, type MemberProfileRow, type MemberTagRow, type R
 import { Clickhouse } from "./Clickhouse.ts"
 import { batcher } from "./ingest/Batcher.ts"
 import { decodeEvent } from "./ingest/Decode.ts"
-import { runJourneys, TIMER_REQUEST } from "./journeys/Apply.ts"
+import { MESSAGE_REQUEST, runJourneys, TIMER_REQUEST } from "./journeys/Apply.ts"
 import { JourneyRuntime } from "./JourneyRuntime.ts"
 import { applyEvents, type MemberContext, profileRow } from "./member/MemberState.ts"
 import { type Change, MemberStore, type Updated } from "./MemberStore.ts"
@@ -71,8 +71,12 @@ export const publishDerived = Effect.fn("Ingest.publishDerived")(function* (upda
     Promise.all(
       derived.map((event) =>
         js.publish(
-          // Timer requests go to the timers stream; everything else back onto the event stream.
-          event.type === TIMER_REQUEST ? topology.timersSubject : subjectOf(topology, event.type),
+          // Timer and message requests go to their streams; everything else back onto the event stream.
+          event.type === TIMER_REQUEST
+            ? topology.timersSubject
+            : event.type === MESSAGE_REQUEST
+              ? topology.messagesSubject
+              : subjectOf(topology, event.type),
           JSON.stringify({ ...event, source: "memberflow" }),
           { msgID: event.id }
         )

@@ -20,6 +20,12 @@ export const eventLatencySeconds = Metric.histogram(
 )
 export const journeyEnrollments = Metric.counter("memberflow_journey_enrollments_total", { description: "entries into journeys, by journey and variant", incremental: true })
 export const journeyMessages = Metric.counter("memberflow_messages_total", { description: "messages recorded, by channel and status", incremental: true })
+export const providerSeconds = Metric.histogram(
+  "memberflow_provider_seconds",
+  MetricBoundaries.exponential({ start: 0.005, factor: 2, count: 12 }),
+  "time a provider took to answer a hand-over, by channel"
+)
+export const providerRetries = Metric.counter("memberflow_provider_retries_total", { description: "hand-overs a provider refused for now (retried later), by channel", incremental: true })
 export const retries = Metric.counter("memberflow_retries_total", { description: "retried store or broker operations", incremental: true })
 
 const labelText = (tags: ReadonlyArray<{ readonly key: string; readonly value: string }>, extra?: string): string => {

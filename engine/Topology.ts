@@ -17,6 +17,11 @@ export interface TopologyShape {
   /** Journey timers waiting to come due (engine/Timers.ts). */
   readonly timersStream: string
   readonly timersSubject: string
+  /** Message requests waiting to be handed to a provider (engine/Delivery.ts). */
+  readonly messagesStream: string
+  readonly messagesSubject: string
+  /** NATS KV bucket: what became of each message (the send ledger). */
+  readonly ledgerBucket: string
   /** NATS KV bucket holding one member state per key. */
   readonly membersBucket: string
   /** NATS KV bucket for engine-wide state: RFM cut points, sweep leases. */
@@ -41,6 +46,9 @@ export class Topology extends Context.Tag("memberflow/Topology")<Topology, Topol
         consumer,
         timersStream: `${stream}_TIMERS`,
         timersSubject: `timers.${subjectPrefix}`,
+        messagesStream: `${stream}_MESSAGES`,
+        messagesSubject: `messages.${subjectPrefix}`,
+        ledgerBucket: `${kvPrefix}_messages`,
         membersBucket: `${kvPrefix}_members`,
         metaBucket: `${kvPrefix}_meta`
       }
@@ -54,6 +62,9 @@ export class Topology extends Context.Tag("memberflow/Topology")<Topology, Topol
       consumer: "memberflow",
       timersStream: `${overrides.stream}_TIMERS`,
       timersSubject: `timers.${overrides.subjectPrefix}`,
+      messagesStream: `${overrides.stream}_MESSAGES`,
+      messagesSubject: `messages.${overrides.subjectPrefix}`,
+      ledgerBucket: `${overrides.stream.toLowerCase()}_messages`,
       membersBucket: `${overrides.stream.toLowerCase()}_members`,
       metaBucket: `${overrides.stream.toLowerCase()}_meta`,
       ...overrides
@@ -61,6 +72,7 @@ export class Topology extends Context.Tag("memberflow/Topology")<Topology, Topol
 }
 
 export const TIMERS_CONSUMER = "memberflow-timers"
+export const MESSAGES_CONSUMER = "memberflow-messages"
 
 const isNotFound = (error: NatsError): boolean =>
   error.cause instanceof Error && /not found/i.test(error.cause.message)
@@ -91,21 +103,25 @@ export const ensureTopology = Effect.fn("Topology.ensure")(function* () {
   yield* ensureStream(topology.stream, [`${topology.subjectPrefix}.>`])
   yield* ensureStream(topology.deadletterStream, [topology.deadletterSubject])
   yield* ensureStream(topology.timersStream, [topology.timersSubject])
-  yield* use(`consumer info ${TIMERS_CONSUMER}`, () => jsm.consumers.info(topology.timersStream, TIMERS_CONSUMER)).pipe(
-    Effect.catchIf(isNotFound, () =>
-      use(`create consumer ${TIMERS_CONSUMER}`, () =>
-        jsm.consumers.add(topology.timersStream, {
-          durable_name: TIMERS_CONSUMER,
-          ack_policy: AckPolicy.Explicit,
-          deliver_policy: DeliverPolicy.All,
-          ack_wait: nanos(30_000),
-          // Every waiting member holds one un-acked timer (NAKed until it is due).
-          max_ack_pending: -1,
-          max_deliver: -1
-        })
+  yield* ensureStream(topology.messagesStream, [topology.messagesSubject])
+  // Every waiting member holds one un-acked timer, every deferred message one request (NAKed until due).
+  const ensureHolding = (stream: string, name: string, ackWait: number) =>
+    use(`consumer info ${name}`, () => jsm.consumers.info(stream, name)).pipe(
+      Effect.catchIf(isNotFound, () =>
+        use(`create consumer ${name}`, () =>
+          jsm.consumers.add(stream, {
+            durable_name: name,
+            ack_policy: AckPolicy.Explicit,
+            deliver_policy: DeliverPolicy.All,
+            ack_wait: nanos(ackWait),
+            max_ack_pending: -1,
+            max_deliver: -1
+          })
+        )
       )
     )
-  )
+  yield* ensureHolding(topology.timersStream, TIMERS_CONSUMER, 30_000)
+  yield* ensureHolding(topology.messagesStream, MESSAGES_CONSUMER, ackWaitMs)
   yield* use(`consumer info ${topology.consumer}`, () => jsm.consumers.info(topology.stream, topology.consumer)).pipe(
     Effect.catchIf(isNotFound, () =>
       use(`create consumer ${topology.consumer}`, () =>

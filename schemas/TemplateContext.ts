@@ -41,11 +41,15 @@ export const OPEN_EXAMPLE = "EVT-20250520-001"
  * Helpers (Handlebars block helpers `if` and `unless` are also allowed; `each`, `with`, partials and
  * `@data` variables are not: the context has no lists and no nesting to walk).
  * - `{{money x}}`: a number as an amount in the program's currency, no decimals when whole: `¥2,000`.
- * - `{{date x}}`: an ISO date in the member's locale: `2025年12月31日`, `Dec 31, 2025`.
+ * - `{{date x}}`: an ISO date in the member's locale (a time in the member's timezone): `2025年12月31日`, `Dec 31, 2025`.
+ * - `{{tierName x}}`: a tier id as its display name from program.yaml: `金卡`.
+ * - `{{plural n "one" "other"}}`: the form the member's locale uses for n (Chinese always "other").
  */
 export const TEMPLATE_HELPERS = {
   money: { params: 1, example: "¥2,000", usage: "{{money member.spendToNext}}" },
-  date: { params: 1, example: "2025年12月31日", usage: "{{date member.pointsExpiresAt}}" }
+  date: { params: 1, example: "2025年12月31日", usage: "{{date member.pointsExpiresAt}}" },
+  tierName: { params: 1, example: "金卡", usage: "{{tierName member.tier}}" },
+  plural: { params: 3, example: "points", usage: '{{plural member.points "point" "points"}}' }
 } as const
 export type TemplateHelper = keyof typeof TEMPLATE_HELPERS
 

@@ -1,3 +1,7 @@
+import { Either } from "effect"
+import type { OutgoingMessage } from "../../channels/Channel.ts"
+import { compose, subscribeTemplateId } from "../../channels/Compose.ts"
+import { CONTACT, decide, keepFor } from "../../channels/SendPolicy.ts"
 import type { DerivedEvent, MemberEvent } from "../../schemas/Event.ts"
 import type { Journey } from "../../schemas/Journey.ts"
 import type { Channel } from "../../schemas/Program.ts"
@@ -10,9 +14,11 @@ import {
 } from "../../schemas/Rows.ts"
 import { type ApplyOptions, type ApplyResult, applyEvents, type Draft, type MemberContext, type MemberState } from "../member/MemberState.ts"
 import { recordHistory } from "../member/MemberState/Facts.ts"
-import { memberTimeZone, tierSince } from "../member/MemberState/Reads.ts"
+import { memberLocale, memberTimeZone, tierSince } from "../member/MemberState/Reads.ts"
 import { derivedId, shortHash } from "../member/MemberState/Ids.ts"
-import { type Action, emptySlot, type Enrollment, handleEvent, handleTimer, handleTrigger, type JourneySlot, nextEntryTime } from "./Machine.ts"
+import { type Brand, templateContext } from "./Context.ts"
+import { type Action, emptySlot, type Enrollment, handleEvent, handleTimer, handleTrigger, type JourneySlot, nextEntryTime, type SlotOptions, triggerEventOf } from "./Machine.ts"
+import type { Templates } from "./Templates.ts"
 
 /**
  * Runs the loaded journeys over what a batch did to one member, inside the same KV write: the
@@ -25,6 +31,24 @@ import { type Action, emptySlot, type Enrollment, handleEvent, handleTimer, hand
 export const TIMER_EVENT = "journey.timer"
 /** A timer to keep: routed to the timers stream instead of the event stream. */
 export const TIMER_REQUEST = "journey.timer.request"
+/** A message to hand over: routed to the messages stream, where engine/Delivery.ts sends it once. */
+export const MESSAGE_REQUEST = "journey.message.request"
+
+/** What a message request carries to delivery: rendered, addressed, in the order to try the channels. */
+export interface MessageRequest {
+  readonly messageId: string
+  readonly enrollmentId: string
+  readonly journeyId: string
+  readonly stepId: string
+  readonly variant: string
+  readonly template: string
+  /** marketing messages are re-checked for consent when handed over */
+  readonly marketing: boolean
+  /** quiet hours: not before this instant (epoch ms), else null */
+  readonly notBefore: number | null
+  readonly createdAt: number
+  readonly messages: ReadonlyArray<OutgoingMessage>
+}
 
 export interface LoadedJourney {
   readonly journey: Journey
@@ -36,24 +60,17 @@ export interface LoadedJourney {
 export interface JourneySet {
   readonly current: ReadonlyArray<LoadedJourney>
   readonly versions: ReadonlyMap<string, Journey>
+  readonly templates: Templates
+  readonly brand: Brand
+  /** experiment winners promoted (engine/Experiments.ts): journey id → the variant new entrants get */
+  readonly winners: ReadonlyMap<string, string>
 }
 
 type Row = MemberState["rows"][number]
 
-const CONTACT: Record<Channel, string> = { sms: "phone", email: "email", wechat: "wechatOpenId" }
-
-/**
- * Which channel a message goes out on (sandbox mode: nothing leaves). The first of the channel and
- * its fallbacks for which the member has a contact point and, in a marketing journey, consent.
- * Frequency caps, quiet hours and template rendering are the channels issue's; not applied yet.
- */
-export const reachable = (state: MemberState, channels: ReadonlyArray<Channel>, marketing: boolean): Channel | null => {
-  for (const channel of channels) {
-    const contact = state.attributes[CONTACT[channel]]?.v
-    const consent = state.consent[channel]?.v === true
-    if (typeof contact === "string" && contact !== "" && (!marketing || consent)) return channel
-  }
-  return null
+const contactOf = (state: MemberState, channel: Channel): string | null => {
+  const contact = state.attributes[CONTACT[channel]]?.v
+  return typeof contact === "string" && contact !== "" ? contact : null
 }
 
 const enrollmentRow = (e: Enrollment, now: number): JourneyEnrollmentRow => ({
@@ -72,12 +89,99 @@ const enrollmentRow = (e: Enrollment, now: number): JourneyEnrollmentRow => ({
 
 const toEvent = (d: DerivedEvent): MemberEvent => ({ ...d, at: Date.parse(d.occurredAt), source: "memberflow" })
 
+export type SendAction = Extract<Action, { kind: "send" }>
+
+/**
+ * A send step, decided in the member's write (channels.md rules 1–3): the reachable channels and
+ * caps, quiet hours, then every candidate channel rendered whole. What is queued becomes a message
+ * request that delivery hands over once; what is not is recorded with its reason, the journey moves on.
+ */
+export const sendStep = (
+  d: Draft,
+  journey: Journey,
+  action: SendAction,
+  ctx: MemberContext,
+  set: JourneySet,
+  trigger: MemberEvent | undefined,
+  now: number
+): { readonly row: MessageRow; readonly request: MessageRequest | null } => {
+  const marketing = journey.category === "marketing"
+  const row = (channel: Channel, status: MessageRow["status"], reason: string): MessageRow => ({
+    message_id: action.messageId,
+    enrollment_id: action.enrollmentId,
+    journey_id: journey.id,
+    variant: action.variant,
+    step_id: action.stepId,
+    member_id: d.memberId,
+    channel,
+    template: action.template,
+    status,
+    reason,
+    provider_message_id: "",
+    created_at: chTime(now),
+    updated_at: chTime(now)
+  })
+  if (action.suppressed !== null) return { row: row(action.channel, "suppressed", action.suppressed), request: null }
+  const state = d as MemberState
+  const policies = ctx.program.policies
+  const timeZone = memberTimeZone(state, ctx.program)
+  const credit = subscribeTemplateId(set.templates, action.template)
+  const decision = decide(
+    { channels: [action.channel, ...action.fallback], marketing, timeZone, now },
+    {
+      contact: (channel) => contactOf(state, channel),
+      consent: (channel) => state.consent[channel]?.v === true,
+      wechatCredit: () => credit === null || (state.credits?.[credit] ?? 0) > 0
+    },
+    policies,
+    state.sent ?? []
+  )
+  if (decision.kind === "suppressed") return { row: row(decision.channel, "suppressed", decision.reason), request: null }
+  const context = templateContext(state, ctx, journey, action.variant, trigger, set.brand, now)
+  const tierNames = Object.fromEntries(ctx.program.tiers.levels.map((level) => [level.id, level.name]))
+  const options = { currency: ctx.program.currency, locale: memberLocale(state, ctx.program), timeZone, tierNames }
+  const messages: Array<OutgoingMessage> = []
+  for (const channel of decision.channels) {
+    const composed = compose(set.templates, channel, action.template, context, options, {
+      messageId: action.messageId,
+      memberId: d.memberId,
+      to: contactOf(state, channel) ?? ""
+    })
+    // A rendering error fails this message alone, naming the template and the variable.
+    if (Either.isLeft(composed)) return { row: row(channel, "failed", composed.left), request: null }
+    messages.push(composed.right)
+  }
+  const chosen = decision.channels[0] ?? action.channel
+  if (marketing) {
+    const horizon = now - keepFor(policies)
+    d.sent = [...(d.sent ?? []).filter((mark) => mark.at > horizon), { at: now, ch: chosen }]
+  }
+  if (chosen === "wechat" && credit !== null) d.credits = { ...(d.credits ?? {}), [credit]: (d.credits?.[credit] ?? 1) - 1 }
+  return {
+    row: row(chosen, "queued", decision.notBefore === null ? "" : "quiet_hours_deferred"),
+    request: {
+      messageId: action.messageId,
+      enrollmentId: action.enrollmentId,
+      journeyId: journey.id,
+      stepId: action.stepId,
+      variant: action.variant,
+      template: action.template,
+      marketing,
+      notBefore: decision.notBefore,
+      createdAt: now,
+      messages
+    }
+  }
+}
+
 /** Turns a transition's actions into rows, derived events and tag changes on the member's state. */
 const perform = (
   d: Draft,
   journey: Journey,
   actions: ReadonlyArray<Action>,
   ctx: MemberContext,
+  set: JourneySet,
+  slot: JourneySlot,
   now: number,
   derived: Array<DerivedEvent>
 ): void => {
@@ -105,23 +209,13 @@ const perform = (
         break
       }
       case "send": {
-        const channel = action.suppressed === null ? reachable(d, [action.channel, ...action.fallback], journey.category === "marketing") : null
-        const row: MessageRow = {
-          message_id: action.messageId,
-          enrollment_id: action.enrollmentId,
-          journey_id: journey.id,
-          variant: action.variant,
-          step_id: action.stepId,
-          member_id: d.memberId,
-          channel: channel ?? action.channel,
-          template: action.template,
-          status: channel === null ? "suppressed" : "sent",
-          reason: action.suppressed ?? (channel === null ? "no_reachable_channel" : ""),
-          provider_message_id: channel === null ? "" : `sandbox-${action.messageId}`,
-          created_at: chTime(now),
-          updated_at: chTime(now)
-        }
+        const enrollment = slot.active?.id === action.enrollmentId ? slot.active : slot.last
+        const trigger = enrollment === null ? undefined : triggerEventOf(enrollment)
+        const { row, request } = sendStep(d, journey, action, ctx, set, trigger, now)
         rows.push({ id: `msg:${action.messageId}`, table: "messages", row: { ...row } })
+        if (request !== null) {
+          derived.push({ id: action.messageId, type: MESSAGE_REQUEST, memberId: d.memberId, occurredAt: at, properties: { ...request } })
+        }
         break
       }
       case "conversion": {
@@ -210,14 +304,16 @@ export const runJourneys = (
   const versions = set.versions
   const derived: Array<DerivedEvent> = []
   const rowsBefore = (d.rows ?? []).length
-  const step = (journey: Journey, version: string, f: (slot: JourneySlot, opts: { version: string; journeyOf: (v: string) => Journey | undefined }) => { slot: JourneySlot; actions: ReadonlyArray<Action> }) => {
+  const step = (journey: Journey, version: string, f: (slot: JourneySlot, opts: SlotOptions) => { slot: JourneySlot; actions: ReadonlyArray<Action> }) => {
     const previous = slots[journey.id] as JourneySlot | undefined
-    const next = f(previous ?? emptySlot, { version, journeyOf: (v: string) => versions.get(v) })
+    const winner = set.winners.get(journey.id)
+    const promoted = winner !== undefined && journey.experiment?.variants.some((v) => v.id === winner) === true
+    const next = f(previous ?? emptySlot, { version, journeyOf: (v: string) => versions.get(v), ...(promoted ? { winner } : {}) })
     if (next.slot !== (previous ?? emptySlot)) {
       slots[journey.id] = next.slot
       moved = true
     }
-    perform(d, journey, next.actions, ctx, now, derived)
+    perform(d, journey, next.actions, ctx, set, next.slot, now, derived)
   }
   for (const event of inputs) {
     for (const { journey, version } of journeys) {

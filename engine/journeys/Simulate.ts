@@ -3,11 +3,12 @@ import type { MemberEvent } from "../../schemas/Event.ts"
 import type { Journey } from "../../schemas/Journey.ts"
 import type { Channel } from "../../schemas/Program.ts"
 import type { MemberContext, MemberState } from "../member/MemberState.ts"
-import { reachable } from "./Apply.ts"
-import { type Brand, templateContext } from "./Context.ts"
+import type { OutgoingMessage } from "../../channels/Channel.ts"
+import type { Draft } from "../member/MemberState.ts"
+import { type JourneySet, sendStep } from "./Apply.ts"
+import type { Brand } from "./Context.ts"
 import { type Action, emptySlot, handleEvent, handleTimer, handleTrigger, type JourneySlot, nextEntryTime, triggerEventOf } from "./Machine.ts"
 import type { Templates } from "./Templates.ts"
-import { renderTemplate } from "./Templates/Render.ts"
 
 /**
  * A dry run of one journey for one member: the path they would take and every message rendered,
@@ -37,27 +38,16 @@ const MAX_ROUNDS = 100
 
 const iso = (ms: number) => new Date(ms).toISOString().replace(".000Z", "Z")
 
-const render = (
-  templates: Templates,
-  channel: Channel,
-  name: string,
-  context: ReturnType<typeof templateContext>,
-  ctx: MemberContext
-): { readonly subject?: string; readonly body: string } => {
-  const options = { escape: channel === "email", currency: ctx.program.currency, locale: context.member.locale }
-  const text = (source: string) => Either.getOrElse(renderTemplate(source, context, options), (error) => `(template ${channel}/${name} fails: ${error})`)
-  if (channel === "email") {
-    const template = templates.email.get(name)
-    return template === undefined ? { body: `(no email template ${name})` } : { subject: text(template.subject), body: text(template.html) }
+/** What a person reads of a rendered message. */
+const shown = (message: OutgoingMessage): { readonly subject?: string; readonly body: string } => {
+  switch (message.channel) {
+    case "email":
+      return { subject: message.subject, body: message.text }
+    case "sms":
+      return { body: message.body }
+    case "wechat":
+      return { body: `${message.kind} ${message.templateId}\n${Object.entries(message.data).map(([key, value]) => `${key}: ${value}`).join("\n")}` }
   }
-  if (channel === "sms") {
-    const template = templates.sms.get(name)
-    return { body: template === undefined ? `(no sms template ${name})` : text(template.text) }
-  }
-  const template = templates.wechat.get(name)
-  if (template === undefined) return { body: `(no wechat template ${name})` }
-  const fields = Object.entries(template.data).map(([key, value]) => `${key}: ${text(String(value))}`)
-  return { body: `${template.kind} ${template.templateId}\n${fields.join("\n")}` }
 }
 
 /**
@@ -112,16 +102,22 @@ export const simulate = (
           if (action.outcome !== "queued" && action.outcome !== "suppressed") lines.push(`${iso(action.at)}  ${action.stepId}: ${action.outcome}`)
           break
         case "send": {
+          // The engine's own decision (consent, caps, quiet hours, rendering) on a copy of the member.
           const enrollment = slot.active ?? slot.last
-          const context = templateContext(state, ctx, journey, action.variant, enrollment === null ? undefined : triggerEventOf(enrollment), brand, now)
-          const channel = action.suppressed === null ? reachable(state, [action.channel, ...action.fallback], journey.category === "marketing") : null
-          const rendered = channel === null ? { body: "" } : render(templates, channel, action.template, context, ctx)
-          const reason = action.suppressed ?? (channel === null ? "no_reachable_channel" : "")
-          messages.push({ stepId: action.stepId, channel, template: action.template, status: channel === null ? "suppressed" : "would send", reason, ...rendered })
+          const set: JourneySet = { current: [], versions: new Map(), templates, brand, winners: new Map() }
+          const copy = JSON.parse(JSON.stringify(state)) as Draft
+          const { row, request } = sendStep(copy, journey, action, ctx, set, enrollment === null ? undefined : triggerEventOf(enrollment), now)
+          const message = request?.messages[0]
+          if (message === undefined) {
+            messages.push({ stepId: action.stepId, channel: null, template: action.template, status: "suppressed", reason: row.reason, body: "" })
+            lines.push(`${iso(now)}  ${action.stepId}: ${action.channel}/${action.template} ${row.status} (${row.reason})`)
+            break
+          }
+          const rendered = shown(message)
+          const deferred = request?.notBefore == null ? "" : ` (quiet hours: deferred to ${iso(request.notBefore)})`
+          messages.push({ stepId: action.stepId, channel: message.channel, template: action.template, status: "would send", reason: row.reason, ...rendered })
           lines.push(
-            channel === null
-              ? `${iso(now)}  ${action.stepId}: ${action.channel}/${action.template} suppressed (${reason})`
-              : `${iso(now)}  ${action.stepId}: would send ${channel}/${action.template}${rendered.subject === undefined ? "" : ` — ${rendered.subject}`}\n${rendered.body.replace(/^/gm, "      ")}`
+            `${iso(now)}  ${action.stepId}: would send ${message.channel}/${action.template}${deferred}${rendered.subject === undefined ? "" : ` — ${rendered.subject}`}\n${rendered.body.replace(/^/gm, "      ")}`
           )
           break
         }

@@ -116,7 +116,11 @@ export const MemberStateSchema = Schema.Struct({
    * caused them and not yet in ClickHouse: written after the KV write, dropped by `clearOutbox`, so a
    * crash in between writes them again instead of losing them.
    */
-  rows: Schema.Array(Schema.Struct({ id: Schema.String, table: Schema.String, row: Schema.Record({ key: Schema.String, value: Schema.Unknown }) }))
+  rows: Schema.Array(Schema.Struct({ id: Schema.String, table: Schema.String, row: Schema.Record({ key: Schema.String, value: Schema.Unknown }) })),
+  /** Marketing messages queued, for the frequency caps; those older than the longest cap are dropped. */
+  sent: Schema.optional(Schema.Array(Schema.Struct({ at: Schema.Number, ch: Schema.Literal("sms", "email", "wechat") }))),
+  /** WeChat subscribe-message credits by template id (`wechat.subscribed`); each send spends one. */
+  credits: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.Number }))
 })
 
 export interface MemberState extends Schema.Schema.Type<typeof MemberStateSchema> {}

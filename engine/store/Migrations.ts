@@ -1,6 +1,7 @@
 import { Clock, Effect } from "effect"
 import { chTime } from "../../schemas/Rows.ts"
 import { Clickhouse, ClickhouseError } from "../Clickhouse.ts"
+import { CAMPAIGN_LIFT, campaignLiftSelect } from "./CampaignLift.ts"
 
 /**
  * The analyst tables (spec/clickhouse.md), created by versioned migrations. Each migration runs
@@ -213,6 +214,28 @@ ORDER BY message_id`]
   value Decimal(18, 2)
 ) ENGINE = ReplacingMergeTree
 ORDER BY (journey_id, enrollment_id)`]
+  },
+  {
+    version: 11,
+    name: "create_journey_variants",
+    // Written by the engine for every journey version it runs (JourneyRuntime.ts); rows of one
+    // version are identical whoever writes them, so re-writing them on each start is harmless.
+    statements: [`CREATE TABLE IF NOT EXISTS journey_variants (
+  journey_id LowCardinality(String),
+  journey_version String,
+  variant LowCardinality(String) COMMENT 'control for the holdout, default without an experiment',
+  weight_percent Float64 COMMENT 'planned % of the version''s entrants',
+  category LowCardinality(String) COMMENT 'marketing or transactional',
+  goal_event Nullable(String),
+  goal_within_seconds Nullable(UInt64),
+  loaded_at ${Time} COMMENT 'when the version was first registered'
+) ENGINE = ReplacingMergeTree
+ORDER BY (journey_id, journey_version, variant)`]
+  },
+  {
+    version: 12,
+    name: "create_campaign_lift",
+    statements: [`CREATE VIEW IF NOT EXISTS ${CAMPAIGN_LIFT} AS\n${campaignLiftSelect}`]
   }
 ]
 

@@ -133,6 +133,11 @@ describe("journeys run inside the engine (sandbox channels)", () => {
       return Number(rows[0]?.n) === entering
     }, 30_000, "the second step's messages after the restart")
 
+    // Queued messages are handed over (sandbox) by the delivery worker, once.
+    await eventually(async () => {
+      const queued = await engine.sql<{ n: number }>("SELECT count() AS n FROM messages FINAL WHERE journey_id = 'quick-welcome' AND status = 'queued'")
+      return Number(queued[0]?.n) === 0
+    }, 20_000, "every queued message handed over").catch(async (e) => { console.log("OUTPUT", engine.output().slice(-3000)); console.log(JSON.stringify(await engine.sql("SELECT status, reason, channel, count() n FROM messages FINAL GROUP BY ALL"))); throw e })
     const rows = await engine.sql<MessageRow>(
       "SELECT member_id, step_id, status, reason, variant, provider_message_id FROM messages FINAL WHERE journey_id = 'quick-welcome'"
     )
@@ -148,7 +153,8 @@ describe("journeys run inside the engine (sandbox channels)", () => {
         if (message.variant === "control") {
           expect(message).toMatchObject({ status: "suppressed", reason: "control" })
         } else if (!reachable(i)) {
-          expect(message).toMatchObject({ status: "suppressed", reason: "no_reachable_channel" })
+          expect(message.status).toBe("suppressed")
+          expect(message.reason).toMatch(/^no_reachable_channel \(/)
         } else {
           expect(message.status).toBe("sent")
           expect(message.provider_message_id).toMatch(/^sandbox-/)

@@ -49,7 +49,7 @@ export const startEngine = async (env: Record<string, string>, label = "engine")
   const dataDir = env["MEMBERFLOW_DATA_DIR"] ?? tempDir(label)
   const child = spawn(process.execPath, ["--stack-trace-limit=20", join(ROOT, "bin/memberflow.js"), "run"], {
     cwd: ROOT,
-    env: { ...process.env, JOURNEYS_DIR: join(ROOT, "journeys"), ...env, MEMBERFLOW_DATA_DIR: dataDir, MEMBERFLOW_HTTP_PORT: String(port) },
+    env: { ...process.env, JOURNEYS_DIR: join(ROOT, "journeys"), CHANNELS_MODE: "sandbox", ...env, MEMBERFLOW_DATA_DIR: dataDir, MEMBERFLOW_HTTP_PORT: String(port) },
     stdio: ["ignore", "pipe", "pipe"]
   })
   let output = ""

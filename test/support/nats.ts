@@ -37,11 +37,11 @@ export const dropTopology = async (topology: TestTopology): Promise<void> => {
   const nc = await natsConnect()
   try {
     const jsm = await jetstreamManager(nc)
-    for (const name of [topology.stream, `${topology.stream}_DEADLETTER`]) {
+    for (const name of [topology.stream, `${topology.stream}_DEADLETTER`, `${topology.stream}_TIMERS`, `${topology.stream}_MESSAGES`]) {
       await jsm.streams.delete(name).catch(() => false)
     }
     // A KV bucket is the stream KV_<bucket>.
-    for (const bucket of [`${topology.kvPrefix}_members`, `${topology.kvPrefix}_meta`]) {
+    for (const bucket of [`${topology.kvPrefix}_members`, `${topology.kvPrefix}_meta`, `${topology.kvPrefix}_messages`]) {
       await jsm.streams.delete(`KV_${bucket}`).catch(() => false)
     }
   } finally {

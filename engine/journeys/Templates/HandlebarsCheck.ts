@@ -120,7 +120,7 @@ class Walker {
       const hint = closest(name, Object.keys(TEMPLATE_HELPERS))
       this.problem(node, `unknown helper "${name}"${hint === undefined ? "" : ` (did you mean "${hint}"?)`}; helpers: ${Object.keys(TEMPLATE_HELPERS).join(", ")}`)
     } else if (params.length !== TEMPLATE_HELPERS[name].params || (hash?.pairs.length ?? 0) > 0) {
-      this.problem(node, `{{${name}}} takes exactly ${TEMPLATE_HELPERS[name].params} value, e.g. ${TEMPLATE_HELPERS[name].usage}`)
+      this.problem(node, `{{${name}}} takes exactly ${TEMPLATE_HELPERS[name].params} value${TEMPLATE_HELPERS[name].params === 1 ? "" : "s"}, e.g. ${TEMPLATE_HELPERS[name].usage}`)
     }
     for (const param of params) this.expression(param)
     for (const pair of hash?.pairs ?? []) this.expression(pair.value)

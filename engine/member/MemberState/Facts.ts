@@ -200,6 +200,14 @@ export const applyFacts = (
     }
     case "tags.updated":
       return applyManualTags(d, e, derived)
+    case "wechat.subscribed": {
+      // The member accepted a subscribe message in the mini program: credits to send that template.
+      const templateId = str(e.properties["templateId"])
+      const count = e.properties["count"] === undefined ? 1 : Number(e.properties["count"])
+      if (templateId === undefined || !Number.isInteger(count) || count < 1) return
+      d.credits = { ...(d.credits ?? {}), [templateId]: (d.credits?.[templateId] ?? 0) + count }
+      return
+    }
     default:
       // tag.added / tag.removed / rfm.changed (our own, coming back) and free-form events: history only.
       return

@@ -1,0 +1,280 @@
+import type { JsMsg } from "@nats-io/jetstream"
+import { Clock, Config, Effect, Fiber, Layer, MetricLabel, Schedule, Stream } from "effect"
+import type { ConsumerMessages } from "@nats-io/jetstream"
+import { randomUUID } from "node:crypto"
+import type { OutgoingMessage, SendOutcome } from "../channels/Channel.ts"
+import { Channels } from "../channels/Channels.ts"
+import { intervalOf, makeRateLimiter, type RateLimiter } from "../channels/RateLimit.ts"
+import type { Channel } from "../schemas/Program.ts"
+import { Clickhouse } from "./Clickhouse.ts"
+import { FINAL, type LedgerEntry, makeLedger, rowBase, rowOf, type Stored } from "./Delivery/Ledger.ts"
+import { makeRowWriter } from "./Delivery/RowWriter.ts"
+import type { MessageRequest } from "./journeys/Apply.ts"
+import { derivedId } from "./member/MemberState/Ids.ts"
+import { MemberStore } from "./MemberStore.ts"
+import * as Metrics from "./Metrics.ts"
+import { Nats, NatsError } from "./Nats.ts"
+import { ProgramRuntime } from "./ProgramRuntime.ts"
+import { MESSAGES_CONSUMER, subjectOf, Topology } from "./Topology.ts"
+
+/**
+ * Hands each queued message to its provider once (channels.md rules 4–5, operations.md promises).
+ * Message requests wait in `<stream>_MESSAGES` (NAKed until quiet hours end or a retry is due);
+ * for each one the ledger (Delivery/Ledger.ts) is read, the member's consent read again (an
+ * opt-out after scheduling wins), the engine-wide rate limit taken, `attempt` written with
+ * compare-and-set, the provider called, and the outcome written before the request is acked.
+ *
+ * A process killed between `attempt` and the outcome leaves a message whose fate is unknown. The
+ * next holder asks the provider where it can (Twilio lists what it took); where it cannot, the
+ * message is recorded `failed` ("interrupted") rather than risk sending it twice.
+ */
+
+/** Transient failures on one channel before it is given up for the next. */
+const MAX_ATTEMPTS = 8
+
+const backoff = (n: number): number => Math.round(Math.min(60_000, 1_000 * 2 ** n) * (0.5 + Math.random() / 2))
+
+type Verdict = { readonly kind: "ack" } | { readonly kind: "nak"; readonly delay: number } | { readonly kind: "term" }
+
+const ack: Verdict = { kind: "ack" }
+const nak = (delay: number): Verdict => ({ kind: "nak", delay: Math.max(0, Math.round(delay)) })
+
+export const DeliveryLive = Layer.scopedDiscard(
+  Effect.gen(function* () {
+    const { js, kvm, use } = yield* Nats
+    const topology = yield* Topology
+    const channels = yield* Channels
+    const clickhouse = yield* Clickhouse
+    const store = yield* MemberStore
+    const { program } = yield* ProgramRuntime
+    const kv = yield* use("open ledger bucket", () => kvm.create(topology.ledgerBucket, { history: 1 }))
+    const ledger = makeLedger(kv, use)
+    const owner = randomUUID()
+    // An `attempt` younger than the consumer's ack wait may belong to a live process: wait for it.
+    const attemptLeaseMs = yield* Config.integer("MEMBERFLOW_ACK_WAIT_MS").pipe(Config.withDefault(30_000))
+    const writer = yield* makeRowWriter(clickhouse)
+    const limiters = new Map<Channel, RateLimiter>()
+    for (const channel of ["sms", "email", "wechat"] as const) {
+      limiters.set(channel, yield* makeRateLimiter(intervalOf(program.policies.rateLimits?.[channel])))
+    }
+    /** WeChat 45009: the channel takes nothing until its quota resets. */
+    const pausedUntil = new Map<Channel, number>()
+    const inFlight = new Set<string>()
+
+    const count = (channel: string, status: string) =>
+      Effect.sync(() => Metrics.journeyMessages.unsafeUpdate(1, [MetricLabel.make("channel", channel), MetricLabel.make("status", status)]))
+
+    const publishEvent = (type: string, id: string, memberId: string, properties: Record<string, unknown>, at: number) =>
+      use(`publish ${type}`, () =>
+        js.publish(
+          subjectOf(topology, type),
+          JSON.stringify({ id, type, memberId, occurredAt: new Date(at).toISOString(), properties, source: "memberflow" }),
+          { msgID: id }
+        )
+      ).pipe(Effect.retry(Schedule.exponential("200 millis").pipe(Schedule.union(Schedule.spaced("5 seconds")))))
+
+    /** Writes a final state: ledger first (the truth), then the analyst row. */
+    const finish = (request: MessageRequest, stored: Stored, entry: LedgerEntry) =>
+      Effect.gen(function* () {
+        const written = yield* ledger.write(request.messageId, entry, stored.revision)
+        if (written === null) return nak(200)
+        yield* writer.write(rowOf(entry))
+        yield* count(entry.channel, entry.status)
+        return ack
+      })
+
+    /** The member's consent now, for marketing messages: an opt-out received after scheduling wins. */
+    const consentNow = (memberId: string, channel: Channel) =>
+      Effect.map(store.getFresh(memberId), (state) => state === null || state.consent[channel]?.v === true)
+
+    const handOver = (request: MessageRequest, memberId: string, start: Stored, touch: () => void) =>
+      Effect.gen(function* () {
+        let stored = start
+        let idx = stored.entry?.idx ?? 0
+        let n = stored.entry?.status === "retry" ? stored.entry.n : 0
+        const base = stored.entry?.row ?? rowBase(request, memberId)
+        const reasons: Array<string> = []
+        for (; idx < request.messages.length; idx++, n = 0) {
+          const message = request.messages[idx] as OutgoingMessage
+          const channel = message.channel
+          const now = yield* Clock.currentTimeMillis
+          const entry = (status: LedgerEntry["status"], extra: Partial<LedgerEntry> = {}): LedgerEntry => ({ status, idx, channel, n, at: now, row: base, ...extra })
+          if (request.marketing && !(yield* consentNow(memberId, channel))) {
+            reasons.push(`${channel}: opted out`)
+            continue
+          }
+          const sender = channels.sender(channel)
+          if (sender === null) {
+            reasons.push(`${channel}: not configured`)
+            continue
+          }
+          const paused = pausedUntil.get(channel) ?? 0
+          if (paused > now) {
+            if (idx + 1 < request.messages.length) {
+              reasons.push(`${channel}: paused`)
+              continue
+            }
+            return nak(paused - now)
+          }
+          // Held while waiting for the rate limit: tell JetStream it is being worked on.
+          touch()
+          yield* (limiters.get(channel) as RateLimiter).take
+          touch()
+          const attempt = entry("attempt", { owner, at: yield* Clock.currentTimeMillis })
+          const attempted = yield* ledger.write(request.messageId, attempt, stored.revision)
+          if (attempted === null) return nak(200)
+          stored = { entry: attempt, revision: attempted }
+          const started = yield* Clock.currentTimeMillis
+          const outcome: SendOutcome = yield* sender.send(message)
+          const took = ((yield* Clock.currentTimeMillis) - started) / 1000
+          Metrics.providerSeconds.unsafeUpdate(took, [MetricLabel.make("channel", channel)])
+          const at = yield* Clock.currentTimeMillis
+          switch (outcome._tag) {
+            case "Sent":
+              return yield* finish(request, stored, { ...entry("sent"), at, providerMessageId: outcome.providerMessageId, reason: reasons.join("; ") })
+            case "Transient": {
+              Metrics.providerRetries.unsafeUpdate(1, [MetricLabel.make("channel", channel)])
+              if (n + 1 < MAX_ATTEMPTS) {
+                const delay = Math.max(outcome.retryAfterMs ?? 0, backoff(n))
+                const written = yield* ledger.write(request.messageId, { ...entry("retry"), n: n + 1, at, next: at + delay, reason: outcome.reason }, stored.revision)
+                return nak(written === null ? 200 : delay)
+              }
+              reasons.push(`${channel}: gave up after ${MAX_ATTEMPTS} attempts (${outcome.reason})`)
+              break
+            }
+            case "Permanent":
+              if (outcome.optOut) {
+                // The member said STOP: record it as the member's own opt-out, for every later send.
+                yield* publishEvent("consent.updated", derivedId("opt-out", request.messageId), memberId, { channel, granted: false, reason: outcome.reason }, at)
+              }
+              reasons.push(`${channel}: ${outcome.reason}`)
+              if (!outcome.fallback) return yield* finish(request, stored, { ...entry("failed"), at, reason: reasons.join("; ") })
+              break
+            case "Paused":
+              pausedUntil.set(channel, outcome.until)
+              reasons.push(`${channel}: ${outcome.reason}`)
+              if (idx + 1 >= request.messages.length) {
+                const written = yield* ledger.write(request.messageId, { ...entry("retry"), at, next: outcome.until, reason: outcome.reason }, stored.revision)
+                return nak(written === null ? 200 : outcome.until - at)
+              }
+              break
+          }
+          // on to the next channel: the ledger says which, should this process die now
+          if (idx + 1 < request.messages.length) {
+            const next = request.messages[idx + 1] as OutgoingMessage
+            const moved = { ...entry("retry"), idx: idx + 1, channel: next.channel, n: 0, at, next: at, reason: reasons.join("; ") }
+            const revision = yield* ledger.write(request.messageId, moved, stored.revision)
+            if (revision === null) return nak(200)
+            stored = { entry: moved, revision }
+          }
+        }
+        const last = request.messages[request.messages.length - 1]?.channel ?? "sms"
+        const now = yield* Clock.currentTimeMillis
+        const allOptedOut = reasons.length > 0 && reasons.every((r) => r.endsWith("opted out"))
+        const final: LedgerEntry = {
+          status: allOptedOut ? "suppressed" : "failed",
+          idx: request.messages.length - 1,
+          channel: last,
+          n: 0,
+          at: now,
+          row: base,
+          reason: allOptedOut ? `opted_out (${reasons.join("; ")})` : reasons.join("; ")
+        }
+        return yield* finish(request, stored, final)
+      })
+
+    /** A previous holder wrote `attempt` and is gone: ask the provider, or give it up as unknown. */
+    const recover = (request: MessageRequest, memberId: string, stored: Stored, entry: LedgerEntry, touch: () => void) =>
+      Effect.gen(function* () {
+        const message = request.messages[entry.idx]
+        const sender = message === undefined ? null : channels.sender(message.channel)
+        const now = yield* Clock.currentTimeMillis
+        if (message !== undefined && sender !== null && sender.recover !== undefined) {
+          const found = yield* sender.recover(message, entry.at - 60_000).pipe(Effect.either)
+          if (found._tag === "Left") return nak(5_000)
+          const { owner: _, ...rest } = entry
+          if (found.right !== null) return yield* finish(request, stored, { ...rest, status: "sent", at: now, providerMessageId: found.right })
+          return yield* handOver(request, memberId, { ...stored, entry: { ...entry, status: "retry", n: entry.n } }, touch)
+        }
+        const reason = `interrupted: the engine stopped while handing it to ${entry.channel}; not sent again so that it is never sent twice`
+        return yield* finish(request, stored, { ...entry, status: "failed", at: now, reason })
+      })
+
+    const handle = (msg: JsMsg): Effect.Effect<Verdict, NatsError | import("./MemberStore.ts").MemberStoreError | import("./Clickhouse.ts").ClickhouseError> =>
+      Effect.gen(function* () {
+        let parsed: { memberId: string; properties: MessageRequest }
+        try {
+          parsed = JSON.parse(new TextDecoder().decode(msg.data)) as { memberId: string; properties: MessageRequest }
+        } catch {
+          yield* Effect.logError("unreadable message request dropped").pipe(Effect.annotateLogs({ seq: msg.seq }))
+          return { kind: "term" } as const
+        }
+        const request = parsed.properties
+        const memberId = parsed.memberId
+        const touch = () => msg.working()
+        const now = yield* Clock.currentTimeMillis
+        if (request.notBefore !== null && request.notBefore > now + 20) return nak(request.notBefore - now)
+        if (inFlight.has(request.messageId)) return nak(1_000)
+        const stored = yield* ledger.read(request.messageId)
+        const entry = stored.entry
+        if (entry !== null && FINAL.has(entry.status)) {
+          // Already decided: the row again (a crash may have come between ledger and row), nothing sent.
+          yield* writer.write(rowOf(entry))
+          return ack
+        }
+        if (entry !== null && entry.status === "retry" && (entry.next ?? 0) > now + 20) return nak((entry.next ?? now) - now)
+        if (entry !== null && entry.status === "attempt") {
+          if (entry.owner !== owner && now - entry.at < attemptLeaseMs) return nak(attemptLeaseMs - (now - entry.at))
+          return yield* recover(request, memberId, stored, entry, touch)
+        }
+        inFlight.add(request.messageId)
+        return yield* handOver(request, memberId, stored, touch).pipe(Effect.ensuring(Effect.sync(() => inFlight.delete(request.messageId))))
+      })
+
+    const settle = (msg: JsMsg) => (verdict: Verdict) =>
+      Effect.sync(() => {
+        if (verdict.kind === "ack") msg.ack()
+        else if (verdict.kind === "term") msg.term()
+        else msg.nak(verdict.delay)
+      })
+
+    const consumer = yield* use("get messages consumer", () => js.consumers.get(topology.messagesStream, MESSAGES_CONSUMER))
+    let current: ConsumerMessages | null = null
+    let stopping = false
+    const loop = Effect.gen(function* () {
+      const messages = yield* use("consume messages", () => consumer.consume({ max_messages: 256, expires: 5_000 }))
+      current = messages
+      yield* Stream.fromAsyncIterable(messages, (cause) => new NatsError({ operation: "consume messages", cause })).pipe(
+        Stream.mapEffect(
+          (msg) =>
+            handle(msg).pipe(
+              Effect.catchAll((error) =>
+                Effect.logWarning("message hand-over postponed").pipe(Effect.annotateLogs({ error: error.message }), Effect.as(nak(2_000)))
+              ),
+              Effect.flatMap(settle(msg))
+            ),
+          { concurrency: 64, unordered: true }
+        ),
+        Stream.runDrain
+      )
+    })
+    const fiber = yield* loop.pipe(
+      Effect.tapErrorCause((cause) => Effect.logError("delivery stopped; restarting", cause)),
+      Effect.retry(Schedule.spaced("1 second")),
+      Effect.repeat({ until: () => stopping }),
+      Effect.fork
+    )
+    yield* Effect.logInfo("channels ready").pipe(Effect.annotateLogs({ mode: channels.mode, ...channels.describe }))
+    // SIGTERM: stop pulling and let the hand-overs in flight finish (interrupting one between its
+    // `attempt` and its outcome would leave the message unknown), bounded; then go.
+    yield* Effect.addFinalizer(() =>
+      Effect.sync(() => {
+        stopping = true
+        current?.stop()
+      }).pipe(
+        Effect.zipRight(Fiber.await(fiber).pipe(Effect.timeout("8 seconds"), Effect.ignore)),
+        Effect.zipRight(Fiber.interrupt(fiber))
+      )
+    )
+  })
+)

@@ -1,0 +1,96 @@
+import type { KV } from "@nats-io/kv"
+import { createHash } from "node:crypto"
+import { Effect } from "effect"
+import type { Channel } from "../../schemas/Program.ts"
+import { chTime, type MessageRow } from "../../schemas/Rows.ts"
+import type { MessageRequest } from "../journeys/Apply.ts"
+import type { NatsError } from "../Nats.ts"
+
+/**
+ * The send ledger: one NATS KV entry per message, written with compare-and-set before and after the
+ * provider is called (channels.md rule 5). It is what makes a message go out once whatever is
+ * replayed, restarted or run twice:
+ * - `attempt`: a process is handing it over right now (or died doing so: then the outcome is unknown);
+ * - `retry`: the provider refused it for now; try again at `next`;
+ * - `sent` / `delivered` / `failed` / `suppressed`: final, never handed over again.
+ */
+
+export type LedgerStatus = "attempt" | "retry" | "sent" | "delivered" | "failed" | "suppressed"
+
+export interface LedgerEntry {
+  readonly status: LedgerStatus
+  /** which of the request's channels (0 = the step's, then its fallbacks) */
+  readonly idx: number
+  readonly channel: Channel
+  /** transient failures so far on this channel */
+  readonly n: number
+  readonly at: number
+  /** the process handing it over (attempt) */
+  readonly owner?: string
+  /** retry: not before */
+  readonly next?: number
+  readonly providerMessageId?: string
+  readonly reason?: string
+  /** what the messages row needs beyond the status: the webhooks update rows from this alone */
+  readonly row: Omit<MessageRow, "status" | "reason" | "provider_message_id" | "updated_at" | "channel">
+}
+
+export const FINAL: ReadonlySet<LedgerStatus> = new Set(["sent", "delivered", "failed", "suppressed"])
+
+/** KV keys allow `[-/_=.a-zA-Z0-9]`; message ids may hold anything. */
+export const ledgerKey = (messageId: string): string => `m.${createHash("sha256").update(messageId).digest("hex").slice(0, 40)}`
+
+export const rowBase = (request: MessageRequest, memberId: string): LedgerEntry["row"] => ({
+  message_id: request.messageId,
+  enrollment_id: request.enrollmentId,
+  journey_id: request.journeyId,
+  variant: request.variant,
+  step_id: request.stepId,
+  member_id: memberId,
+  template: request.template,
+  created_at: chTime(request.createdAt)
+})
+
+/** The messages row an entry stands for (final and webhook states; `updated_at` is when it became so). */
+export const rowOf = (entry: LedgerEntry): MessageRow => ({
+  ...entry.row,
+  channel: entry.channel,
+  status: entry.status === "attempt" || entry.status === "retry" ? "queued" : entry.status,
+  reason: entry.reason ?? "",
+  provider_message_id: entry.providerMessageId ?? "",
+  updated_at: chTime(entry.at)
+})
+
+export interface Stored {
+  readonly entry: LedgerEntry | null
+  /** 0 when there is none */
+  readonly revision: number
+}
+
+export interface Ledger {
+  readonly read: (messageId: string) => Effect.Effect<Stored, NatsError>
+  /** Compare-and-set: the new revision, or null when another process wrote first. */
+  readonly write: (messageId: string, entry: LedgerEntry, revision: number) => Effect.Effect<number | null, NatsError>
+}
+
+const decoder = new TextDecoder()
+
+export const makeLedger = (kv: KV, use: <A>(operation: string, f: () => Promise<A>) => Effect.Effect<A, NatsError>): Ledger => ({
+  read: (messageId) =>
+    use("ledger get", async () => {
+      const found = await kv.get(ledgerKey(messageId))
+      if (found === null || found.operation !== "PUT") return { entry: null, revision: found?.revision ?? 0 }
+      return { entry: JSON.parse(decoder.decode(found.value)) as LedgerEntry, revision: found.revision }
+    }),
+  write: (messageId, entry, revision) =>
+    use("ledger put", async () => {
+      try {
+        const key = ledgerKey(messageId)
+        return revision === 0 ? await kv.create(key, JSON.stringify(entry)) : await kv.update(key, JSON.stringify(entry), revision)
+      } catch (cause) {
+        // "wrong last sequence" / "key exists": someone else wrote it first
+        if (cause instanceof Error && /wrong last sequence|key exists|10071/i.test(cause.message)) return null
+        throw cause
+      }
+    })
+})
