@@ -1,5 +1,5 @@
 import { NodeHttpClient } from "@effect/platform-node"
-import { Effect, Option } from "effect"
+import { Effect, Layer, Option } from "effect"
 import type { Channel } from "../schemas/Program.ts"
 import type { ChannelSender } from "./Channel.ts"
 import { SmtpEmail } from "./email/SmtpEmail.ts"
@@ -17,7 +17,10 @@ export const liveSenders = Effect.gen(function* () {
   if (Option.isSome(email)) senders.email = email.value as ChannelSender
   const sms = yield* makeTwilioSmsFromConfig
   if (Option.isSome(sms)) senders.sms = sms.value as ChannelSender
-  const wechat = yield* makeWechatFromConfig.pipe(Effect.provide(NodeHttpClient.layerUndici))
+  // Built in the caller's scope: `Effect.provide(layer)` alone would close the undici dispatcher as
+  // soon as the sender is built, and every later send would fail (UND_ERR_DESTROYED).
+  const http = yield* Layer.build(NodeHttpClient.layerUndici)
+  const wechat = yield* makeWechatFromConfig.pipe(Effect.provide(http))
   if (Option.isSome(wechat)) senders.wechat = wechat.value as ChannelSender
   return senders
 })
