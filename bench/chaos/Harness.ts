@@ -299,12 +299,23 @@ export const runChaos = async (options: ChaosOptions): Promise<ChaosReport> => {
     const deadline = Date.now() + 240_000
     for (;;) {
       const got = chaosReceived()
-      const undecided = await sqlAll<{ n: number }>(
-        "SELECT count() AS n FROM messages FINAL WHERE journey_id = 'chaos-welcome' AND status = 'queued'"
-      ).then((rows) => rows.reduce((sum, r) => sum + Number(r.n), 0), () => Infinity)
-      const decided = await sqlAll<{ n: number }>(
-        "SELECT count() AS n FROM messages FINAL WHERE journey_id = 'chaos-welcome' AND status != 'queued'"
-      ).then((rows) => rows.reduce((sum, r) => sum + Number(r.n), 0), () => 0)
+      // Each engine's embedded ClickHouse holds the rows it wrote: the latest state of a message is
+      // the newest row across all of them.
+      const latest = await sqlAll<{ message_id: string; status: string; updated_at: string }>(
+        "SELECT message_id, status, toString(updated_at) AS updated_at FROM messages FINAL WHERE journey_id = 'chaos-welcome'"
+      ).then(
+        (rows) => {
+          const byId = new Map<string, { status: string; updated_at: string }>()
+          for (const row of rows) {
+            const kept = byId.get(row.message_id)
+            if (kept === undefined || kept.updated_at < row.updated_at || (kept.updated_at === row.updated_at && row.status !== "queued")) byId.set(row.message_id, row)
+          }
+          return [...byId.values()]
+        },
+        () => null
+      )
+      const undecided = latest === null ? Infinity : latest.filter((m) => m.status === "queued").length
+      const decided = latest === null ? 0 : latest.filter((m) => m.status !== "queued").length
       const total = got.sms + got.email + got.wechat
       if ((undecided === 0 && decided >= 3 * options.members) || Date.now() > deadline) break
       log(`chaos: received sms ${got.sms} email ${got.email} wechat ${got.wechat} of ${options.members} each; decided ${decided}; ${total} in all`)
