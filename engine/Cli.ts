@@ -10,6 +10,7 @@ import { HttpLive } from "./Http.ts"
 import { BroadcastsLive } from "./Broadcasts.ts"
 import { engineQuery } from "./Cli/EngineQuery.ts"
 import { liftCommand } from "./Cli/LiftCommand.ts"
+import { reportCommand } from "./Cli/ReportCommand.ts"
 import { simulateCommand } from "./Cli/SimulateCommand.ts"
 import { Ingest, IngestLive } from "./Ingest.ts"
 import { JourneyRuntime } from "./JourneyRuntime.ts"
@@ -135,7 +136,7 @@ const validate = Command.make("validate", { dir: Args.text({ name: "dir" }).pipe
 
 export const cli = Command.make("memberflow").pipe(
   Command.withDescription("real-time marketing automation for membership programs"),
-  Command.withSubcommands([run, migrateCommand, publish, query, validate, simulateCommand, liftCommand])
+  Command.withSubcommands([run, migrateCommand, publish, query, validate, simulateCommand, liftCommand, reportCommand])
 )
 
 export const runCli = Command.run(cli, { name: "memberflow", version: "0.1.0" })

@@ -14,7 +14,7 @@ const ALPHA = 0.05
 const Num = Schema.Union(Schema.Number, Schema.NumberFromString)
 const Maybe = Schema.NullOr(Num)
 
-const LiftRow = Schema.Struct({
+export const LiftRow = Schema.Struct({
   journey_id: Schema.String,
   variant: Schema.String,
   enrolled: Num,
@@ -32,18 +32,18 @@ const LiftRow = Schema.Struct({
   srm_flag: Num
 })
 export type LiftRow = typeof LiftRow.Type
-const decodeRows = Schema.decodeUnknownEither(Schema.Array(LiftRow))
+export const decodeLiftRows = Schema.decodeUnknownEither(Schema.Array(LiftRow))
 
 const count = (n: number): string => n.toLocaleString("en-US")
 
 /** +31%, -4.5%: one decimal below 10 points, where rounding would hide the difference. */
-const signedPercent = (ratio: number): string => {
+export const signedPercent = (ratio: number): string => {
   const points = ratio * 100
   const text = Math.abs(points) < 10 ? points.toFixed(1) : points.toFixed(0)
   return points >= 0 ? `+${text}%` : `${text}%`
 }
 
-const pText = (p: number): string => (p < 0.001 ? "p < 0.001" : `p = ${Number(p.toPrecision(2))}`)
+export const pText = (p: number): string => (p < 0.001 ? "p < 0.001" : `p = ${Number(p.toPrecision(2))}`)
 
 const liftText = (row: LiftRow): string =>
   row.lift === null
@@ -72,7 +72,7 @@ export const verdict = (row: LiftRow, control: LiftRow | undefined): string => {
     : `${row.variant} vs control: control wins (${evidence(row, row.p_value)})`
 }
 
-const srmWarning = (row: LiftRow): string => {
+export const srmWarning = (row: LiftRow): string => {
   const planned = row.planned_percent ?? 0
   const seen = row.observed_percent ?? 0
   return `warning: sample ratio mismatch in arm ${row.variant}: ${planned.toFixed(1)}% of entrants planned, ${seen.toFixed(1)}% enrolled (${count(row.enrolled)} members; ${pText(row.srm_p_value ?? 0)}). ` +
@@ -98,19 +98,22 @@ const table = (rows: ReadonlyArray<LiftRow>): string => {
   return [line(header), line(widths.map((w) => "-".repeat(w))), ...body.map(line)].join("\n")
 }
 
-/** The report of one journey: the table, then a verdict per variant and any SRM warning. */
-export const report = (journeyId: string, rows: ReadonlyArray<LiftRow>): ReadonlyArray<string> => {
+/** A verdict per variant, when there is something to compare (a control, or several variants). */
+export const verdicts = (rows: ReadonlyArray<LiftRow>): ReadonlyArray<string> => {
   const control = rows.find((row) => row.variant === CONTROL && row.enrolled > 0)
   const variants = rows.filter((row) => row.variant !== CONTROL)
-  return [
-    `${journeyId} — conversion to the journey's goal, every version pooled, intent to treat`,
-    "",
-    table(rows),
-    "",
-    ...(control !== undefined || variants.length > 1 ? variants.map((row) => verdict(row, control)) : []),
-    ...rows.filter((row) => row.srm_flag === 1).map(srmWarning)
-  ]
+  return control !== undefined || variants.length > 1 ? variants.map((row) => verdict(row, control)) : []
 }
+
+/** The report of one journey: the table, then a verdict per variant and any SRM warning. */
+export const report = (journeyId: string, rows: ReadonlyArray<LiftRow>): ReadonlyArray<string> => [
+  `${journeyId} — conversion to the journey's goal, every version pooled, intent to treat`,
+  "",
+  table(rows),
+  "",
+  ...verdicts(rows),
+  ...rows.filter((row) => row.srm_flag === 1).map(srmWarning)
+]
 
 const JOURNEY_ID = /^[a-z0-9-]+$/
 
@@ -125,7 +128,7 @@ export const liftCommand = Command.make("lift", { journey: Args.text({ name: "jo
       return yield* new LiftFailed({ message: `"${journeyId}" is not a journey id (lowercase letters, digits and -)` })
     }
     const where = journeyId === undefined ? "" : ` WHERE journey_id = '${journeyId}'`
-    const decoded = decodeRows(yield* engineQuery(`SELECT * FROM ${CAMPAIGN_LIFT}${where}`))
+    const decoded = decodeLiftRows(yield* engineQuery(`SELECT * FROM ${CAMPAIGN_LIFT}${where}`))
     if (Either.isLeft(decoded)) return yield* new LiftFailed({ message: `${CAMPAIGN_LIFT} returned rows this command does not understand: ${decoded.left.message}` })
     const rows = decoded.right
     if (rows.length === 0) {
