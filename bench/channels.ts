@@ -20,7 +20,7 @@ import { jetstream, jetstreamManager } from "@nats-io/jetstream"
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { parse } from "yaml"
-import { MESSAGES_CONSUMER } from "../engine/Topology.ts"
+import { messagesConsumer } from "../engine/Topology.ts"
 import { ROOT, startEngine, tempDir } from "../test/support/engine.ts"
 import { dropTopology, natsConnect, uniqueTopology } from "../test/support/nats.ts"
 import { startSmtpServer } from "../test/support/smtp.ts"
@@ -181,7 +181,8 @@ const run = async (label: string, failRate: number, journeysDir: string): Promis
         `SELECT countIf(status != 'queued') AS done, count() AS total FROM messages FINAL WHERE journey_id IN (${journeyIds})`
       )
       const done = Number(progress?.done ?? 0)
-      const info = await jsm.consumers.info(`${topology.stream}_MESSAGES`, MESSAGES_CONSUMER)
+      const infos = await Promise.all(CHANNELS.map((channel) => jsm.consumers.info(`${topology.stream}_MESSAGES`, messagesConsumer(channel))))
+      const info = { num_pending: infos.reduce((n, i) => n + i.num_pending, 0), num_ack_pending: infos.reduce((n, i) => n + i.num_ack_pending, 0) }
       if (done >= expectedTotal && info.num_pending === 0 && info.num_ack_pending === 0) break
       const now = performance.now()
       if (done !== lastDone) [lastDone, lastChange] = [done, now]

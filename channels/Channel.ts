@@ -63,6 +63,12 @@ export type SendOutcome =
   /** The channel can take nothing until `until` (WeChat 45009: the daily quota is spent). */
   | { readonly _tag: "Paused"; readonly reason: string; readonly until: number }
 
+/** The provider could not be asked now (`unknowable`: and never will be, e.g. too late). */
+export interface RecoverError {
+  readonly reason: string
+  readonly unknowable?: boolean
+}
+
 export interface ChannelSender<M extends OutgoingMessage = OutgoingMessage> {
   readonly channel: Channel
   readonly send: (message: M) => Effect.Effect<SendOutcome>
@@ -73,5 +79,7 @@ export interface ChannelSender<M extends OutgoingMessage = OutgoingMessage> {
    * (epoch ms), or null when there is none; `Transient` when the provider could not be asked.
    * Channels that cannot be asked leave it out.
    */
-  readonly recover?: (message: M, since: number) => Effect.Effect<string | null, { readonly reason: string }>
+  readonly recover?: (message: M, since: number) => Effect.Effect<string | null, RecoverError>
+  /** Whether `recover` can answer for this message (default: every message). */
+  readonly recoverable?: (message: M) => boolean
 }

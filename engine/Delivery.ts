@@ -15,7 +15,7 @@ import { MemberStore } from "./MemberStore.ts"
 import * as Metrics from "./Metrics.ts"
 import { Nats, NatsError } from "./Nats.ts"
 import { ProgramRuntime } from "./ProgramRuntime.ts"
-import { MESSAGES_CONSUMER, subjectOf, Topology } from "./Topology.ts"
+import { messagesConsumer, subjectOf, Topology } from "./Topology.ts"
 
 /**
  * Hands each queued message to its provider once (channels.md rules 4–5, operations.md promises).
@@ -125,7 +125,9 @@ export const DeliveryLive = Layer.scopedDiscard(
           if (attempted === null) return nak(200)
           stored = { entry: attempt, revision: attempted }
           const started = yield* Clock.currentTimeMillis
-          const outcome: SendOutcome = yield* sender.send(message)
+          // JetStream hears from us while the provider takes its time: no other engine takes it over.
+          const heartbeat = Effect.sync(touch).pipe(Effect.delay("5 seconds"), Effect.forever)
+          const outcome: SendOutcome = yield* Effect.raceFirst(sender.send(message), heartbeat)
           const took = ((yield* Clock.currentTimeMillis) - started) / 1000
           Metrics.providerSeconds.unsafeUpdate(took, [MetricLabel.make("channel", channel)])
           const at = yield* Clock.currentTimeMillis
@@ -189,9 +191,14 @@ export const DeliveryLive = Layer.scopedDiscard(
         const message = request.messages[entry.idx]
         const sender = message === undefined ? null : channels.sender(message.channel)
         const now = yield* Clock.currentTimeMillis
-        if (message !== undefined && sender !== null && sender.recover !== undefined) {
+        if (message !== undefined && sender !== null && sender.recover !== undefined && (sender.recoverable?.(message) ?? true)) {
+          touch()
           const found = yield* sender.recover(message, entry.at - 60_000).pipe(Effect.either)
-          if (found._tag === "Left") return nak(5_000)
+          if (found._tag === "Left" && found.left.unknowable !== true) return nak(5_000)
+          if (found._tag === "Left") {
+            const reason = `interrupted: the engine stopped while handing it to ${entry.channel} (${found.left.reason}); not sent again so that it is never sent twice`
+            return yield* finish(request, stored, { ...entry, status: "failed", at: now, reason })
+          }
           const { owner: _, ...rest } = entry
           if (found.right !== null) return yield* finish(request, stored, { ...rest, status: "sent", at: now, providerMessageId: found.right })
           return yield* handOver(request, memberId, { ...stored, entry: { ...entry, status: "retry", n: entry.n } }, touch)
@@ -223,12 +230,14 @@ export const DeliveryLive = Layer.scopedDiscard(
           return ack
         }
         if (entry !== null && entry.status === "retry" && (entry.next ?? 0) > now + 20) return nak((entry.next ?? now) - now)
-        if (entry !== null && entry.status === "attempt") {
-          if (entry.owner !== owner && now - entry.at < attemptLeaseMs) return nak(attemptLeaseMs - (now - entry.at))
-          return yield* recover(request, memberId, stored, entry, touch)
+        if (entry !== null && entry.status === "attempt" && entry.owner !== owner && now - entry.at < attemptLeaseMs) {
+          return nak(attemptLeaseMs - (now - entry.at))
         }
+        // A recovery hands over too: a redelivery while it runs (past the ack wait) must wait for it,
+        // or it would find its own fresh `attempt`, ask the provider too early and send a second time.
         inFlight.add(request.messageId)
-        return yield* handOver(request, memberId, stored, touch).pipe(Effect.ensuring(Effect.sync(() => inFlight.delete(request.messageId))))
+        const work = entry !== null && entry.status === "attempt" ? recover(request, memberId, stored, entry, touch) : handOver(request, memberId, stored, touch)
+        return yield* work.pipe(Effect.ensuring(Effect.sync(() => inFlight.delete(request.messageId))))
       })
 
     const settle = (msg: JsMsg) => (verdict: Verdict) =>
@@ -238,39 +247,48 @@ export const DeliveryLive = Layer.scopedDiscard(
         else msg.nak(verdict.delay)
       })
 
-    const consumer = yield* use("get messages consumer", () => js.consumers.get(topology.messagesStream, MESSAGES_CONSUMER))
-    let current: ConsumerMessages | null = null
+    // One loop per channel, each with its own bound: as many hand-overs in flight as the provider
+    // really takes at once (an `attempt` is then on the wire, not queued inside a client's pool).
+    const concurrency: Record<Channel, number> = {
+      sms: yield* Config.integer("MEMBERFLOW_SMS_CONCURRENCY").pipe(Config.withDefault(16)),
+      // nodemailer's pool keeps 5 connections unless SMTP_URL says `?maxConnections=`
+      email: yield* Config.integer("MEMBERFLOW_EMAIL_CONCURRENCY").pipe(Config.withDefault(5)),
+      wechat: yield* Config.integer("MEMBERFLOW_WECHAT_CONCURRENCY").pipe(Config.withDefault(16))
+    }
+    const current = new Set<ConsumerMessages>()
     let stopping = false
-    const loop = Effect.gen(function* () {
-      const messages = yield* use("consume messages", () => consumer.consume({ max_messages: 256, expires: 5_000 }))
-      current = messages
-      yield* Stream.fromAsyncIterable(messages, (cause) => new NatsError({ operation: "consume messages", cause })).pipe(
-        Stream.mapEffect(
-          (msg) =>
-            handle(msg).pipe(
-              Effect.catchAll((error) =>
-                Effect.logWarning("message hand-over postponed").pipe(Effect.annotateLogs({ error: error.message }), Effect.as(nak(2_000)))
+    const loopFor = (channel: Channel) =>
+      Effect.gen(function* () {
+        const consumer = yield* use(`get ${channel} messages consumer`, () => js.consumers.get(topology.messagesStream, messagesConsumer(channel)))
+        const messages = yield* use(`consume ${channel} messages`, () => consumer.consume({ max_messages: Math.max(32, concurrency[channel] * 4), expires: 5_000 }))
+        current.add(messages)
+        yield* Stream.fromAsyncIterable(messages, (cause) => new NatsError({ operation: `consume ${channel} messages`, cause })).pipe(
+          Stream.mapEffect(
+            (msg) =>
+              handle(msg).pipe(
+                Effect.catchAll((error) =>
+                  Effect.logWarning("message hand-over postponed").pipe(Effect.annotateLogs({ error: error.message }), Effect.as(nak(2_000)))
+                ),
+                Effect.flatMap(settle(msg))
               ),
-              Effect.flatMap(settle(msg))
-            ),
-          { concurrency: 64, unordered: true }
-        ),
-        Stream.runDrain
+            { concurrency: Math.max(1, concurrency[channel]), unordered: true }
+          ),
+          Stream.runDrain,
+          Effect.ensuring(Effect.sync(() => current.delete(messages)))
+        )
+      }).pipe(
+        Effect.tapErrorCause((cause) => Effect.logError(`${channel} delivery stopped; restarting`, cause)),
+        Effect.retry(Schedule.spaced("1 second")),
+        Effect.repeat({ until: () => stopping })
       )
-    })
-    const fiber = yield* loop.pipe(
-      Effect.tapErrorCause((cause) => Effect.logError("delivery stopped; restarting", cause)),
-      Effect.retry(Schedule.spaced("1 second")),
-      Effect.repeat({ until: () => stopping }),
-      Effect.fork
-    )
+    const fiber = yield* Effect.all((["sms", "email", "wechat"] as const).map(loopFor), { concurrency: "unbounded", discard: true }).pipe(Effect.fork)
     yield* Effect.logInfo("channels ready").pipe(Effect.annotateLogs({ mode: channels.mode, ...channels.describe }))
     // SIGTERM: stop pulling and let the hand-overs in flight finish (interrupting one between its
     // `attempt` and its outcome would leave the message unknown), bounded; then go.
     yield* Effect.addFinalizer(() =>
       Effect.sync(() => {
         stopping = true
-        current?.stop()
+        for (const messages of current) messages.stop()
       }).pipe(
         Effect.zipRight(Fiber.await(fiber).pipe(Effect.timeout("8 seconds"), Effect.ignore)),
         Effect.zipRight(Fiber.interrupt(fiber))

@@ -57,6 +57,13 @@ const tagRow = (event: MemberEvent): MemberTagRow | null => {
   }
 }
 
+/** The channel a message request is tried on first: its delivery consumer. */
+const firstChannel = (event: DerivedEvent): string => {
+  const messages = event.properties["messages"]
+  const first = Array.isArray(messages) ? (messages[0] as { channel?: unknown } | undefined) : undefined
+  return typeof first?.channel === "string" ? first.channel : "sms"
+}
+
 /**
  * Publishes every derived event in the updated members' outboxes — including what a crashed run
  * left unpublished — with its deterministic id as `Nats-Msg-Id`, then lets the store drop them.
@@ -75,7 +82,7 @@ export const publishDerived = Effect.fn("Ingest.publishDerived")(function* (upda
           event.type === TIMER_REQUEST
             ? topology.timersSubject
             : event.type === MESSAGE_REQUEST
-              ? topology.messagesSubject
+              ? `${topology.messagesSubject}.${firstChannel(event)}`
               : subjectOf(topology, event.type),
           JSON.stringify({ ...event, source: "memberflow" }),
           { msgID: event.id }

@@ -72,7 +72,8 @@ export class Topology extends Context.Tag("memberflow/Topology")<Topology, Topol
 }
 
 export const TIMERS_CONSUMER = "memberflow-timers"
-export const MESSAGES_CONSUMER = "memberflow-messages"
+/** One consumer per channel (filtered on `<messagesSubject>.<channel>`): a slow provider holds up only its own. */
+export const messagesConsumer = (channel: "sms" | "email" | "wechat"): string => `memberflow-messages-${channel}`
 
 const isNotFound = (error: NatsError): boolean =>
   error.cause instanceof Error && /not found/i.test(error.cause.message)
@@ -103,9 +104,9 @@ export const ensureTopology = Effect.fn("Topology.ensure")(function* () {
   yield* ensureStream(topology.stream, [`${topology.subjectPrefix}.>`])
   yield* ensureStream(topology.deadletterStream, [topology.deadletterSubject])
   yield* ensureStream(topology.timersStream, [topology.timersSubject])
-  yield* ensureStream(topology.messagesStream, [topology.messagesSubject])
+  yield* ensureStream(topology.messagesStream, [`${topology.messagesSubject}.*`])
   // Every waiting member holds one un-acked timer, every deferred message one request (NAKed until due).
-  const ensureHolding = (stream: string, name: string, ackWait: number) =>
+  const ensureHolding = (stream: string, name: string, ackWait: number, filter?: string) =>
     use(`consumer info ${name}`, () => jsm.consumers.info(stream, name)).pipe(
       Effect.catchIf(isNotFound, () =>
         use(`create consumer ${name}`, () =>
@@ -114,6 +115,7 @@ export const ensureTopology = Effect.fn("Topology.ensure")(function* () {
             ack_policy: AckPolicy.Explicit,
             deliver_policy: DeliverPolicy.All,
             ack_wait: nanos(ackWait),
+            ...(filter === undefined ? {} : { filter_subject: filter }),
             max_ack_pending: -1,
             max_deliver: -1
           })
@@ -121,7 +123,9 @@ export const ensureTopology = Effect.fn("Topology.ensure")(function* () {
       )
     )
   yield* ensureHolding(topology.timersStream, TIMERS_CONSUMER, 30_000)
-  yield* ensureHolding(topology.messagesStream, MESSAGES_CONSUMER, ackWaitMs)
+  for (const channel of ["sms", "email", "wechat"] as const) {
+    yield* ensureHolding(topology.messagesStream, messagesConsumer(channel), ackWaitMs, `${topology.messagesSubject}.${channel}`)
+  }
   yield* use(`consumer info ${topology.consumer}`, () => jsm.consumers.info(topology.stream, topology.consumer)).pipe(
     Effect.catchIf(isNotFound, () =>
       use(`create consumer ${topology.consumer}`, () =>

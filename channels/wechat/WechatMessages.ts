@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto"
 import { type HttpClient, HttpClientRequest } from "@effect/platform"
 import { Clock, Config, ConfigError, Effect, Either, Option, Redacted, type Scope } from "effect"
 import type { ChannelSender, SendOutcome, WechatMessage } from "../Channel.ts"
@@ -50,6 +51,9 @@ const otherErrors: Readonly<Record<number, string>> = {
   47003: "invalid template data"
 }
 
+/** memberflow's message id as WeChat's `client_msg_id` (a short, stable hex digest). */
+export const clientMsgId = (messageId: string): string => createHash("sha256").update(messageId).digest("hex").slice(0, 32)
+
 /** The JSON WeChat documents for each kind; optional fields only when the message has them. */
 export const wechatBody = (message: WechatMessage): Record<string, unknown> => {
   const data = Object.fromEntries(Object.entries(message.data).map(([key, value]) => [key, { value }]))
@@ -61,7 +65,10 @@ export const wechatBody = (message: WechatMessage): Record<string, unknown> => {
         ...(message.miniprogram !== undefined
           ? { miniprogram: { appid: message.miniprogram.appid, pagepath: message.miniprogram.pagepath } }
           : {}),
-        data
+        data,
+        // WeChat's anti-reentry id: one message per openid + client_msg_id within 10 minutes, so a
+        // hand-over repeated after a crash is not sent twice.
+        client_msg_id: clientMsgId(message.messageId)
       }
     : {
         touser: message.touser,
@@ -134,7 +141,21 @@ export const makeWechat = (
       return yield* attempt(message, true)
     })
 
-    return { channel: "wechat", send } satisfies ChannelSender<WechatMessage>
+    // A template message cut short by a crash is sent again with the same client_msg_id: WeChat sends
+    // it at most once (within 10 minutes). Subscribe messages have no such id: nobody can be asked.
+    const recover = (message: WechatMessage, since: number) =>
+      Effect.gen(function* () {
+        const now = yield* Clock.currentTimeMillis
+        // past WeChat's 10-minute window a repeat would be a second message
+        if (now - since > 9 * 60_000) return yield* Effect.fail({ reason: "wechat: too late to repeat safely", unknowable: true })
+        const outcome = yield* attempt(message, true)
+        if (outcome._tag === "Sent") return outcome.providerMessageId
+        if (outcome._tag === "Permanent") return null
+        return yield* Effect.fail({ reason: outcome.reason })
+      })
+    const recoverable = (message: WechatMessage) => message.kind === "template"
+
+    return { channel: "wechat", send, recover, recoverable } satisfies ChannelSender<WechatMessage>
   })
 
 /**

@@ -4,7 +4,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Effect, Fiber, Option, Redacted, type Scope, TestClock } from "effect"
 import type { SendOutcome, WechatMessage } from "../../channels/Channel.ts"
 import { nextShanghaiMidnight, scrubbedErrmsg } from "../../channels/wechat/WechatApi.ts"
-import { makeWechat, makeWechatFromConfig, type WechatOptions, WechatConfig } from "../../channels/wechat/WechatMessages.ts"
+import { clientMsgId, makeWechat, makeWechatFromConfig, type WechatOptions, WechatConfig } from "../../channels/wechat/WechatMessages.ts"
 import { makeWechatToken } from "../../channels/wechat/WechatToken.ts"
 import { freePort } from "../support/engine.ts"
 import { type WechatServer, type WechatServerOptions, wechatServer } from "../support/wechat.ts"
@@ -58,11 +58,13 @@ describe("WeChat channel", () => {
     it.scopedLive("a template message arrives with exactly touser, template_id, url, miniprogram and data", () =>
       Effect.gen(function* () {
         const { channel, wechat } = yield* setup()
-        const outcome = yield* channel.send(template())
+        const message = template()
+        const outcome = yield* channel.send(message)
         expect(wechat.received).toHaveLength(1)
         const got = wechat.received[0]
         expect(got?.kind).toBe("template")
         expect(got?.body).toStrictEqual({
+          client_msg_id: clientMsgId(message.messageId),
           touser: OPENID,
           template_id: "TPL_points_expiry_001",
           url: "https://club.example.com/points?from=wechat",
@@ -92,7 +94,12 @@ describe("WeChat channel", () => {
           data: { first: "权益已到账" }
         }
         expect((yield* channel.send(bare))._tag).toBe("Sent")
-        expect(wechat.received[0]?.body).toStrictEqual({ touser: OPENID, template_id: "TPL_benefit", data: { first: { value: "权益已到账" } } })
+        expect(wechat.received[0]?.body).toStrictEqual({
+          touser: OPENID,
+          template_id: "TPL_benefit",
+          data: { first: { value: "权益已到账" } },
+          client_msg_id: clientMsgId("bare-1")
+        })
       }).pipe(http))
 
     it.scopedLive("a subscribe message arrives with exactly touser, template_id, page and data", () =>
@@ -111,6 +118,23 @@ describe("WeChat channel", () => {
           ]
         ])
         expect(outcome).toStrictEqual({ _tag: "Sent", providerMessageId: wechat.received[0]?.msgid })
+      }).pipe(http))
+
+    it.scopedLive("a template message handed over again after a crash reaches the member once (client_msg_id), a subscribe message is not recoverable", () =>
+      Effect.gen(function* () {
+        const { channel, wechat } = yield* setup()
+        const message = template()
+        const first = yield* channel.send(message)
+        const recovered = yield* channel.recover?.(message, Date.now() - 1_000) ?? Effect.succeed(null)
+        expect(wechat.received).toHaveLength(1)
+        expect(first).toStrictEqual({ _tag: "Sent", providerMessageId: wechat.received[0]?.msgid })
+        expect(recovered).toBe(wechat.received[0]?.msgid)
+        expect(channel.recoverable?.(message)).toBe(true)
+        expect(channel.recoverable?.(subscribe())).toBe(false)
+        // past WeChat's 10-minute window a repeat could be a second message: unknowable, not resent
+        const late = yield* Effect.either(channel.recover?.(message, Date.now() - 11 * 60_000) ?? Effect.succeed(null))
+        expect(late._tag === "Left" && late.left.unknowable).toBe(true)
+        expect(wechat.received).toHaveLength(1)
       }).pipe(http))
   })
 

@@ -137,6 +137,7 @@ export const startWechatServer = async (options: WechatServerOptions): Promise<W
   let busy: { until: number; how: "errcode" | "http500" | "hang" } | null = null
   // beyond 2^53 on purpose: a client that parses msgid as a JSON number loses it
   let nextMsgid = 3_147_483_648_000_000_001n
+  const sentByClientId = new Map<string, { msgid: string; at: number }>()
 
   const answer = (res: ServerResponse, errcode: number, extra = "") => {
     res.writeHead(200, { "content-type": "application/json; encoding=utf-8" })
@@ -209,7 +210,13 @@ export const startWechatServer = async (options: WechatServerOptions): Promise<W
     if (randomRate > 0 && Math.random() < randomRate) return reject(randomErrcode, touser)
     const forOpenId = touser === undefined ? undefined : openIdErrors.get(touser)
     if (forOpenId !== undefined) return reject(forOpenId, touser)
+    // WeChat: for one openid + client_msg_id only one template message is sent (10 minutes); a
+    // repeat is answered like the first and not sent again.
+    const clientMsgId = kind === "template" && typeof parsed["client_msg_id"] === "string" ? `${touser}|${parsed["client_msg_id"]}` : null
+    const earlier = clientMsgId === null ? undefined : sentByClientId.get(clientMsgId)
+    if (earlier !== undefined && Date.now() - earlier.at < 10 * 60_000) return answer(res, 0, `,"msgid":${earlier.msgid}`)
     const msgid = String(nextMsgid++)
+    if (clientMsgId !== null) sentByClientId.set(clientMsgId, { msgid, at: Date.now() })
     const body = parsed as Record<string, unknown> & Omit<WechatReceived, "kind" | "body" | "msgid">
     received.push({
       kind,
