@@ -1,7 +1,7 @@
 /**
  * npm run chaos — the chaos harness (bench/chaos/Harness.ts) at full size: CHAOS_MEMBERS members
  * (default 5,000), CHAOS_ENGINES engines (default 1; 3 for the scale-out run), CHAOS_KILLS SIGKILLs
- * (default 6), one NATS restart, a 30 s provider outage. Prints the figures; exits 1 on any loss
+ * (default 6), one NATS restart, a 30 s provider outage, one SIGTERM while busy (drain, exit 0 in 10 s). Prints the figures; exits 1 on any loss
  * or duplicate.
  */
 import { formatReport, runChaos } from "./chaos/Harness.ts"
@@ -15,6 +15,7 @@ const report = await runChaos({
   kills: env("CHAOS_KILLS", 6),
   restartNats: process.env["CHAOS_NATS_RESTART"] !== "0",
   providerOutageMs: env("CHAOS_OUTAGE_MS", 30_000),
+  busySigterm: process.env["CHAOS_SIGTERM"] !== "0",
   publishSeconds: env("CHAOS_PUBLISH_S", 60),
   log: (line) => process.stderr.write(`${line}\n`)
 })

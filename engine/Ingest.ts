@@ -8,6 +8,7 @@ import { batcher } from "./ingest/Batcher.ts"
 import { decodeEvent } from "./ingest/Decode.ts"
 import { MESSAGE_REQUEST, runJourneys, TIMER_REQUEST } from "./journeys/Apply.ts"
 import { JourneyRuntime } from "./JourneyRuntime.ts"
+import { maskAttributes, maskRaw } from "./member/Mask.ts"
 import { applyEvents, type MemberContext, profileRow } from "./member/MemberState.ts"
 import { type Change, MemberStore, type Updated } from "./MemberStore.ts"
 import * as Metrics from "./Metrics.ts"
@@ -41,7 +42,8 @@ const eventRow = (event: MemberEvent, receivedAt: number): EventRow => ({
   occurred_at: chTime(event.at),
   received_at: chTime(receivedAt),
   source: event.source ?? "",
-  properties: JSON.stringify(event.properties),
+  // contact points stay in the member's state only (clickhouse.md): masked here like everywhere else
+  properties: JSON.stringify(maskAttributes(event.properties)),
   amount: event.type === "purchase" || event.type === "refund" ? Number(event.properties["amount"]) : null
 })
 
@@ -190,7 +192,7 @@ export const applyBatch = Effect.fn("Ingest.applyBatch")(function* (batch: Reado
         rejection_id: `${topology.stream}:${msg.seq}`,
         received_at: chTime(arrivalMs(msg)),
         subject: msg.subject,
-        raw: lossyUtf8.decode(msg.data.subarray(0, RAW_LIMIT)),
+        raw: maskRaw(lossyUtf8.decode(msg.data.subarray(0, RAW_LIMIT))),
         reason: decoded.left,
         data: msg.data
       })

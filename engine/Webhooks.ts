@@ -10,8 +10,9 @@ import { subjectOf, Topology } from "./Topology.ts"
 /**
  * Provider status callbacks (channels.md): `POST /webhooks/twilio?messageId=…` moves a message to
  * `sent`, `delivered` or `failed`, only with a valid `X-Twilio-Signature` over the public URL
- * (MEMBERFLOW_PUBLIC_URL + path) and the form. A status is applied once and never goes back:
- * a replayed or late callback changes nothing and is refused (409). Each change is also published
+ * (MEMBERFLOW_PUBLIC_URL + path) and the form. A status is applied once and never goes back: a
+ * replay of one already applied changes nothing (200, `changed: false`), a late one that would move
+ * the message backwards is refused (409). Each change is also published
  * as `message.delivered` / `message.failed` (events.md) so journeys and engagement see it.
  */
 
@@ -65,8 +66,11 @@ export const twilioStatusCallback = Effect.gen(function* () {
     const stored = yield* ledger.read(messageId.value)
     const entry = stored.entry
     if (entry === null) return json(404, { error: "no such message" })
+    // The same status again (Twilio's own `sent` after the API answered, or a replay) is answered
+    // 200 and changes nothing; one that would move the message backwards is refused.
+    if (entry.status === status) return json(200, { changed: false, status })
     if ((RANK[entry.status] ?? 3) >= (RANK[status] ?? 0) || entry.status === "suppressed") {
-      return json(409, { error: `already ${entry.status}: a replayed or late callback changes nothing` })
+      return json(409, { error: `already ${entry.status}: a late callback changes nothing` })
     }
     const now = yield* Clock.currentTimeMillis
     const code = decoded.right.errorCode

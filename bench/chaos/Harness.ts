@@ -32,6 +32,8 @@ export interface ChaosOptions {
   readonly kills: number
   readonly restartNats: boolean
   readonly providerOutageMs: number
+  /** SIGTERM a busy engine once mid-run (it must drain and exit 0 within 10 s), then start it again */
+  readonly busySigterm?: boolean
   /** how long publishing the input is spread over */
   readonly publishSeconds: number
   readonly log: (line: string) => void
@@ -53,6 +55,8 @@ export interface ChaosReport {
   readonly waitsFiredTwice: number
   readonly kills: number
   readonly natsRestarts: number
+  /** the busy SIGTERM mid-run: exit code and seconds to exit */
+  readonly busySigterm: { readonly code: number | null; readonly seconds: number } | null
   readonly sigtermExitCodes: ReadonlyArray<number | null>
   readonly sigtermSeconds: number
   readonly seconds: number
@@ -224,6 +228,7 @@ export const runChaos = async (options: ChaosOptions): Promise<ChaosReport> => {
   })
 
   let natsRestarts = 0
+  let busySigterm: { code: number | null; seconds: number } | null = null
   let kills = 0
   let reportOut: ChaosReport | null = null
   let publisher: NatsConnection | null = null
@@ -257,7 +262,8 @@ export const runChaos = async (options: ChaosOptions): Promise<ChaosReport> => {
 
     // ---- chaos: kills at random moments, one NATS restart, one provider outage
     const span = (options.publishSeconds + 20) * 1000
-    const plan: Array<{ at: number; what: "kill" | "nats" | "outage" }> = []
+    const plan: Array<{ at: number; what: "kill" | "nats" | "outage" | "term" }> = []
+    if (options.busySigterm === true) plan.push({ at: span * 0.55, what: "term" })
     for (let k = 0; k < options.kills; k++) plan.push({ at: 3_000 + Math.random() * span, what: "kill" })
     if (options.restartNats) plan.push({ at: span * 0.4, what: "nats" })
     if (options.providerOutageMs > 0) plan.push({ at: span * 0.3, what: "outage" })
@@ -272,6 +278,16 @@ export const runChaos = async (options: ChaosOptions): Promise<ChaosReport> => {
         await slot.exited
         kills++
         log(`chaos: SIGKILL engine ${slot.index} at ${((Date.now() - started) / 1000).toFixed(1)} s; restarting`)
+        await startSlot(slot)
+      } else if (step.what === "term") {
+        const slot = slots[0] as Slot
+        const from = Date.now()
+        slot.child?.kill("SIGTERM")
+        const code = await Promise.race([slot.exited, sleep(15_000).then(() => "timeout" as const)])
+        busySigterm = { code: code === "timeout" ? null : (code ?? null), seconds: (Date.now() - from) / 1000 }
+        if (code === "timeout") slot.child?.kill("SIGKILL")
+        log(`chaos: SIGTERM engine 0 while busy: exit ${busySigterm.code} in ${busySigterm.seconds.toFixed(1)} s; restarting`)
+        await slot.exited
         await startSlot(slot)
       } else if (step.what === "nats") {
         log(`chaos: restarting NATS at ${((Date.now() - started) / 1000).toFixed(1)} s`)
@@ -407,6 +423,7 @@ export const runChaos = async (options: ChaosOptions): Promise<ChaosReport> => {
       waitsFiredTwice === 0 &&
       waitsFiredOnce === 2 * options.members &&
       codes.every((c) => c === 0) &&
+      (busySigterm === null || (busySigterm.code === 0 && busySigterm.seconds <= 10)) &&
       sigtermSeconds <= 10
     reportOut = {
       members: options.members,
@@ -424,6 +441,7 @@ export const runChaos = async (options: ChaosOptions): Promise<ChaosReport> => {
       waitsFiredTwice,
       kills,
       natsRestarts,
+      busySigterm,
       sigtermExitCodes: codes,
       sigtermSeconds,
       seconds: (Date.now() - started) / 1000,
@@ -445,6 +463,7 @@ export const formatReport = (r: ChaosReport): string =>
     `chaos messages: expected ${r.expectedMessages}, received once ${r.receivedOnce}, missing ${r.missing}, duplicated ${r.duplicated}, interrupted (recorded, not resent) ${r.interrupted}`,
     `other journeys' messages: ${r.otherMessages} received, ${r.otherDuplicated} duplicated`,
     `waits: expected ${r.waitsExpected}, fired once ${r.waitsFiredOnce}, fired twice ${r.waitsFiredTwice}`,
-    `SIGTERM: exit codes ${r.sigtermExitCodes.join(", ")} in ${r.sigtermSeconds.toFixed(1)} s`,
+    ...(r.busySigterm === null ? [] : [`SIGTERM while busy: exit ${r.busySigterm.code} in ${r.busySigterm.seconds.toFixed(1)} s, restarted`]),
+    `SIGTERM at the end: exit codes ${r.sigtermExitCodes.join(", ")} in ${r.sigtermSeconds.toFixed(1)} s`,
     r.ok ? "PASS" : "FAIL"
   ].join("\n")

@@ -41,11 +41,6 @@ const httpUrl = (text: string): Either.Either<URL, string> =>
     Either.filterOrLeft((url) => url.protocol === "http:" || url.protocol === "https:", () => "not an http(s) URL")
   )
 
-const startOfUtcDay = (ms: number): Date => {
-  const day = new Date(ms)
-  return new Date(Date.UTC(day.getUTCFullYear(), day.getUTCMonth(), day.getUTCDate()))
-}
-
 /**
  * The sender never fails. Settings the types cannot rule out (a SID the SDK refuses, no sender,
  * a bad API URL) make every send Permanent with a fallback, naming the setting; the config
@@ -92,16 +87,17 @@ export const makeTwilioSms = (options: TwilioSmsOptions): ChannelSender<SmsMessa
   const recover = Effect.fn("TwilioSms.recover")(function*(message: SmsMessage, since: number) {
     if (Either.isLeft(client)) return yield* new TwilioRecoverError({ reason: `twilio: ${client.left}` })
     const sdk = client.right
-    // Twilio filters by whole UTC days, so ask from the start of `since`'s day and match the body.
+    // Not filtered by DateSent: a message Twilio took but still holds in its queue has no sent date
+    // yet, and sending it again would be a second SMS. The newest 200 to the number, created since.
     const sent = yield* Effect.tryPromise({
-      try: () => sdk.messages.list({ to: message.to, dateSentAfter: startOfUtcDay(since) }),
+      try: () => sdk.messages.list({ to: message.to, limit: 200, pageSize: 50 }),
       catch: (cause) => new TwilioRequestError({ cause })
     }).pipe(
       Effect.catchAll((error) =>
         Effect.flatMap(Clock.currentTimeMillis, (now) => new TwilioRecoverError({ reason: outcomeOf(error.cause, secretsOf(message), now).reason }))
       )
     )
-    return sent.find((candidate) => candidate.body === message.body)?.sid ?? null
+    return sent.find((candidate) => candidate.body === message.body && candidate.dateCreated.getTime() >= since - 1_000)?.sid ?? null
   })
 
   return { channel: "sms", send, recover }

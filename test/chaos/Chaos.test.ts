@@ -21,7 +21,7 @@ const expectNoLossNoDuplicate = (report: ChaosReport) => {
 }
 
 describe("chaos: crashes, a broker restart and a provider outage lose nothing and send nothing twice", () => {
-  it("one engine, SIGKILLed twice, NATS restarted once, providers failing for 6 s", { timeout: 300_000 }, async () => {
+  it("one engine, SIGKILLed twice and SIGTERMed once while busy, NATS restarted once, providers failing for 6 s", { timeout: 300_000 }, async () => {
     const lines: Array<string> = []
     const report = await runChaos({
       members: 60,
@@ -30,11 +30,15 @@ describe("chaos: crashes, a broker restart and a provider outage lose nothing an
       kills: 2,
       restartNats: true,
       providerOutageMs: 6_000,
+      busySigterm: true,
       publishSeconds: 8,
       log: (line) => lines.push(line)
     })
     expect(report.kills).toBe(2)
     expect(report.natsRestarts).toBe(1)
+    // SIGTERM during the run: drained, exit 0 within 10 s, and (below) nothing lost
+    expect(report.busySigterm?.code).toBe(0)
+    expect(report.busySigterm?.seconds).toBeLessThanOrEqual(10)
     expectNoLossNoDuplicate(report)
     console.log(formatReport(report))
   })
