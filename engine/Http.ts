@@ -4,6 +4,7 @@ import { Clock, Config, ConfigError, Effect, Layer, Option, Redacted } from "eff
 import { createServer } from "node:http"
 import { isLoopback, tokenMatches } from "./AdminAuth.ts"
 import { Clickhouse } from "./Clickhouse.ts"
+import type { JourneySlot } from "./journeys/Machine.ts"
 import { publicProfile } from "./member/MemberState.ts"
 import { JourneyRuntime } from "./JourneyRuntime.ts"
 import { MemberStore } from "./MemberStore.ts"
@@ -79,7 +80,27 @@ export const HttpLive = Layer.unwrapEffect(
             const state = yield* store.getFresh(id ?? "")
             if (state === null) return json(404, { error: `no member ${id}` })
             const ctx = yield* runtime.context
-            return json(200, publicProfile(state, ctx, yield* Clock.currentTimeMillis))
+            const now = yield* Clock.currentTimeMillis
+            // operations.md: the profile, its active enrollments and its recent messages
+            const journeys = Object.values(state.journeys as Record<string, JourneySlot>)
+              .flatMap((slot) => (slot.active === null ? [] : [slot.active]))
+              .map((e) => ({
+                journeyId: e.journeyId,
+                version: e.journeyVersion,
+                enrollmentId: e.id,
+                variant: e.variant,
+                enteredAt: new Date(e.enteredAt).toISOString(),
+                step: e.stepId,
+                ...(e.wait === null ? {} : { waitingFor: e.wait.kind === "timer" ? "time" : "event", until: new Date(e.wait.due).toISOString() })
+              }))
+            const clickhouse = yield* Clickhouse
+            const messages = yield* clickhouse
+              .query(
+                "SELECT message_id, journey_id, step_id, variant, channel, template, status, reason, provider_message_id, created_at, updated_at FROM messages FINAL WHERE member_id = {member:String} ORDER BY created_at DESC LIMIT 20",
+                { member: state.memberId }
+              )
+              .pipe(Effect.orElseSucceed(() => []))
+            return json(200, { ...publicProfile(state, ctx, now), journeys, messages })
           })
         )
       ),

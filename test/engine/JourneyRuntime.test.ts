@@ -165,6 +165,15 @@ describe("journeys run inside the engine (sandbox channels)", () => {
     expect(control).toBeGreaterThan(2)
     expect(control).toBeLessThan(25)
 
+    // GET /members/:id shows the member's recent messages (operations.md), no contact point in clear.
+    const sentTo = rows.find((row) => row.status === "sent")?.member_id ?? ""
+    const lookup = await engine.get(`/members/${sentTo}`)
+    expect(lookup.status).toBe(200)
+    const profile = lookup.body as { messages: Array<{ journey_id: string; status: string }>; journeys: Array<unknown> }
+    expect(profile.messages.filter((m) => m.journey_id === "quick-welcome").map((m) => m.status)).toEqual(["sent", "sent"])
+    expect(Array.isArray(profile.journeys)).toBe(true)
+    expect(JSON.stringify(profile)).not.toMatch(/\+86138000\d{5}|"m\d+@example\.com"/)
+
     // Enrollments: one per member, completed after the last step.
     await eventually(async () => {
       const done = await engine.sql<{ n: number }>("SELECT count() AS n FROM journey_enrollments FINAL WHERE journey_id = 'quick-welcome' AND status = 'completed'")
