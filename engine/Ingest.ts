@@ -139,8 +139,10 @@ const journeyRowsWritten = Effect.fn("Ingest.journeyRowsWritten")(function* (row
   const store = yield* MemberStore
   const written = new Map<string, Array<string>>()
   for (const row of rows) written.set(row.memberId, [...(written.get(row.memberId) ?? []), row.id])
-  for (const [memberId, ids] of written) store.markPublished(memberId, ids)
-  countJourneyRows(rows)
+  const fresh = new Set<string>()
+  for (const [memberId, ids] of written) for (const id of store.markPublished(memberId, ids)) fresh.add(`${memberId}|${id}`)
+  // a row written again (its member changed before the outbox dropped it) is counted once
+  countJourneyRows(rows.filter((row) => fresh.has(`${row.memberId}|${row.id}`)))
 })
 
 /**

@@ -167,12 +167,16 @@ export class MemberStore extends Effect.Service<MemberStore>()("memberflow/Membe
           cause instanceof MemberStoreError ? cause : new MemberStoreError({ memberId: "?", reason: messageOf(cause), cause })
       }).pipe(Effect.withSpan("MemberStore.updateMany"))
 
-    /** Marks derived events as published so the next write drops them from the outbox. */
-    const markPublished = (memberId: string, ids: ReadonlyArray<string>) => {
+    /**
+     * Marks derived events (or outbox rows) as published so the next write drops them from the
+     * outbox. Returns the ids not marked before: a row written again before its drop is not new.
+     */
+    const markPublished = (memberId: string, ids: ReadonlyArray<string>): ReadonlyArray<string> => {
       const hit = cache.get(memberId)
-      if (hit !== undefined && ids.length > 0) {
-        cache.set(memberId, { ...hit, published: new Set([...hit.published, ...ids]) })
-      }
+      if (hit === undefined || ids.length === 0) return ids
+      const fresh = ids.filter((id) => !hit.published.has(id))
+      if (fresh.length > 0) cache.set(memberId, { ...hit, published: new Set([...hit.published, ...fresh]) })
+      return fresh
     }
 
     /** Reads straight from KV, bypassing the cache (what another engine may have written). */
