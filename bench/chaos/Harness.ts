@@ -312,7 +312,8 @@ export const runChaos = async (options: ChaosOptions): Promise<ChaosReport> => {
       email: smtp.received.filter((m) => (m.parsed.subject ?? "").startsWith("[chaos]")).length,
       wechat: wechat.received.filter((m) => (m.data["thing1"]?.value ?? "").startsWith("[chaos]")).length
     })
-    const deadline = Date.now() + 240_000
+    // email goes out about 30/s here (5 in flight): allow for it, then give up and count what is missing
+    const deadline = Date.now() + 240_000 + options.members * 100
     for (;;) {
       const got = chaosReceived()
       // Each engine's embedded ClickHouse holds the rows it wrote: the latest state of a message is
