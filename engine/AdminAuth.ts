@@ -1,8 +1,10 @@
 import { createHash, timingSafeEqual } from "node:crypto"
+import { isIPv4 } from "node:net"
 
 const LOOPBACK = new Set(["127.0.0.1", "::1", "localhost"])
 
-export const isLoopback = (host: string): boolean => LOOPBACK.has(host) || host.startsWith("127.")
+/** 127.0.0.0/8 as an address, not a name that merely starts with "127." (127.attacker.example). */
+export const isLoopback = (host: string): boolean => LOOPBACK.has(host) || (isIPv4(host) && host.startsWith("127."))
 
 const digest = (text: string): Buffer => createHash("sha256").update(text, "utf8").digest()
 

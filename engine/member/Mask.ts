@@ -48,29 +48,38 @@ export const contactMasks: Readonly<Record<string, (value: string) => string>> =
   wechatOpenId: maskOpenId
 })
 
-/** A copy of free attributes with every contact point masked. */
-export const maskAttributes = (attributes: Readonly<Record<string, unknown>>): Record<string, unknown> => {
-  const out: Record<string, unknown> = {}
-  for (const [key, value] of Object.entries(attributes)) {
-    const mask = contactMasks[key]
-    out[key] = mask !== undefined && typeof value === "string" ? mask(value) : value
-  }
-  return out
-}
+/**
+ * A copy of free attributes (or an event's properties) with every contact point masked: under a
+ * contact key at any depth (`delivery.phone`), and whatever its type (a phone sent as a number).
+ */
+export const maskAttributes = (attributes: Readonly<Record<string, unknown>>): Record<string, unknown> =>
+  maskDeep(attributes, 0) as Record<string, unknown>
 
-const EMAIL = /[^\s"'<>@,;:]+@[^\s"'<>@,;:]+\.[a-z]{2,}/gi
+// The lookbehind starts a match only where a word starts: without it every position of a long run
+// without "@" rescanned the rest of the run (quadratic: a 200 KB refused payload froze the engine).
+const EMAIL = /(?<![^\s"'<>@,;:])[^\s"'<>@,;:]+@[^\s"'<>@,;:]+\.[a-z]{2,}/gi
 /** A run of 8 to 15 digits, with an optional +: a phone number. */
 const PHONE = /\+?\b\d{8,15}\b/g
 
+/** A contact point's value of any shape: every string and number in it masked. */
+const maskContact = (mask: (value: string) => string, value: unknown, depth: number): unknown => {
+  if (typeof value === "string") return mask(value)
+  if (typeof value === "number") return mask(String(value))
+  if (depth > 64 || value === null || typeof value !== "object") return value
+  if (Array.isArray(value)) return value.map((item) => maskContact(mask, item, depth + 1))
+  return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, maskContact(mask, item, depth + 1)]))
+}
+
+// Object.fromEntries, not assignment: a "__proto__" key stays a key instead of replacing the prototype.
 const maskDeep = (value: unknown, depth: number): unknown => {
   if (depth > 64 || value === null || typeof value !== "object") return value
   if (Array.isArray(value)) return value.map((item) => maskDeep(item, depth + 1))
-  const out: Record<string, unknown> = {}
-  for (const [key, item] of Object.entries(value)) {
-    const mask = contactMasks[key]
-    out[key] = mask !== undefined && typeof item === "string" ? mask(item) : maskDeep(item, depth + 1)
-  }
-  return out
+  return Object.fromEntries(
+    Object.entries(value).map(([key, item]) => {
+      const mask = contactMasks[key]
+      return [key, mask === undefined ? maskDeep(item, depth + 1) : maskContact(mask, item, depth + 1)]
+    })
+  )
 }
 
 /** Email addresses and phone-like digit runs in free text, masked. */
@@ -89,7 +98,15 @@ export const maskRaw = (raw: string): string => {
   } catch {
     return maskText(raw)
   }
-  const masked = JSON.stringify(maskDeep(parsed, 0))
+  let masked: string
+  let original: string
+  try {
+    masked = JSON.stringify(maskDeep(parsed, 0))
+    original = JSON.stringify(parsed)
+  } catch {
+    // nested too deep for JSON.stringify's stack (Decode refuses such payloads): masked as text
+    return maskText(raw)
+  }
   // untouched bytes when there was nothing to mask
-  return masked === JSON.stringify(parsed) ? raw : masked
+  return masked === original ? raw : masked
 }

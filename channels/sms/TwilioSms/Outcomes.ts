@@ -34,6 +34,8 @@ export const scrub = (text: string, secrets: Secrets): string => {
   for (const secret of [secrets.authToken, secrets.body, secrets.to]) {
     if (secret.length > 0) out = out.split(secret).join("…")
   }
+  // credentials echoed back (a proxy or API that repeats the request's Authorization header)
+  out = out.replace(/\b(Basic|Bearer)\s+[A-Za-z0-9+/=._-]+/gi, "$1 …")
   // anything else that looks like a phone number (7+ digits, separators allowed)
   return out.replace(/\+?\d[\d ().-]{5,}\d/g, "…").slice(0, 160)
 }
