@@ -15,6 +15,7 @@ import { MemberStore } from "./MemberStore.ts"
 import * as Metrics from "./Metrics.ts"
 import { Nats, NatsError } from "./Nats.ts"
 import { ProgramRuntime } from "./ProgramRuntime.ts"
+import { drainTimeLeft } from "./Shutdown.ts"
 import { messagesConsumer, subjectOf, Topology } from "./Topology.ts"
 
 /**
@@ -290,7 +291,7 @@ export const DeliveryLive = Layer.scopedDiscard(
         stopping = true
         for (const messages of current) messages.stop()
       }).pipe(
-        Effect.zipRight(Fiber.await(fiber).pipe(Effect.timeout("8 seconds"), Effect.ignore)),
+        Effect.zipRight(Effect.flatMap(drainTimeLeft, (left) => Fiber.await(fiber).pipe(Effect.timeout(left), Effect.ignore))),
         Effect.zipRight(Fiber.interrupt(fiber))
       )
     )

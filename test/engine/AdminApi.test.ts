@@ -180,7 +180,8 @@ describe("the admin API's binding rules and `memberflow migrate`", () => {
     }
   })
 
-  it("`memberflow migrate` creates the tables in a fresh data directory and is idempotent", async () => {
+  // four CLI processes, each starting the TypeScript loader and chDB: slow on a busy machine
+  it("`memberflow migrate` creates the tables in a fresh data directory and is idempotent", { timeout: 180_000 }, async () => {
     const env = { MEMBERFLOW_DATA_DIR: tempDir("adminmigrate"), MEMBERFLOW_HTTP_PORT: String(await freePort()) }
     const first = await runCli(["migrate"], env)
     expect(first.code, first.stderr).toBe(0)

@@ -1,0 +1,15 @@
+import { Clock, Effect } from "effect"
+
+/**
+ * One drain budget for the whole engine (operations.md: SIGTERM drains, then exits; issue 6: within
+ * 10 s). Finalizers run one after another, so each waits for its work in flight only as long as
+ * the budget that the first one to start left: their waits never add up past it.
+ */
+const BUDGET_MS = 7_000
+let startedAt: number | null = null
+
+/** Milliseconds left of the drain budget, counted from the first finalizer that asks. */
+export const drainTimeLeft: Effect.Effect<number> = Effect.map(Clock.currentTimeMillis, (now) => {
+  if (startedAt === null) startedAt = now
+  return Math.max(0, startedAt + BUDGET_MS - now)
+})
