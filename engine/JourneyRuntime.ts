@@ -8,7 +8,7 @@ import { chTime } from "../schemas/Rows.ts"
 import { Clickhouse } from "./Clickhouse.ts"
 import type { JourneySet, LoadedJourney } from "./journeys/Apply.ts"
 import { CONTROL } from "./journeys/Machine.ts"
-import type { Brand } from "./journeys/Context.ts"
+import { type Brand, brandConfig } from "./journeys/Context.ts"
 import { loadJourneys } from "./journeys/JourneyFile.ts"
 import { shortHash } from "./member/MemberState/Ids.ts"
 import { Nats } from "./Nats.ts"
@@ -146,10 +146,7 @@ export class JourneyRuntime extends Effect.Service<JourneyRuntime>()("memberflow
       for (const [version] of pending) planned.add(version)
     }).pipe(Effect.catchAll((error) => Effect.logWarning("journey_variants not written; retrying at the next poll").pipe(Effect.annotateLogs({ error: error.message }))))
 
-    const brand: Brand = {
-      name: yield* Config.string("MEMBERFLOW_BRAND_NAME").pipe(Config.withDefault("memberflow")),
-      unsubscribeBase: `${yield* Config.string("MEMBERFLOW_PUBLIC_URL").pipe(Config.withDefault("http://127.0.0.1:8787"))}/unsubscribe`
-    }
+    const brand: Brand = yield* brandConfig
     const first = yield* loadJourneys(dir)
     const initial = versioned(first.journeys)
     yield* remember(initial)

@@ -5,6 +5,7 @@ import type { MemberEvent } from "../../schemas/Event.ts"
 import { Journey } from "../../schemas/Journey.ts"
 import { decodeEvent } from "../ingest/Decode.ts"
 import { loadJourneys } from "../journeys/JourneyFile.ts"
+import { brandConfig } from "../journeys/Context.ts"
 import { simulate } from "../journeys/Simulate.ts"
 import { fixedCutpoints } from "../member/Rfm.ts"
 import { applyEvents, emptyState, type MemberContext } from "../member/MemberState.ts"
@@ -39,10 +40,7 @@ export const simulateCommand = Command.make(
   ({ journeyId, member, events }) =>
     Effect.gen(function* () {
       const dir = yield* Config.string("JOURNEYS_DIR").pipe(Config.withDefault("journeys"))
-      const brand = {
-        name: yield* Config.string("MEMBERFLOW_BRAND_NAME").pipe(Config.withDefault("memberflow")),
-        unsubscribeBase: `${yield* Config.string("MEMBERFLOW_PUBLIC_URL").pipe(Config.withDefault("http://127.0.0.1:8787"))}/unsubscribe`
-      }
+      const brand = yield* brandConfig
       const loaded = yield* loadJourneys(dir)
       const journey = loaded.journeys.find((j) => j.id === journeyId)
       if (journey === undefined) {

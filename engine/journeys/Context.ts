@@ -1,3 +1,4 @@
+import { Config } from "effect"
 import type { MemberEvent } from "../../schemas/Event.ts"
 import type { Journey } from "../../schemas/Journey.ts"
 import type { TemplateContext } from "../../schemas/TemplateContext.ts"
@@ -9,6 +10,12 @@ export interface Brand {
   /** Where unsubscribe links point; the member id is appended as `?member=`. */
   readonly unsubscribeBase: string
 }
+
+/** MEMBERFLOW_BRAND_NAME and MEMBERFLOW_PUBLIC_URL, as the engine and `simulate` both render with. */
+export const brandConfig: Config.Config<Brand> = Config.all({
+  name: Config.string("MEMBERFLOW_BRAND_NAME").pipe(Config.withDefault("memberflow")),
+  publicUrl: Config.string("MEMBERFLOW_PUBLIC_URL").pipe(Config.withDefault("http://127.0.0.1:8787"))
+}).pipe(Config.map(({ name, publicUrl }) => ({ name, unsubscribeBase: `${publicUrl}/unsubscribe` })))
 
 /** The variables a template is rendered with (schemas/TemplateContext.ts), from the member's state. */
 export const templateContext = (
