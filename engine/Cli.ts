@@ -5,6 +5,7 @@ import { Channels } from "../channels/Channels.ts"
 import { liveSenders } from "../channels/LiveSenders.ts"
 import { Clickhouse } from "./Clickhouse.ts"
 import { DeliveryLive } from "./Delivery.ts"
+import { MessageLedger } from "./Delivery/Ledger.ts"
 import { ExperimentsLive } from "./Experiments.ts"
 import { HttpLive } from "./Http.ts"
 import { BroadcastsLive } from "./Broadcasts.ts"
@@ -30,7 +31,7 @@ const NatsLive = Layer.merge(Nats.layer, Topology.layer)
 
 /** The engine: everything `memberflow run` starts, in dependency order. */
 export const EngineLive = Layer.mergeAll(IngestLive, MaintenanceLive, HttpLive, TimersLive, BroadcastsLive, DeliveryLive, ExperimentsLive).pipe(
-  Layer.provideMerge(Layer.mergeAll(MemberStore.Default, ProgramRuntime.Default, JourneyRuntime.Default, Channels.layer(liveSenders))),
+  Layer.provideMerge(Layer.mergeAll(MemberStore.Default, ProgramRuntime.Default, JourneyRuntime.Default, Channels.layer(liveSenders), MessageLedger.Default)),
   Layer.provideMerge(Layer.effectDiscard(Effect.all([ensureTopology(), migrate], { discard: true }))),
   Layer.provideMerge(Layer.merge(NatsLive, ClickhouseLive))
 )

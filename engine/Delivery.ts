@@ -7,7 +7,7 @@ import { Channels } from "../channels/Channels.ts"
 import { intervalOf, makeRateLimiter, type RateLimiter } from "../channels/RateLimit.ts"
 import type { Channel } from "../schemas/Program.ts"
 import { Clickhouse } from "./Clickhouse.ts"
-import { FINAL, type LedgerEntry, makeLedger, rowBase, rowOf, type Stored } from "./Delivery/Ledger.ts"
+import { FINAL, type LedgerEntry, MessageLedger, rowBase, rowOf, type Stored } from "./Delivery/Ledger.ts"
 import { makeRowWriter } from "./Delivery/RowWriter.ts"
 import type { MessageRequest } from "./journeys/Apply.ts"
 import { derivedId } from "./member/MemberState/Ids.ts"
@@ -42,14 +42,13 @@ const nak = (delay: number): Verdict => ({ kind: "nak", delay: Math.max(0, Math.
 
 export const DeliveryLive = Layer.scopedDiscard(
   Effect.gen(function* () {
-    const { js, kvm, use } = yield* Nats
+    const { js, use } = yield* Nats
     const topology = yield* Topology
     const channels = yield* Channels
     const clickhouse = yield* Clickhouse
     const store = yield* MemberStore
     const { program } = yield* ProgramRuntime
-    const kv = yield* use("open ledger bucket", () => kvm.create(topology.ledgerBucket, { history: 1 }))
-    const ledger = makeLedger(kv, use)
+    const ledger = yield* MessageLedger
     const owner = randomUUID()
     // An `attempt` younger than the consumer's ack wait may belong to a live process: wait for it.
     const attemptLeaseMs = yield* Config.integer("MEMBERFLOW_ACK_WAIT_MS").pipe(Config.withDefault(30_000))

@@ -2,7 +2,7 @@ import { HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { Clock, Config, Effect, Either, Option } from "effect"
 import { callbackMessageId, decodeTwilioStatusCallback, formParams, verifyTwilioSignature } from "../channels/sms/TwilioWebhook.ts"
 import { Clickhouse } from "./Clickhouse.ts"
-import { type LedgerEntry, type LedgerStatus, makeLedger, rowOf } from "./Delivery/Ledger.ts"
+import { type LedgerEntry, type LedgerStatus, MessageLedger, rowOf } from "./Delivery/Ledger.ts"
 import { derivedId } from "./member/MemberState/Ids.ts"
 import { Nats } from "./Nats.ts"
 import { subjectOf, Topology } from "./Topology.ts"
@@ -57,11 +57,10 @@ export const twilioStatusCallback = Effect.gen(function* () {
   const status = target(decoded.right.status)
   if (status === null) return json(200, { changed: false })
 
-  const { kvm, js, use } = yield* Nats
+  const { js, use } = yield* Nats
   const topology = yield* Topology
   const clickhouse = yield* Clickhouse
-  const kv = yield* use("open ledger bucket", () => kvm.create(topology.ledgerBucket, { history: 1 }))
-  const ledger = makeLedger(kv, use)
+  const ledger = yield* MessageLedger
   for (let round = 0; round < 5; round++) {
     const stored = yield* ledger.read(messageId.value)
     const entry = stored.entry

@@ -1,6 +1,8 @@
 import type { KV } from "@nats-io/kv"
 import { createHash } from "node:crypto"
 import { Effect } from "effect"
+import { Nats } from "../Nats.ts"
+import { Topology } from "../Topology.ts"
 import type { Channel } from "../../schemas/Program.ts"
 import { chTime, type MessageRow } from "../../schemas/Rows.ts"
 import type { MessageRequest } from "../journeys/Apply.ts"
@@ -94,3 +96,13 @@ export const makeLedger = (kv: KV, use: <A>(operation: string, f: () => Promise<
       }
     })
 })
+
+/** The ledger bucket, opened once per engine and shared by delivery and the provider webhooks. */
+export class MessageLedger extends Effect.Service<MessageLedger>()("memberflow/MessageLedger", {
+  effect: Effect.gen(function* () {
+    const { kvm, use } = yield* Nats
+    const topology = yield* Topology
+    const kv = yield* use("open ledger bucket", () => kvm.create(topology.ledgerBucket, { history: 1 }))
+    return makeLedger(kv, use)
+  })
+}) {}
