@@ -13,9 +13,9 @@ import type { MessageRequest } from "./journeys/Apply.ts"
 import { derivedId } from "./member/MemberState/Ids.ts"
 import { MemberStore } from "./MemberStore.ts"
 import * as Metrics from "./Metrics.ts"
-import { Nats, NatsError } from "./Nats.ts"
+import { consumerStream, Nats, type NatsError } from "./Nats.ts"
 import { ProgramRuntime } from "./ProgramRuntime.ts"
-import { drainTimeLeft } from "./Shutdown.ts"
+import { awaitDrained } from "./Shutdown.ts"
 import { messagesConsumer, subjectOf, Topology } from "./Topology.ts"
 
 /**
@@ -262,7 +262,9 @@ export const DeliveryLive = Layer.scopedDiscard(
         const consumer = yield* use(`get ${channel} messages consumer`, () => js.consumers.get(topology.messagesStream, messagesConsumer(channel)))
         const messages = yield* use(`consume ${channel} messages`, () => consumer.consume({ max_messages: Math.max(32, concurrency[channel] * 4), expires: 5_000 }))
         current.add(messages)
-        yield* Stream.fromAsyncIterable(messages, (cause) => new NatsError({ operation: `consume ${channel} messages`, cause })).pipe(
+        // A stop that came while this loop was still getting its consumer has nothing else to stop it.
+        if (stopping) messages.stop()
+        yield* consumerStream(messages, `consume ${channel} messages`).pipe(
           Stream.mapEffect(
             (msg) =>
               handle(msg).pipe(
@@ -290,7 +292,7 @@ export const DeliveryLive = Layer.scopedDiscard(
         stopping = true
         for (const messages of current) messages.stop()
       }).pipe(
-        Effect.zipRight(Effect.flatMap(drainTimeLeft, (left) => Fiber.await(fiber).pipe(Effect.timeout(left), Effect.ignore))),
+        Effect.zipRight(awaitDrained(fiber)),
         Effect.zipRight(Fiber.interrupt(fiber))
       )
     )

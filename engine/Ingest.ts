@@ -14,7 +14,7 @@ import { type Change, MemberStore, type Updated } from "./MemberStore.ts"
 import * as Metrics from "./Metrics.ts"
 import { Nats } from "./Nats.ts"
 import { ProgramRuntime } from "./ProgramRuntime.ts"
-import { drainTimeLeft } from "./Shutdown.ts"
+import { awaitDrained } from "./Shutdown.ts"
 import { subjectOf, Topology } from "./Topology.ts"
 
 const JOURNEY_TABLES = ["journey_enrollments", "journey_steps", "messages", "conversions"] as const
@@ -343,7 +343,7 @@ export const IngestLive = Layer.scoped(
     yield* Effect.addFinalizer(() =>
       Effect.gen(function* () {
         yield* Effect.sync(() => messages.stop())
-        yield* Fiber.await(fiber).pipe(Effect.timeout(yield* drainTimeLeft), Effect.ignore)
+        yield* awaitDrained(fiber)
         yield* Fiber.interrupt(fiber)
         yield* Effect.logInfo("ingest drained")
       })

@@ -1,7 +1,7 @@
-import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream"
+import { type ConsumerMessages, type JsMsg, jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream"
 import { Kvm } from "@nats-io/kv"
 import { connect, credsAuthenticator, type NatsConnection } from "@nats-io/transport-node"
-import { Config, Context, Data, Effect, Layer, Option, Redacted } from "effect"
+import { Config, Context, Data, Effect, Layer, Option, Redacted, Stream } from "effect"
 import { readFileSync } from "node:fs"
 
 export class NatsError extends Data.TaggedError("NatsError")<{
@@ -66,3 +66,26 @@ export class Nats extends Context.Tag("memberflow/Nats")<Nats, NatsShape>() {
     })
   )
 }
+
+/**
+ * A pull consumer's messages as a Stream that can always be interrupted. The client's iterator is an
+ * async generator: its `return()` queues behind a pending `next()`, which waits for a message that
+ * may never come, so interrupting a plain `Stream.fromAsyncIterable` over an idle consumer hangs
+ * (and with it the engine's shutdown). Stopping the consumer first ends that `next()`.
+ */
+export const consumerStream = (messages: ConsumerMessages, operation: string): Stream.Stream<JsMsg, NatsError> =>
+  Stream.fromAsyncIterable<JsMsg, NatsError>(
+    {
+      [Symbol.asyncIterator]: () => {
+        const iterator = messages[Symbol.asyncIterator]()
+        return {
+          next: () => iterator.next(),
+          return: (value?: unknown) => {
+            messages.stop()
+            return iterator.return?.(value) ?? Promise.resolve({ done: true as const, value: undefined })
+          }
+        }
+      }
+    },
+    (cause) => new NatsError({ operation, cause })
+  )

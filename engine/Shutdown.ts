@@ -1,4 +1,4 @@
-import { Clock, Effect } from "effect"
+import { Clock, Effect, Fiber } from "effect"
 
 /**
  * One drain budget for the whole engine (operations.md: SIGTERM drains, then exits; issue 6: within
@@ -13,3 +13,12 @@ export const drainTimeLeft: Effect.Effect<number> = Effect.map(Clock.currentTime
   if (startedAt === null) startedAt = now
   return Math.max(0, startedAt + BUDGET_MS - now)
 })
+
+/**
+ * Waits for a loop's work in flight to finish, at most for what is left of the drain budget.
+ * Finalizers run uninterruptibly, and `Effect.timeout` cannot interrupt an uninterruptible wait: it
+ * would wait for the loop however long it took. The wait itself is made interruptible so the
+ * budget holds.
+ */
+export const awaitDrained = <A, E>(fiber: Fiber.Fiber<A, E>): Effect.Effect<void> =>
+  Effect.flatMap(drainTimeLeft, (left) => Fiber.await(fiber).pipe(Effect.interruptible, Effect.timeout(left), Effect.ignore))

@@ -3,7 +3,7 @@ import { TIMER_EVENT } from "./journeys/Apply.ts"
 import { batcher } from "./ingest/Batcher.ts"
 import { derivedId } from "./member/MemberState/Ids.ts"
 import { Nats } from "./Nats.ts"
-import { drainTimeLeft } from "./Shutdown.ts"
+import { awaitDrained } from "./Shutdown.ts"
 import { subjectOf, Topology, TIMERS_CONSUMER } from "./Topology.ts"
 
 interface TimerRequest {
@@ -69,7 +69,7 @@ export const TimersLive = Layer.scopedDiscard(
     )
     yield* Effect.addFinalizer(() =>
       Effect.sync(() => messages.stop()).pipe(
-        Effect.zipRight(Effect.flatMap(drainTimeLeft, (left) => Fiber.await(fiber).pipe(Effect.timeout(left), Effect.ignore))),
+        Effect.zipRight(awaitDrained(fiber)),
         Effect.zipRight(Fiber.interrupt(fiber))
       )
     )
