@@ -4,7 +4,7 @@ import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { inGlobalControl } from "../../engine/journeys/Machine.ts"
 import { type EngineProcess, eventually, startEngine, tempDir } from "../support/engine.ts"
-import { journeysDir } from "../support/journeys.ts"
+import { journeysDir, WITHOUT_QUIET_HOURS } from "../support/journeys.ts"
 import { dropTopology, type EventInput, natsConnect, publishEvents, type TestTopology, uniqueTopology } from "../support/nats.ts"
 
 const JOURNEY = `# yaml-language-server: $schema=../schemas/journey.schema.json
@@ -82,7 +82,7 @@ describe("journeys run inside the engine (sandbox channels)", () => {
   beforeAll(async () => {
     topology = uniqueTopology("journeys")
     nc = await natsConnect()
-    dir = journeysDir()
+    dir = journeysDir([WITHOUT_QUIET_HOURS])
     writeFileSync(join(dir, "quick-welcome.yaml"), JOURNEY)
     writeFileSync(join(dir, "quick-lapse.yaml"), LAPSE)
     writeFileSync(join(dir, "quick-birthday.yaml"), BIRTHDAY)
@@ -137,7 +137,7 @@ describe("journeys run inside the engine (sandbox channels)", () => {
     await eventually(async () => {
       const queued = await engine.sql<{ n: number }>("SELECT count() AS n FROM messages FINAL WHERE journey_id = 'quick-welcome' AND status = 'queued'")
       return Number(queued[0]?.n) === 0
-    }, 20_000, "every queued message handed over").catch(async (e) => { console.log("OUTPUT", engine.output().slice(-3000)); console.log(JSON.stringify(await engine.sql("SELECT status, reason, channel, count() n FROM messages FINAL GROUP BY ALL"))); throw e })
+    }, 20_000, "every queued message handed over")
     const rows = await engine.sql<MessageRow>(
       "SELECT member_id, step_id, status, reason, variant, provider_message_id FROM messages FINAL WHERE journey_id = 'quick-welcome'"
     )

@@ -18,3 +18,13 @@ export const journeysDir = (edits: ReadonlyArray<readonly [string, string]> = []
   writeFileSync(file, text)
   return dir
 }
+
+/**
+ * The shipped program's quiet hours (21:00–09:00 member-local) hold back marketing SMS for half of
+ * every day: a test that expects its marketing messages handed over at once removes them, or it
+ * would pass or fail by the time of day it runs at.
+ */
+export const WITHOUT_QUIET_HOURS: readonly [string, string] = [
+  `quietHours: { from: "21:00", to: "09:00", channels: [sms, wechat], then: defer }`,
+  `# quietHours: none in this test`
+]
