@@ -12,6 +12,7 @@ import { AckPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream"
 import { readFileSync } from "node:fs"
 import { dropTopology, natsConnect, uniqueTopology } from "../test/support/nats.ts"
 import { startEngine, tempDir } from "../test/support/engine.ts"
+import { makeEvent as makeBenchEvent } from "./events.ts"
 
 // Cheaper publishes: the NATS client builds an Error per request (LIMITS.md).
 Error.stackTraceLimit = 0
@@ -24,21 +25,7 @@ const ENGINES = Number(process.env["BENCH_ENGINES"] ?? 1)
 
 const log = (line: string) => process.stdout.write(`${line}\n`)
 
-const makeEvent = (i: number, base: number) => {
-  const member = i % MEMBERS
-  const memberId = `bm${member}`
-  const at = new Date(base - ((EVENTS - i) % 300) * 86_400_000 - (i % 86_400) * 1000).toISOString()
-  if (i < MEMBERS) {
-    return { id: `be${i}`, type: "member.registered", memberId, occurredAt: at, properties: { name: `Member ${member}`, phone: `+86138${String(member).padStart(8, "0")}`, birthday: "1990-05-17", consent: { sms: true, email: true } } }
-  }
-  const kind = i % 10
-  if (kind < 6) {
-    return { id: `be${i}`, type: "purchase", memberId, occurredAt: at, properties: { orderId: `o${i}`, amount: 80 + (i % 40) * 37, currency: "CNY", channel: kind % 2 === 0 ? "store" : "online" } }
-  }
-  if (kind === 6) return { id: `be${i}`, type: "refund", memberId, occurredAt: at, properties: { orderId: `o${i - 10}`, amount: 20 } }
-  if (kind === 7) return { id: `be${i}`, type: "points.changed", memberId, occurredAt: at, properties: { delta: 10, balance: i % 5000 } }
-  return { id: `be${i}`, type: kind === 8 ? "page.viewed" : "checkin", memberId, occurredAt: at, properties: { page: "/home" } }
-}
+const makeEvent = (i: number, base: number) => makeBenchEvent(i, base, EVENTS, MEMBERS)
 
 interface Histogram { readonly buckets: Array<[number, number]>; readonly count: number }
 

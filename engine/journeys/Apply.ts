@@ -185,8 +185,10 @@ const perform = (
   now: number,
   derived: Array<DerivedEvent>
 ): void => {
+  // Most events move no journey: nothing to allocate then.
+  if (actions.length === 0) return
   const at = new Date(now).toISOString()
-  const rows: Array<Row> = []
+  const rows: Array<Row> = d.rows ?? (d.rows = [])
   for (const action of actions) {
     switch (action.kind) {
       case "enrolled":
@@ -259,7 +261,6 @@ const perform = (
       }
     }
   }
-  d.rows = [...(d.rows ?? []), ...rows]
 }
 
 /** What a date or inactivity journey's next entry time depends on, as one comparable string. */
@@ -304,20 +305,26 @@ export const runJourneys = (
   const versions = set.versions
   const derived: Array<DerivedEvent> = []
   const rowsBefore = (d.rows ?? []).length
-  const step = (journey: Journey, version: string, f: (slot: JourneySlot, opts: SlotOptions) => { slot: JourneySlot; actions: ReadonlyArray<Action> }) => {
-    const previous = slots[journey.id] as JourneySlot | undefined
+  const journeyOf = (v: string) => versions.get(v)
+  // Per journey, once per call: the options every step of this member's run takes.
+  const optionsOf = new Map<string, SlotOptions>()
+  for (const { journey, version } of journeys) {
     const winner = set.winners.get(journey.id)
     const promoted = winner !== undefined && journey.experiment?.variants.some((v) => v.id === winner) === true
-    const next = f(previous ?? emptySlot, { version, journeyOf: (v: string) => versions.get(v), ...(promoted ? { winner } : {}) })
-    if (next.slot !== (previous ?? emptySlot)) {
+    optionsOf.set(journey.id, { version, journeyOf, ...(promoted ? { winner } : {}) })
+  }
+  const step = (journey: Journey, version: string, f: (slot: JourneySlot, opts: SlotOptions) => { slot: JourneySlot; actions: ReadonlyArray<Action> }) => {
+    const previous = (slots[journey.id] as JourneySlot | undefined) ?? emptySlot
+    const next = f(previous, optionsOf.get(journey.id) ?? { version, journeyOf })
+    if (next.slot !== previous) {
       slots[journey.id] = next.slot
       moved = true
     }
     perform(d, journey, next.actions, ctx, set, next.slot, now, derived)
   }
+  const member = { state: d as MemberState, ctx }
   for (const event of inputs) {
     for (const { journey, version } of journeys) {
-      const member = { state: d as MemberState, ctx }
       if (event.type === TIMER_EVENT) {
         if (event.properties["journeyId"] !== journey.id) continue
         if (event.properties["kind"] === "entry") {
@@ -336,7 +343,6 @@ export const runJourneys = (
   for (const { journeyId, tick } of ticks) {
     const loaded = journeys.find((j) => j.journey.id === journeyId)
     if (loaded === undefined) continue
-    const member = { state: d as MemberState, ctx }
     step(loaded.journey, loaded.version, (slot, opts) => handleTrigger(loaded.journey, slot, { kind: "schedule", tick }, member, now, opts))
   }
   // Date and inactivity entries come due by themselves: keep one timer per member and journey for
@@ -344,7 +350,6 @@ export const runJourneys = (
   // on changed (the calendar arithmetic is the costly part of a member's journeys).
   for (const { journey, version } of journeys) {
     if (!("date" in journey.trigger) && !("inactivity" in journey.trigger)) continue
-    const member = { state: d as MemberState, ctx }
     const slot = (slots[journey.id] as JourneySlot | undefined) ?? emptySlot
     const inputs = entryInputs(journey, version, slot, member.state, ctx)
     const kept = entryTimers[journey.id]

@@ -47,7 +47,10 @@ export const runCli = (args: ReadonlyArray<string>, env: Record<string, string>)
 export const startEngine = async (env: Record<string, string>, label = "engine"): Promise<EngineProcess> => {
   const port = await freePort()
   const dataDir = env["MEMBERFLOW_DATA_DIR"] ?? tempDir(label)
-  const child = spawn(process.execPath, ["--stack-trace-limit=20", join(ROOT, "bin/memberflow.js"), "run"], {
+  // BENCH_CPU_PROFILE=<dir>: each engine writes a V8 CPU profile there when it exits (benchmarks).
+  const profile = process.env["BENCH_CPU_PROFILE"]
+  const nodeArgs = profile === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${profile}`]
+  const child = spawn(process.execPath, ["--stack-trace-limit=20", ...nodeArgs, join(ROOT, "bin/memberflow.js"), "run"], {
     cwd: ROOT,
     env: { ...process.env, JOURNEYS_DIR: join(ROOT, "journeys"), CHANNELS_MODE: "sandbox", ...env, MEMBERFLOW_DATA_DIR: dataDir, MEMBERFLOW_HTTP_PORT: String(port) },
     stdio: ["ignore", "pipe", "pipe"]

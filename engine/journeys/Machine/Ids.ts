@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto"
+import { hash } from "node:crypto"
 import { derivedId } from "../../member/MemberState/Ids.ts"
 
 /**
@@ -10,7 +10,7 @@ export const BUCKETS = 10_000
 
 /** The first 4 bytes of SHA-256 of the parts (joined by U+001F), as an unsigned 32-bit integer. */
 export const hash32 = (...parts: ReadonlyArray<string>): number =>
-  createHash("sha256").update(parts.join("\u001f")).digest().readUInt32BE(0)
+  hash("sha256", parts.join("\u001f"), "buffer").readUInt32BE(0)
 
 /** hash32 mod 10,000: the bucket a member falls in for an assignment. */
 export const bucketOf = (...parts: ReadonlyArray<string>): number => hash32(...parts) % BUCKETS

@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto"
+import { hash } from "node:crypto"
 import type { DerivedEvent } from "../../../schemas/Event.ts"
 import type { Draft } from "../MemberState.ts"
 
@@ -6,8 +6,7 @@ import type { Draft } from "../MemberState.ts"
  * Short stable hashes. 12 base64url chars of SHA-1 = 72 bits: a member with a million remembered
  * ids has a collision chance near 1e-10, and each id costs 15 bytes of JSON in the KV value.
  */
-export const shortHash = (text: string, length = 12): string =>
-  createHash("sha1").update(text).digest("base64url").slice(0, length)
+export const shortHash = (text: string, length = 12): string => hash("sha1", text, "base64url").slice(0, length)
 
 /** Deterministic id of an event the engine publishes, so a replay publishes the same id. */
 export const derivedId = (kind: string, ...parts: ReadonlyArray<string | number>): string =>

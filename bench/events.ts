@@ -1,0 +1,16 @@
+/** The benchmarks' event mix: registrations first, then purchases, refunds, points, views and check-ins. */
+export const makeEvent = (i: number, base: number, events: number, members: number) => {
+  const member = i % members
+  const memberId = `bm${member}`
+  const at = new Date(base - ((events - i) % 300) * 86_400_000 - (i % 86_400) * 1000).toISOString()
+  if (i < members) {
+    return { id: `be${i}`, type: "member.registered", memberId, occurredAt: at, properties: { name: `Member ${member}`, phone: `+86138${String(member).padStart(8, "0")}`, birthday: "1990-05-17", consent: { sms: true, email: true } } }
+  }
+  const kind = i % 10
+  if (kind < 6) {
+    return { id: `be${i}`, type: "purchase", memberId, occurredAt: at, properties: { orderId: `o${i}`, amount: 80 + (i % 40) * 37, currency: "CNY", channel: kind % 2 === 0 ? "store" : "online" } }
+  }
+  if (kind === 6) return { id: `be${i}`, type: "refund", memberId, occurredAt: at, properties: { orderId: `o${i - 10}`, amount: 20 } }
+  if (kind === 7) return { id: `be${i}`, type: "points.changed", memberId, occurredAt: at, properties: { delta: 10, balance: i % 5000 } }
+  return { id: `be${i}`, type: kind === 8 ? "page.viewed" : "checkin", memberId, occurredAt: at, properties: { page: "/home" } }
+}
