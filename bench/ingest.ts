@@ -9,9 +9,10 @@
  * nothing else) on the same stream as the ceiling.
  */
 import { AckPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream"
-import { readFileSync } from "node:fs"
+import { copyFileSync, readFileSync } from "node:fs"
+import { join } from "node:path"
 import { dropTopology, natsConnect, uniqueTopology } from "../test/support/nats.ts"
-import { startEngine, tempDir } from "../test/support/engine.ts"
+import { drained as enginesDrained, ROOT, startEngine, tempDir } from "../test/support/engine.ts"
 import { makeEvent as makeBenchEvent } from "./events.ts"
 
 // Cheaper publishes: the NATS client builds an Error per request (LIMITS.md).
@@ -23,7 +24,16 @@ const PACED_RATE = Number(process.env["BENCH_PACED_RATE"] ?? 0)
 /** Engine processes sharing the stream (scale-out); each has its own embedded ClickHouse. */
 const ENGINES = Number(process.env["BENCH_ENGINES"] ?? 1)
 
+/** BENCH_JOURNEYS=0: the program alone (profiles, tiers, RFM, tags), no journeys — the pipeline of issue 2. */
+const JOURNEYS = process.env["BENCH_JOURNEYS"] !== "0"
+
 const log = (line: string) => process.stdout.write(`${line}\n`)
+
+const programOnly = () => {
+  const dir = tempDir("bench-program")
+  copyFileSync(join(ROOT, "journeys", "program.yaml"), join(dir, "program.yaml"))
+  return dir
+}
 
 const makeEvent = (i: number, base: number) => makeBenchEvent(i, base, EVENTS, MEMBERS)
 
@@ -61,8 +71,9 @@ const rssOf = (pid: number) => {
 
 const main = async () => {
   const topology = uniqueTopology("bench")
+  Object.assign(topology.env, JOURNEYS ? {} : { JOURNEYS_DIR: programOnly() })
   const nc = await natsConnect()
-  log(`memberflow ingest benchmark: ${EVENTS.toLocaleString()} events, ${MEMBERS.toLocaleString()} members, stream ${topology.stream}`)
+  log(`memberflow ingest benchmark: ${EVENTS.toLocaleString()} events, ${MEMBERS.toLocaleString()} members, ${JOURNEYS ? "the shipped journeys running" : "no journeys (program.yaml only)"}, stream ${topology.stream}`)
   // The stream and consumer exist before the first publish: `memberflow migrate`-like set-up run.
   const setup = await startEngine({ ...topology.env, MEMBERFLOW_DATA_DIR: tempDir("bench-setup") }, "bench")
   await setup.kill("SIGTERM")
@@ -107,16 +118,17 @@ const main = async () => {
     )
     const d0 = performance.now()
     const jsm = await jetstreamManager(nc)
-    const drained = async () => {
-      const info = await jsm.consumers.info(topology.stream, "memberflow")
-      return info.num_pending === 0 && info.num_ack_pending === 0
-    }
+    const drained = () => enginesDrained(engines)
     let last = await metrics()
     // Done when the engine's consumer has nothing left, derived events included.
     while (last.received < EVENTS || !(await drained())) {
       await new Promise((r) => setTimeout(r, 500))
       last = await metrics()
-      if (Math.round(performance.now() - d0) % 5000 < 500) log(`  engine: ${last.received.toLocaleString()} received, ${last.applied.toLocaleString()} applied`)
+      if (Math.round(performance.now() - d0) % 5000 < 500) {
+        const lags = await Promise.all(engines.map(async (engine) => ((await engine.get("/readyz")).body as { ingest?: { lag?: number } }).ingest?.lag ?? -1))
+        const stream = await jsm.streams.info(topology.stream)
+        log(`  ${((performance.now() - d0) / 1000).toFixed(0)} s: ${last.received.toLocaleString()} received, ${last.applied.toLocaleString()} applied, ${last.derived.toLocaleString()} derived published; stream at ${stream.state.last_seq.toLocaleString()}, engines behind by ${lags.map((l) => l.toLocaleString()).join(", ")}`)
+      }
       if (performance.now() - d0 > 30 * 60_000) throw new Error("engine did not finish in 30 minutes")
     }
     const totalSeconds = (performance.now() - d0) / 1000

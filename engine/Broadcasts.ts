@@ -1,16 +1,17 @@
 import { Clock, Effect, Layer, Schedule } from "effect"
 import { hostname } from "node:os"
-import { passAllMembers } from "./Ingest.ts"
-import { runJourneys } from "./journeys/Apply.ts"
+import { publishPass } from "./ingest/Passes.ts"
 import { nextTick } from "./journeys/Machine.ts"
 import { JourneyRuntime } from "./JourneyRuntime.ts"
+import { Nats } from "./Nats.ts"
 import { ProgramRuntime } from "./ProgramRuntime.ts"
+import { Topology } from "./Topology.ts"
 
 /**
- * `schedule` (cron) journeys: at each tick, one engine (a KV lease per journey and tick) considers
- * every member for entry, in slices, through the members' compare-and-set writes. The slot keeps the
- * last tick a member was considered for, so a tick is never applied twice to a member even if two
- * engines ran it. Ticks missed while no engine ran are not replayed.
+ * `schedule` (cron) journeys: at each tick, one engine (a KV lease per journey and tick) puts a tick
+ * marker on the event stream, and each engine considers the members of its partitions for entry when
+ * it reaches it. The slot keeps the last tick a member was considered for, so a tick is never applied
+ * twice to a member, even when a crash replays it. Ticks missed while no engine ran are not replayed.
  */
 export const BroadcastsLive = Layer.scopedDiscard(
   Effect.gen(function* () {
@@ -20,18 +21,14 @@ export const BroadcastsLive = Layer.scopedDiscard(
     const started = yield* Clock.currentTimeMillis
     const nextTicks = new Map<string, number | null>()
 
+    const context = yield* Effect.context<Nats | Topology>()
+    // A tick marker on the stream: every engine considers the members of its partitions when it
+    // reaches it (engine/ingest/Passes.ts).
     const broadcast = (journeyId: string, tick: number) =>
       Effect.gen(function* () {
-        const set = yield* journeys.current
-        const ctx = yield* runtime.context
         const now = yield* Clock.currentTimeMillis
-        const { members } = yield* passAllMembers(
-          (state, options) =>
-            runJourneys({ state, changed: false, applied: [], duplicates: [], derived: [] }, set, ctx, now, options, [{ journeyId, tick }]),
-          ctx,
-          now
-        )
-        yield* Effect.logInfo("broadcast done").pipe(Effect.annotateLogs({ journey: journeyId, tick: new Date(tick).toISOString(), members }))
+        yield* publishPass(`mf-pass-tick-${journeyId}-${tick}`, { kind: "tick", journeyId, tick }, now).pipe(Effect.provide(context))
+        yield* Effect.logInfo("broadcast started").pipe(Effect.annotateLogs({ journey: journeyId, tick: new Date(tick).toISOString() }))
       })
 
     const check = Effect.gen(function* () {

@@ -19,6 +19,7 @@ import { JourneyRuntime } from "./JourneyRuntime.ts"
 import { TimersLive } from "./Timers.ts"
 import { formatReport, validateDir, ValidationFailed } from "./journeys/JourneyFile.ts"
 import { MaintenanceLive } from "./Maintenance.ts"
+import { MemberLookup } from "./MemberLookup.ts"
 import { MemberStore } from "./MemberStore.ts"
 import { Nats } from "./Nats.ts"
 import { ProgramRuntime } from "./ProgramRuntime.ts"
@@ -30,8 +31,9 @@ const ClickhouseLive = Clickhouse.layerConfig
 const NatsLive = Layer.merge(Nats.layer, Topology.layer)
 
 /** The engine: everything `memberflow run` starts, in dependency order. */
-export const EngineLive = Layer.mergeAll(IngestLive, MaintenanceLive, HttpLive, TimersLive, BroadcastsLive, DeliveryLive, ExperimentsLive).pipe(
-  Layer.provideMerge(Layer.mergeAll(MemberStore.Default, ProgramRuntime.Default, JourneyRuntime.Default, Channels.layer(liveSenders), MessageLedger.Default)),
+export const EngineLive = Layer.mergeAll(MaintenanceLive, HttpLive, TimersLive, BroadcastsLive, DeliveryLive, ExperimentsLive).pipe(
+  Layer.provideMerge(IngestLive),
+  Layer.provideMerge(Layer.mergeAll(MemberStore.Default, MemberLookup.Default, ProgramRuntime.Default, JourneyRuntime.Default, Channels.layer(liveSenders), MessageLedger.Default)),
   Layer.provideMerge(Layer.effectDiscard(Effect.all([ensureTopology(), migrate], { discard: true }))),
   Layer.provideMerge(Layer.merge(NatsLive, ClickhouseLive))
 )

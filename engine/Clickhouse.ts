@@ -211,6 +211,18 @@ const serverBackend = (url: Redacted.Redacted<string>): Effect.Effect<Backend, C
     }
   })
 
+/** Rows as arrays in one column order: every key any row has, in the order first seen. */
+export const compactRows = (rows: ReadonlyArray<Record<string, unknown>>): { columns: [string, ...Array<string>]; values: Array<Array<unknown>> } => {
+  const first = Object.keys(rows[0] ?? {})
+  const columns = new Set(first)
+  for (const row of rows) {
+    for (const key in row) if (!columns.has(key)) columns.add(key)
+  }
+  const order = [...columns]
+  const values = rows.map((row) => order.map((column) => row[column] ?? null))
+  return { columns: order as [string, ...Array<string>], values }
+}
+
 const fromBackend = (backend: Backend): ClickhouseService => {
   const { client, makeError } = backend
   const spanAttributes = { "db.system.name": "clickhouse", "db.namespace": backend.database }
@@ -233,9 +245,14 @@ const fromBackend = (backend: Backend): ClickhouseService => {
       catch: (cause) => makeError("query", cause)
     }).pipe(Effect.withSpan("Clickhouse.query", { attributes: spanAttributes }))
 
+  // Rows go as JSONCompactEachRow (arrays in a named column order): about half the encoding work of
+  // JSONEachRow in this process and twice the insert rate in ClickHouse (BENCHMARKS.md).
   const insert = <A>(table: string, rows: ReadonlyArray<A>) =>
     rows.length === 0 ? Effect.void : Effect.tryPromise({
-      try: (signal) => client.insert({ table, values: rows, format: "JSONEachRow", abort_signal: signal }),
+      try: (signal) => {
+        const { columns, values } = compactRows(rows as ReadonlyArray<Record<string, unknown>>)
+        return client.insert({ table, values, columns, format: "JSONCompactEachRow", abort_signal: signal })
+      },
       catch: (cause) => makeError(`insert into ${table}`, cause)
     }).pipe(
       Effect.asVoid,

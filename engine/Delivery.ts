@@ -11,7 +11,7 @@ import { FINAL, type LedgerEntry, MessageLedger, rowBase, rowOf, type Stored } f
 import { makeRowWriter } from "./Delivery/RowWriter.ts"
 import type { MessageRequest } from "./journeys/Apply.ts"
 import { derivedId } from "./member/MemberState/Ids.ts"
-import { MemberStore } from "./MemberStore.ts"
+import { MemberLookup } from "./MemberLookup.ts"
 import * as Metrics from "./Metrics.ts"
 import { consumerStream, Nats, type NatsError } from "./Nats.ts"
 import { ProgramRuntime } from "./ProgramRuntime.ts"
@@ -46,12 +46,16 @@ export const DeliveryLive = Layer.scopedDiscard(
     const topology = yield* Topology
     const channels = yield* Channels
     const clickhouse = yield* Clickhouse
-    const store = yield* MemberStore
+    const lookup = yield* MemberLookup
     const { program } = yield* ProgramRuntime
     const ledger = yield* MessageLedger
     const owner = randomUUID()
-    // An `attempt` younger than the consumer's ack wait may belong to a live process: wait for it.
-    const attemptLeaseMs = yield* Config.integer("MEMBERFLOW_ACK_WAIT_MS").pipe(Config.withDefault(30_000))
+    // JetStream redelivers a request whose holder has not said "working" for an ack wait. The holder
+    // says it three times per ack wait while a provider answers; an `attempt` is taken for abandoned
+    // only after two ack waits, so a holder that is slow (a loaded machine) rather than dead keeps it.
+    const ackWaitMs = yield* Config.integer("MEMBERFLOW_ACK_WAIT_MS").pipe(Config.withDefault(30_000))
+    const attemptLeaseMs = 2 * ackWaitMs
+    const heartbeatMs = Math.max(100, Math.round(ackWaitMs / 3))
     const writer = yield* makeRowWriter(clickhouse)
     const limiters = new Map<Channel, RateLimiter>()
     for (const channel of ["sms", "email", "wechat"] as const) {
@@ -85,7 +89,7 @@ export const DeliveryLive = Layer.scopedDiscard(
 
     /** The member's consent now, for marketing messages: an opt-out received after scheduling wins. */
     const consentNow = (memberId: string, channel: Channel) =>
-      Effect.map(store.getFresh(memberId), (state) => state === null || state.consent[channel]?.v === true)
+      Effect.map(lookup.get(memberId), (state) => state === null || state.consent[channel]?.v === true)
 
     const handOver = (request: MessageRequest, memberId: string, start: Stored, touch: () => void) =>
       Effect.gen(function* () {
@@ -126,7 +130,7 @@ export const DeliveryLive = Layer.scopedDiscard(
           stored = { entry: attempt, revision: attempted }
           const started = yield* Clock.currentTimeMillis
           // JetStream hears from us while the provider takes its time: no other engine takes it over.
-          const heartbeat = Effect.sync(touch).pipe(Effect.delay("5 seconds"), Effect.forever)
+          const heartbeat = Effect.sync(touch).pipe(Effect.delay(`${heartbeatMs} millis`), Effect.forever)
           const outcome: SendOutcome = yield* Effect.raceFirst(sender.send(message), heartbeat)
           const took = ((yield* Clock.currentTimeMillis) - started) / 1000
           Metrics.providerSeconds.unsafeUpdate(took, [MetricLabel.make("channel", channel)])

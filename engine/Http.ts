@@ -6,8 +6,9 @@ import { isLoopback, tokenMatches } from "./AdminAuth.ts"
 import { Clickhouse } from "./Clickhouse.ts"
 import type { JourneySlot } from "./journeys/Machine.ts"
 import { publicProfile } from "./member/MemberState.ts"
+import { Ingest } from "./Ingest.ts"
 import { JourneyRuntime } from "./JourneyRuntime.ts"
-import { MemberStore } from "./MemberStore.ts"
+import { MemberLookup } from "./MemberLookup.ts"
 import { renderPrometheus } from "./Metrics.ts"
 import { twilioStatusCallback } from "./Webhooks.ts"
 import { Nats } from "./Nats.ts"
@@ -56,10 +57,13 @@ export const HttpLive = Layer.unwrapEffect(
           const nats = yield* Effect.tryPromise(() => connection.flush()).pipe(Effect.as("ok"), Effect.orElseSucceed(() => "unreachable"))
           const ch = yield* clickhouse.ping.pipe(Effect.as("ok"), Effect.orElseSucceed(() => "unreachable"))
           const ready = nats === "ok" && ch === "ok"
+          const ingest = yield* (yield* Ingest).status
           return json(ready ? 200 : 503, {
             ready,
             nats,
             clickhouse: ch,
+            // which member partitions this engine owns, and how far behind the stream it is
+            ingest: { engine: ingest.engineId, partitions: ingest.partitions, owned: ingest.owned.map((o) => o.partition), lag: ingest.lag },
             program: { dir: runtime.dir, loaded: true },
             // A refused edit keeps the running journeys (still ready) and shows why here.
             journeys: { loaded: journeys.set.current.length, error: journeys.error }
@@ -75,9 +79,9 @@ export const HttpLive = Layer.unwrapEffect(
         guarded(
           Effect.gen(function* () {
             const { id } = yield* HttpRouter.params
-            const store = yield* MemberStore
+            const lookup = yield* MemberLookup
             const runtime = yield* ProgramRuntime
-            const state = yield* store.getFresh(id ?? "")
+            const state = yield* lookup.get(id ?? "")
             if (state === null) return json(404, { error: `no member ${id}` })
             const ctx = yield* runtime.context
             const now = yield* Clock.currentTimeMillis

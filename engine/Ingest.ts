@@ -1,360 +1,491 @@
-import type { JsMsg } from "@nats-io/jetstream"
-import { headers as natsHeaders } from "@nats-io/transport-node"
-import { Clock, Config, Context, Effect, Either, Fiber, Layer, Metric, MetricLabel, Option, Schedule, Stream } from "effect"
-import type { DerivedEvent, MemberEvent } from "../schemas/Event.ts"
-import { chTime, type EventRow, type MemberProfileRow, type MemberTagRow, type RejectedEventRow } from "../schemas/Rows.ts"
+import { type ConsumerMessages, DeliverPolicy, type JsMsg } from "@nats-io/jetstream"
+import type { KV } from "@nats-io/kv"
+import type { Subscription } from "@nats-io/transport-node"
+import { Clock, Config, Context, Effect, Fiber, Layer, Metric, Schedule } from "effect"
+import { randomUUID } from "node:crypto"
 import { Clickhouse } from "./Clickhouse.ts"
+import { type AppliedBatch, arrivalMs, BatchBuilder, decode, emptyBatch } from "./ingest/ApplyBatch.ts"
 import { batcher } from "./ingest/Batcher.ts"
-import { decodeEvent } from "./ingest/Decode.ts"
-import { MESSAGE_REQUEST, runJourneys, TIMER_REQUEST } from "./journeys/Apply.ts"
+import { Leases, partitionCount } from "./ingest/Leases.ts"
+import { partitionOf, partitionOfSequence } from "./ingest/Partition.ts"
+import { type Pass, PASS_EVENT, PASS_MEMBER, passOf } from "./ingest/Passes.ts"
+import { APPLIED_HEADER, recordBatch, retryForever } from "./ingest/RecordBatch.ts"
+import { makeRowSink } from "./ingest/RowSink.ts"
+import { runJourneys } from "./journeys/Apply.ts"
 import { JourneyRuntime } from "./JourneyRuntime.ts"
-import { maskAttributes, maskRaw } from "./member/Mask.ts"
-import { applyEvents, type MemberContext, profileRow } from "./member/MemberState.ts"
-import { type Change, MemberStore, type Updated } from "./MemberStore.ts"
+import { refresh } from "./member/MemberState.ts"
+import { memberSubject } from "./MemberLookup.ts"
+import { MemberStore, type Snapshot } from "./MemberStore.ts"
 import * as Metrics from "./Metrics.ts"
 import { Nats } from "./Nats.ts"
 import { ProgramRuntime } from "./ProgramRuntime.ts"
-import { awaitDrained } from "./Shutdown.ts"
-import { subjectOf, Topology } from "./Topology.ts"
+import { awaitDrained, drainTimeLeft } from "./Shutdown.ts"
+import { Topology } from "./Topology.ts"
 
-const JOURNEY_TABLES = ["journey_enrollments", "journey_steps", "messages", "conversions"] as const
+export { retryForever } from "./ingest/RecordBatch.ts"
 
-/** Transient store and broker failures are retried until they recover: nothing is acked before. */
-export const retryForever = Schedule.exponential("200 millis", 1.5).pipe(
-  Schedule.union(Schedule.spaced("10 seconds")),
-  Schedule.jittered,
-  Schedule.tapOutput(() => Metric.increment(Metrics.retries))
-)
+/**
+ * Ingestion: the event stream into member state, rows and derived events.
+ *
+ * Members are split into partitions (engine/ingest/Partition.ts), each owned by one engine at a time
+ * through a lease (engine/ingest/Leases.ts); engines share the partitions evenly and take over those
+ * of an engine that stops. Every engine reads the whole stream in order (an ordered consumer, no
+ * per-message acks) from the lowest position of the partitions it owns, and handles only the events
+ * of its own members:
+ *
+ * 1. stage one (engine/ingest/ApplyBatch.ts): decode, apply each event to its member in memory with
+ *    the event's arrival as `now`, run the journeys;
+ * 2. stage two (engine/ingest/RecordBatch.ts): rows to ClickHouse, derived events, timers and
+ *    messages to JetStream, refusals to the dead-letter stream — while stage one takes the next batch;
+ * 3. every `MEMBERFLOW_CHECKPOINT_MS`, per partition: the states changed since the last checkpoint go
+ *    to the members bucket (compare-and-set), then the partition's position. That position is this
+ *    design's acknowledgement: a restart, or the next owner, reads on from it, and since applying is
+ *    deterministic and a state remembers the events it applied, a replay ends where the first run did
+ *    and writes only what the first run wrote.
+ */
 
-const RAW_LIMIT = 256 * 1024
-const lossyUtf8 = new TextDecoder("utf-8")
-
-const arrivalMs = (msg: JsMsg): number => Number(msg.timestampNanos / 1_000_000n)
-
-export interface Accepted {
-  readonly msg: JsMsg
-  readonly event: MemberEvent
+export interface IngestStatus {
+  readonly engineId: string
+  readonly partitions: number
+  readonly owned: ReadonlyArray<{ readonly partition: number; readonly applied: number; readonly processed: number; readonly committed: number }>
+  /** Messages in the stream after the lowest position this engine has handled (0 when it owns nothing, -1 when NATS did not answer). */
+  readonly lag: number
 }
 
-const eventRow = (event: MemberEvent, receivedAt: number): EventRow => ({
-  event_id: event.id,
-  type: event.type,
-  member_id: event.memberId,
-  occurred_at: chTime(event.at),
-  received_at: chTime(receivedAt),
-  source: event.source ?? "",
-  // contact points stay in the member's state only (clickhouse.md): masked here like everywhere else
-  properties: JSON.stringify(maskAttributes(event.properties)),
-  amount: event.type === "purchase" || event.type === "refund" ? Number(event.properties["amount"]) : null
-})
-
-const tagRow = (event: MemberEvent): MemberTagRow | null => {
-  if ((event.type !== "tag.added" && event.type !== "tag.removed") || event.source !== "memberflow") return null
-  return {
-    event_id: event.id,
-    member_id: event.memberId,
-    tag: String(event.properties["tag"]),
-    op: event.type === "tag.added" ? "add" : "remove",
-    at: chTime(event.at),
-    source: String(event.properties["source"] ?? "")
+export class Ingest extends Context.Tag("memberflow/Ingest")<
+  Ingest,
+  {
+    /** Fails when ingestion stops for good, so that the process exits and a supervisor restarts it. */
+    readonly done: Effect.Effect<void, unknown>
+    readonly status: Effect.Effect<IngestStatus>
   }
+>() {}
+
+interface Owned {
+  /** Every message through this stream sequence is applied to the partition's states in memory. */
+  applied: number
+  /** Every message through this stream sequence has its effects written (events published, rows in ClickHouse). */
+  processed: number
+  /** Through this sequence every member of the partition is in KV (the position in the lease). */
+  committed: number
+  lastCheckpoint: number
+  flushing: Fiber.RuntimeFiber<void, unknown> | null
+  releasing: boolean
+  subscription: Subscription
 }
 
-/** The channel a message request is tried on first: its delivery consumer. */
-const firstChannel = (event: DerivedEvent): string => {
-  const messages = event.properties["messages"]
-  const first = Array.isArray(messages) ? (messages[0] as { channel?: unknown } | undefined) : undefined
-  return typeof first?.channel === "string" ? first.channel : "sms"
+interface Reader {
+  readonly messages: ConsumerMessages
+  readonly next: ReturnType<typeof batcher<JsMsg>>
 }
 
-/**
- * Publishes every derived event in the updated members' outboxes — including what a crashed run
- * left unpublished — with its deterministic id as `Nats-Msg-Id`, then lets the store drop them.
- */
-export const publishDerived = Effect.fn("Ingest.publishDerived")(function* (updates: ReadonlyArray<Updated>) {
-  const { js, use } = yield* Nats
-  const topology = yield* Topology
-  const store = yield* MemberStore
-  const derived: Array<DerivedEvent> = []
-  for (const update of updates) derived.push(...update.result.state.outbox)
-  yield* use("publish derived events", () =>
-    Promise.all(
-      derived.map((event) =>
-        js.publish(
-          // Timer and message requests go to their streams; everything else back onto the event stream.
-          event.type === TIMER_REQUEST
-            ? topology.timersSubject
-            : event.type === MESSAGE_REQUEST
-              ? `${topology.messagesSubject}.${firstChannel(event)}`
-              : subjectOf(topology, event.type),
-          JSON.stringify({ ...event, source: "memberflow" }),
-          { msgID: event.id }
-        )
-      )
-    )
-  ).pipe(Effect.retry(retryForever))
-  for (const update of updates) {
-    store.markPublished(update.memberId, update.result.state.outbox.map((event) => event.id))
-  }
-  return derived
-})
-
-/** A batch whose member state is durable and whose derived events are published, not yet acked. */
-export interface AppliedBatch {
-  readonly batch: ReadonlyArray<JsMsg>
-  readonly started: number
-  readonly rejected: ReadonlyArray<RejectedEventRow & { readonly data: Uint8Array }>
-  readonly eventRows: ReadonlyArray<EventRow>
-  readonly tagRows: ReadonlyArray<MemberTagRow>
-  readonly profileRows: ReadonlyArray<MemberProfileRow>
-  /** Journey rows from the members' row outboxes; dropped from the outbox once written. */
-  readonly journeyRows: ReadonlyArray<JourneyRow>
-  readonly applied: number
-  readonly duplicates: number
-  readonly derived: number
-}
-
-/** Enrollments by journey and variant, messages by channel and status, for /metrics. */
-const countJourneyRows = (rows: ReadonlyArray<{ readonly table: string; readonly row: unknown }>) => {
-  for (const { table, row } of rows) {
-    const r = row as Record<string, string>
-    if (table === "journey_enrollments" && r["status"] === "active") {
-      Metrics.journeyEnrollments.unsafeUpdate(1, [MetricLabel.make("journey", r["journey_id"] ?? ""), MetricLabel.make("variant", r["variant"] ?? "")])
-    } else if (table === "messages") {
-      Metrics.journeyMessages.unsafeUpdate(1, [MetricLabel.make("channel", r["channel"] ?? ""), MetricLabel.make("status", r["status"] ?? "")])
-    }
-  }
-}
-
-type JourneyRow = { readonly memberId: string; readonly id: string; readonly table: string; readonly row: unknown }
-
-/** One insert per journey table: the rows of the members' outboxes. */
-const journeyInserts = (clickhouse: Context.Tag.Service<Clickhouse>, rows: ReadonlyArray<JourneyRow>) =>
-  JOURNEY_TABLES.map((table) => clickhouse.insert(table, rows.filter((r) => r.table === table).map((r) => r.row)))
-
-/**
- * Once rows are in ClickHouse: each member's next write may drop them from its outbox, and they
- * count in /metrics.
- */
-const journeyRowsWritten = Effect.fn("Ingest.journeyRowsWritten")(function* (rows: ReadonlyArray<JourneyRow>) {
-  const store = yield* MemberStore
-  const written = new Map<string, Array<string>>()
-  for (const row of rows) written.set(row.memberId, [...(written.get(row.memberId) ?? []), row.id])
-  const fresh = new Set<string>()
-  for (const [memberId, ids] of written) for (const id of store.markPublished(memberId, ids)) fresh.add(`${memberId}|${id}`)
-  // a row written again (its member changed before the outbox dropped it) is counted once
-  countJourneyRows(rows.filter((row) => fresh.has(`${row.memberId}|${row.id}`)))
-})
-
-/**
- * Applies `f` to every member the engine holds, in slices, through the path a batch of events takes:
- * compare-and-set, derived events, profile rows, journey rows. The sweep's and the broadcasts' pass.
- */
-export const passAllMembers = Effect.fn("Ingest.passAllMembers")(function* (f: Change[1], ctx: MemberContext, now: number) {
-  const store = yield* MemberStore
-  const clickhouse = yield* Clickhouse
-  const ids = yield* store.memberIds
-  let written = 0
-  for (let offset = 0; offset < ids.length; offset += 5000) {
-    const updates = yield* store
-      .updateMany(ids.slice(offset, offset + 5000).map((memberId): Change => [memberId, f]), 256)
-      .pipe(Effect.retry(retryForever))
-    yield* publishDerived(updates)
-    const profiles = updates.filter((update) => update.written).map((update) => profileRow(update.result.state, ctx, now))
-    written += profiles.length
-    const rows = updates.flatMap((update) => (update.result.state.rows ?? []).map((row) => ({ memberId: update.memberId, ...row })))
-    yield* Effect.all([clickhouse.insert("member_profiles", profiles), ...journeyInserts(clickhouse, rows)], { discard: true }).pipe(
-      Effect.retry(retryForever)
-    )
-    yield* journeyRowsWritten(rows)
-  }
-  return { members: ids.length, written }
-})
-
-/**
- * Stage one of a batch: decode, apply to member state (KV, compare-and-set), publish the derived
- * events (JetStream, deterministic ids).
- */
-export const applyBatch = Effect.fn("Ingest.applyBatch")(function* (batch: ReadonlyArray<JsMsg>) {
-  const started = yield* Clock.currentTimeMillis
-  const topology = yield* Topology
-  const store = yield* MemberStore
-  const runtime = yield* ProgramRuntime
-  const journeySet = yield* (yield* JourneyRuntime).current
-  const maxBytes = yield* Config.integer("MEMBERFLOW_MAX_EVENT_BYTES").pipe(Config.withDefault(64 * 1024))
-  const ctx = yield* runtime.context
-
-  const rejected: Array<RejectedEventRow & { readonly data: Uint8Array }> = []
-  const byMember = new Map<string, Array<MemberEvent>>()
-  const redelivered = new Set<string>()
-  const receivedAt = new Map<string, number>()
-  for (const msg of batch) {
-    const decoded = decodeEvent(msg.subject, msg.data, { subjectPrefix: topology.subjectPrefix, now: started, maxBytes })
-    if (Either.isLeft(decoded)) {
-      rejected.push({
-        rejection_id: `${topology.stream}:${msg.seq}`,
-        received_at: chTime(arrivalMs(msg)),
-        subject: msg.subject,
-        raw: maskRaw(lossyUtf8.decode(msg.data.subarray(0, RAW_LIMIT))),
-        reason: decoded.left,
-        data: msg.data
-      })
-      continue
-    }
-    const event = decoded.right
-    const list = byMember.get(event.memberId)
-    if (list === undefined) byMember.set(event.memberId, [event])
-    else list.push(event)
-    receivedAt.set(event.id, arrivalMs(msg))
-    if (msg.redelivered) redelivered.add(event.id)
-  }
-
-  const updates: ReadonlyArray<Updated> = yield* store.updateMany(
-    Array.from(byMember, ([memberId, events]): Change => [
-      memberId,
-      (state, options) => runJourneys(applyEvents(state, events, ctx, started, options), journeySet, ctx, started, options)
-    ])
-  ).pipe(Effect.retry(retryForever))
-
-  const derived = yield* publishDerived(updates)
-
-  // Rows are taken now: the states may change again while this batch is being recorded.
-  const eventRows: Array<EventRow> = []
-  const tagRows: Array<MemberTagRow> = []
-  const profileRows: Array<MemberProfileRow> = []
-  const journeyRows: Array<JourneyRow> = []
-  let applied = 0
-  let duplicates = 0
-  for (const update of updates) {
-    applied += update.result.applied.length
-    duplicates += update.result.duplicates.length
-    // Written to ClickHouse although already applied: redeliveries (a crash may have come between
-    // the KV write and these rows) and the engine's own events, applied when they were made.
-    const again = update.result.duplicates.filter((event) => redelivered.has(event.id) || event.source === "memberflow")
-    for (const event of [...update.result.applied, ...again]) {
-      eventRows.push(eventRow(event, receivedAt.get(event.id) ?? started))
-      const row = tagRow(event)
-      if (row !== null) tagRows.push(row)
-    }
-    if (update.written || again.some((event) => redelivered.has(event.id))) {
-      profileRows.push(profileRow(update.result.state, ctx, started))
-    }
-    for (const row of update.result.state.rows ?? []) journeyRows.push({ memberId: update.memberId, ...row })
-  }
-  return { batch, started, rejected, eventRows, tagRows, profileRows, journeyRows, applied, duplicates, derived: derived.length } satisfies AppliedBatch
-})
-
-/**
- * Stage two: analyst rows (ClickHouse) and dead letters, and only then the acks. A crash anywhere
- * before the acks redelivers the batch; the per-member event-id memory makes the second
- * application a no-op, and redelivered events are written to ClickHouse again (ReplacingMergeTree
- * keeps one row).
- */
-export const recordBatch = Effect.fn("Ingest.recordBatch")(function* (work: AppliedBatch) {
-  const { batch, started, rejected, eventRows, tagRows, profileRows, journeyRows, applied, duplicates, derived } = work
-  const { js, use } = yield* Nats
-  const topology = yield* Topology
-  const clickhouse = yield* Clickhouse
-  yield* Effect.all(
-    [
-      clickhouse.insert("events", eventRows),
-      clickhouse.insert("member_tags", tagRows),
-      clickhouse.insert("member_profiles", profileRows),
-      clickhouse.insert("rejected_events", rejected.map(({ data: _, ...row }) => row)),
-      ...journeyInserts(clickhouse, journeyRows)
-    ],
-    { concurrency: "unbounded", discard: true }
-  ).pipe(Effect.retry(retryForever))
-  yield* journeyRowsWritten(journeyRows)
-
-  yield* Effect.forEach(
-    rejected,
-    (row) => {
-      const h = natsHeaders()
-      h.set("Memberflow-Reason", row.reason.slice(0, 1024).replace(/[\r\n]+/g, " "))
-      h.set("Memberflow-Subject", row.subject)
-      return use("publish dead letter", () =>
-        js.publish(topology.deadletterSubject, row.data, { msgID: row.rejection_id, headers: h })
-      ).pipe(Effect.retry(retryForever))
-    },
-    { concurrency: 64, discard: true }
-  )
-
-  for (const msg of batch) msg.ack()
-  const done = yield* Clock.currentTimeMillis
-  for (const msg of batch) Metrics.eventLatencySeconds.unsafeUpdate((done - arrivalMs(msg)) / 1000, [])
-  yield* Metric.incrementBy(Metrics.eventsReceived, batch.length)
-  yield* Metric.incrementBy(Metrics.eventsApplied, applied)
-  yield* Metric.incrementBy(Metrics.eventsDuplicate, duplicates)
-  yield* Metric.incrementBy(Metrics.eventsRejected, rejected.length)
-  yield* Metric.incrementBy(Metrics.derivedPublished, derived)
-  yield* Metrics.batchSeconds(Effect.succeed((done - started) / 1000))
-  if (rejected.length > 0) {
-    yield* Effect.logWarning("events rejected").pipe(
-      Effect.annotateLogs({ count: rejected.length, first: rejected[0]?.reason ?? "" })
-    )
-  }
-  return { received: batch.length, applied, duplicates, rejected: rejected.length, derived }
-})
-
-/** Both stages, one after the other: a batch from the stream to durable, acked effects. */
-export const processBatch = (batch: ReadonlyArray<JsMsg>) => Effect.flatMap(applyBatch(batch), recordBatch)
-
-/**
- * The consuming loop: a durable pull consumer shared by every engine, read with backpressure
- * (`consume` only pulls more as batches complete), batched by size or time.
- */
-/** The running consumer loop; `done` fails when ingestion stops for good (so the process exits). */
-export class Ingest extends Context.Tag("memberflow/Ingest")<Ingest, { readonly done: Effect.Effect<void, unknown> }>() {}
+type Item =
+  | { readonly kind: "event"; readonly msg: JsMsg }
+  | { readonly kind: "pass"; readonly msg: JsMsg; readonly pass: Pass; readonly arrival: number }
 
 export const IngestLive = Layer.scoped(
   Ingest,
   Effect.gen(function* () {
-    const { js, jsm, use } = yield* Nats
+    const { js, jsm, kvm, connection, use } = yield* Nats
     const topology = yield* Topology
+    const store = yield* MemberStore
+    const runtime = yield* ProgramRuntime
+    const journeys = yield* JourneyRuntime
     const batchSize = yield* Config.integer("MEMBERFLOW_BATCH_SIZE").pipe(Config.withDefault(4000))
     const batchWindow = yield* Config.integer("MEMBERFLOW_BATCH_WINDOW_MS").pipe(Config.withDefault(25))
-    const consumer = yield* use("get consumer", () => js.consumers.get(topology.stream, topology.consumer))
-    // Short pull expiry: NATS cannot cancel a pull, so messages that reach the outstanding pull of an
-    // engine that just stopped wait out the ack wait; a 5 s expiry bounds how long such a pull lives.
-    const messages = yield* use("consume", () => consumer.consume({ max_messages: batchSize * 2, expires: 5_000 }))
-    const context = yield* Effect.context<Nats | Topology | Clickhouse | MemberStore | ProgramRuntime | JourneyRuntime>()
-    const nextBatch = batcher(messages, batchSize, batchWindow)
-    const fiber = yield* Stream.repeatEffectOption(
-      use("next batch", nextBatch).pipe(
-        Effect.mapError(Option.some),
-        Effect.flatMap((batch) => (batch === null ? Effect.fail(Option.none()) : Effect.succeed(batch)))
+    const maxBytes = yield* Config.integer("MEMBERFLOW_MAX_EVENT_BYTES").pipe(Config.withDefault(64 * 1024))
+    const wanted = yield* Config.integer("MEMBERFLOW_PARTITIONS").pipe(Config.withDefault(16))
+    const leaseMs = yield* Config.integer("MEMBERFLOW_LEASE_MS").pipe(Config.withDefault(10_000))
+    const checkpointMs = yield* Config.integer("MEMBERFLOW_CHECKPOINT_MS").pipe(Config.withDefault(30_000))
+    const checkpointDirty = yield* Config.integer("MEMBERFLOW_CHECKPOINT_MEMBERS").pipe(Config.withDefault(200_000))
+    const sinkRows = yield* Config.integer("MEMBERFLOW_PENDING_ROWS").pipe(Config.withDefault(100_000))
+    const meta: KV = yield* use("open meta bucket", () => kvm.create(topology.metaBucket, { history: 5 }))
+    const count = yield* use("partition count", () => partitionCount(meta, wanted))
+    const engineId = randomUUID()
+    const leases = new Leases(meta, engineId, count, leaseMs)
+    const context = yield* Effect.context<Nats | Topology | Clickhouse>()
+    const sink = yield* makeRowSink(yield* Clickhouse, sinkRows)
+
+    const owned = new Map<number, Owned>()
+    const control = { gained: [] as Array<{ partition: number; position: number }>, lost: [] as Array<number>, surplus: [] as Array<number> }
+    let wakeUp: (() => void) | null = null
+    const wake = () => {
+      const w = wakeUp
+      wakeUp = null
+      w?.()
+    }
+    let stopping = false
+    let reader: Reader | null = null
+    /** The next sequence the reader delivers. */
+    let readerNext = 1
+    let restart = false
+    let previous: Fiber.RuntimeFiber<void, unknown> | null = null
+    let lastRound = Date.now()
+
+    // Another process asks for a member's current state (engine/MemberLookup.ts).
+    const subscribe = (partition: number) =>
+      connection.subscribe(memberSubject(topology, partition), {
+        callback: (error, msg) => {
+          if (error !== null) return
+          msg.respond(store.answer(msg.string()) ?? "")
+        }
+      })
+
+    /** Waits for the batch whose effects are being written: a barrier before anything positional. */
+    const joinPrevious = Effect.suspend(() => {
+      const fiber = previous
+      previous = null
+      return fiber === null ? Effect.void : Fiber.join(fiber)
+    })
+
+    const flushAndCommit = (partition: number, part: Owned, snap: Snapshot, position: number) =>
+      Effect.gen(function* () {
+        const conflicts = yield* store.flush(snap)
+        // The position covers effects too: the rows of every batch through it must be in.
+        while (part.processed < position && owned.get(partition) === part) yield* sink.flushed.pipe(Effect.zipRight(Effect.sleep("20 millis")))
+        if (conflicts > 0) {
+          yield* Effect.logWarning("another engine wrote members of this partition: giving it up").pipe(Effect.annotateLogs({ partition, conflicts }))
+          control.lost.push(partition)
+          wake()
+          return false
+        }
+        const kept = yield* use("commit position", () => leases.commit(partition, position)).pipe(Effect.retry(retryForever))
+        if (!kept) {
+          control.lost.push(partition)
+          wake()
+          return false
+        }
+        part.committed = Math.max(part.committed, position)
+        return true
+      })
+
+    /** Starts a checkpoint of one partition: its dirty states as they are now, written in the background. */
+    const checkpoint = (partition: number, part: Owned, now: number) =>
+      Effect.gen(function* () {
+        const snap = store.snapshot(partition)
+        const position = part.applied
+        part.lastCheckpoint = now
+        part.flushing = yield* flushAndCommit(partition, part, snap, position).pipe(
+          Effect.asVoid,
+          Effect.ensuring(Effect.sync(() => (part.flushing = null))),
+          Effect.forkDaemon
+        )
+      })
+
+    const forget = (partition: number) => {
+      const part = owned.get(partition)
+      if (part === undefined) return
+      owned.delete(partition)
+      part.subscription.unsubscribe()
+      store.dropPartition(partition)
+    }
+
+    /** Hands a partition over: everything of it written and committed, then the lease let go. */
+    const release = (partition: number, part: Owned) =>
+      Effect.gen(function* () {
+        part.releasing = true
+        yield* joinPrevious
+        if (part.flushing !== null) yield* Fiber.await(part.flushing)
+        if (!owned.has(partition)) return
+        const done = yield* flushAndCommit(partition, part, store.snapshot(partition), part.applied)
+        if (done) yield* use("release partition", () => leases.release(partition, part.applied)).pipe(Effect.ignore)
+        forget(partition)
+        yield* Effect.logInfo("partition handed over").pipe(Effect.annotateLogs({ partition, position: part.applied }))
+      })
+
+    /** Between batches: take in what the lease rounds decided, and start the checkpoints due. */
+    const between = Effect.gen(function* () {
+      for (const partition of control.lost.splice(0)) {
+        if (!owned.has(partition)) continue
+        yield* joinPrevious
+        leases.forget(partition)
+        forget(partition)
+        yield* Effect.logWarning("partition lost to another engine").pipe(Effect.annotateLogs({ partition }))
+      }
+      for (const partition of control.surplus.splice(0)) {
+        const part = owned.get(partition)
+        if (part !== undefined && !part.releasing) yield* release(partition, part)
+      }
+      for (const { partition, position } of control.gained.splice(0)) {
+        if (owned.has(partition)) continue
+        const now = yield* Clock.currentTimeMillis
+        owned.set(partition, { applied: position, processed: position, committed: position, lastCheckpoint: now, flushing: null, releasing: false, subscription: subscribe(partition) })
+        if (reader === null || readerNext > position + 1) restart = true
+        yield* Effect.logInfo("partition taken").pipe(Effect.annotateLogs({ partition, position }))
+      }
+      // At most one partition's checkpoint starts per batch: taking a snapshot serializes its dirty
+      // states, and spread out over the partitions that pause stays short.
+      const now = yield* Clock.currentTimeMillis
+      for (const [partition, part] of owned) {
+        if (part.releasing || part.flushing !== null) continue
+        const dirty = store.dirtyCount(partition)
+        if (dirty === 0 && part.applied <= part.committed) continue
+        if (now - part.lastCheckpoint < checkpointMs && dirty < checkpointDirty / count) continue
+        yield* joinPrevious
+        yield* checkpoint(partition, part, now)
+        break
+      }
+    })
+
+    const eligible = () => {
+      const parts = new Map<number, Owned>()
+      for (const [partition, part] of owned) if (!part.releasing) parts.set(partition, part)
+      return parts
+    }
+
+    /** Once a batch's effects are all written: its positions move, and it counts. */
+    const written = (work: AppliedBatch, parts: ReadonlyMap<number, Owned>, through: number, started: number) => () => {
+      for (const part of parts.values()) part.processed = Math.max(part.processed, through)
+      const done = Date.now()
+      for (const arrival of work.arrivals) Metrics.eventLatencySeconds.unsafeUpdate((done - arrival) / 1000, [])
+      Metrics.eventsReceived.unsafeUpdate(work.arrivals.length, [])
+      Metrics.eventsApplied.unsafeUpdate(work.applied, [])
+      Metrics.eventsDuplicate.unsafeUpdate(work.duplicates, [])
+      Metrics.eventsRejected.unsafeUpdate(work.rejected.length, [])
+      Metrics.derivedPublished.unsafeUpdate(work.outgoing.length, [])
+      Metrics.batchSeconds.unsafeUpdate((done - started) / 1000, [])
+    }
+
+    /** Stage two: publishes, and rows handed to the sink. */
+    const record = (work: AppliedBatch, parts: ReadonlyMap<number, Owned>, through: number, started: number) =>
+      recordBatch(work, sink, written(work, parts, through, started)).pipe(Effect.provide(context))
+
+    /** A pass over every member of the owned partitions (a marker reached in the stream). */
+    const runPass = (pass: Pass, seq: number, now: number, parts: ReadonlyMap<number, Owned>) =>
+      Effect.gen(function* () {
+        const set = yield* journeys.current
+        const ctx0 = yield* runtime.context
+        const ctx = pass.kind === "sweep" && pass.cutpoints !== null && ctx0.program.rfm.scores === "quintiles" ? { ...ctx0, cutpoints: pass.cutpoints } : ctx0
+        let members = 0
+        const started = Date.now()
+        const due = new Map([...parts].filter(([, part]) => seq > part.applied))
+        const byPartition = yield* store.membersOf(new Set(due.keys()), (memberId) => partitionOf(memberId, count))
+        for (const [partition, ids] of byPartition) {
+          for (let offset = 0; offset < ids.length; offset += 2000) {
+            const slice = ids.slice(offset, offset + 2000)
+            yield* store.load(slice.map((memberId) => [memberId, partition] as const)).pipe(Effect.retry(retryForever))
+            const builder = new BatchBuilder(store, ctx, set, topology.stream)
+            for (const memberId of slice) {
+              builder.change(memberId, partition, now, (state) =>
+                pass.kind === "sweep"
+                  ? runJourneys(refresh(state, ctx, now, { owned: true }), set, ctx, now, { owned: true })
+                  : runJourneys({ state, changed: false, applied: [], duplicates: [], derived: [] }, set, ctx, now, { owned: true }, [
+                      { journeyId: pass.journeyId, tick: pass.tick }
+                    ])
+              )
+            }
+            yield* recordBatch(builder.finish(), sink, () => undefined).pipe(Effect.provide(context))
+          }
+          members += ids.length
+        }
+        yield* Effect.logInfo(pass.kind === "sweep" ? "sweep done" : "broadcast done").pipe(
+          Effect.annotateLogs({ members, ms: Date.now() - started, ...(pass.kind === "tick" ? { journey: pass.journeyId, tick: new Date(pass.tick).toISOString() } : {}) })
+        )
+      })
+
+    /** One batch from the reader: routed to the owned partitions, applied, recorded. */
+    const handle = (batch: ReadonlyArray<JsMsg>) =>
+      Effect.gen(function* () {
+        const started = yield* Clock.currentTimeMillis
+        const parts = eligible()
+        const through = batch[batch.length - 1]!.seq
+        // Route: what is ours and not handled yet, in stream order; pass markers apart.
+        const segments: Array<{ items: Array<Item>; load: Array<readonly [string, number]> }> = [{ items: [], load: [] }]
+        const routed = new Map<JsMsg, { partition: number; decoded: ReturnType<typeof decode> }>()
+        for (const msg of batch) {
+          if (msg.headers?.get(APPLIED_HEADER) === "1") continue
+          const arrival = arrivalMs(msg)
+          const decoded = decode(msg, topology.subjectPrefix, maxBytes, arrival)
+          const event = decoded.event
+          if (event !== null && event.type === PASS_EVENT && event.memberId === PASS_MEMBER && event.source === "memberflow") {
+            const pass = passOf(event.properties)
+            if (pass !== null) segments.push({ items: [{ kind: "pass", msg, pass, arrival }], load: [] }, { items: [], load: [] })
+            continue
+          }
+          const partition = event === null ? partitionOfSequence(msg.seq, count) : partitionOf(event.memberId, count)
+          const part = parts.get(partition)
+          if (part === undefined || msg.seq <= part.applied) continue
+          const segment = segments[segments.length - 1]!
+          segment.items.push({ kind: "event", msg })
+          if (event !== null) segment.load.push([event.memberId, partition])
+          routed.set(msg, { partition, decoded })
+        }
+        const set = yield* journeys.current
+        const ctx = yield* runtime.context
+        const apply = (segment: (typeof segments)[number]) =>
+          Effect.gen(function* () {
+            yield* store.load(segment.load).pipe(Effect.retry(retryForever))
+            const builder = new BatchBuilder(store, ctx, set, topology.stream)
+            for (const item of segment.items) {
+              const route = routed.get(item.msg)
+              if (route === undefined) continue
+              const arrival = arrivalMs(item.msg)
+              if (route.decoded.event === null) builder.reject(item.msg, route.decoded.reason ?? "refused", arrival)
+              else builder.event(route.decoded.event, route.partition, arrival)
+            }
+            return builder.finish()
+          })
+        if (segments.length === 1) {
+          // The common case: apply now, write while the next batch is applied.
+          const work = yield* apply(segments[0]!)
+          for (const part of parts.values()) part.applied = Math.max(part.applied, through)
+          yield* joinPrevious
+          previous = yield* Effect.forkDaemon(record(work, parts, through, started))
+          return
+        }
+        // A pass inside the batch: everything in order, nothing overlapped.
+        yield* joinPrevious
+        for (const segment of segments) {
+          const first = segment.items[0]
+          if (first?.kind === "pass") {
+            yield* runPass(first.pass, first.msg.seq, first.arrival, parts)
+            continue
+          }
+          const work = yield* apply(segment)
+          yield* record(work, new Map(), through, started)
+        }
+        for (const part of parts.values()) part.applied = Math.max(part.applied, through)
+        yield* recordBatch({ ...emptyBatch }, sink, written(emptyBatch, parts, through, started)).pipe(Effect.provide(context))
+      })
+
+    const openReader = (from: number) =>
+      use("open reader", async () => {
+        const consumer = await js.consumers.get(topology.stream, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: Math.max(1, from) })
+        const messages = await consumer.consume({ max_messages: batchSize * 2 })
+        return { messages, next: batcher(messages, batchSize, batchWindow) } satisfies Reader
+      })
+
+    const closeReader = Effect.sync(() => {
+      reader?.messages.stop()
+      reader = null
+    })
+
+    /** Resolves true when a message is ready, false on a wake-up or after `ms`. */
+    const ready = (current: Reader, ms: number) =>
+      use("wait for events", () =>
+        new Promise<boolean>((resolve) => {
+          const timer = setTimeout(() => resolve(false), ms)
+          wakeUp = () => {
+            clearTimeout(timer)
+            resolve(false)
+          }
+          current.next.ready().then(
+            () => {
+              clearTimeout(timer)
+              resolve(true)
+            },
+            () => {
+              clearTimeout(timer)
+              resolve(true)
+            }
+          )
+        })
       )
-    ).pipe(
-      // Two stages in a pipeline: batch n+1 is applied to member state while batch n is written to
-      // ClickHouse and acked. A batch in flight finishes before shutdown takes effect: SIGTERM drains.
-      Stream.mapEffect((batch) => Effect.uninterruptible(applyBatch(batch))),
-      Stream.buffer({ capacity: 1 }),
-      Stream.mapEffect((applied) => Effect.uninterruptible(recordBatch(applied))),
-      Stream.runDrain,
-      Effect.provide(context),
-      Effect.tapErrorCause((cause) => Effect.logError("ingest stopped", cause)),
-      Effect.fork
+
+    const loop = Effect.gen(function* () {
+      while (!stopping) {
+        yield* between
+        if (stopping) break
+        if (owned.size === 0) {
+          yield* closeReader
+          yield* use("idle", () => new Promise<void>((resolve) => ((wakeUp = resolve), setTimeout(resolve, 500))))
+          continue
+        }
+        if (reader === null || restart) {
+          yield* joinPrevious
+          yield* closeReader
+          restart = false
+          readerNext = Math.min(...[...owned.values()].map((part) => part.applied)) + 1
+          reader = yield* openReader(readerNext)
+        }
+        const current = reader
+        if (!(yield* ready(current, 500))) continue
+        const batch = yield* use("next batch", current.next)
+        if (batch === null || batch.length === 0) {
+          reader = null
+          continue
+        }
+        readerNext = batch[batch.length - 1]!.seq + 1
+        // A batch in flight finishes before shutdown takes effect: SIGTERM drains.
+        yield* Effect.uninterruptible(handle(batch))
+      }
+      yield* joinPrevious
+    })
+
+    const round = Effect.gen(function* () {
+      if (stopping) return
+      const decision = yield* use("lease round", () => leases.round())
+      lastRound = Date.now()
+      control.gained.push(...decision.gained)
+      control.lost.push(...decision.lost)
+      control.surplus.push(...decision.surplus)
+      if (decision.gained.length + decision.lost.length + decision.surplus.length > 0) wake()
+    }).pipe(
+      Effect.catchAll((error) =>
+        Effect.gen(function* () {
+          yield* Effect.logWarning("lease round failed").pipe(Effect.annotateLogs({ error: error.message }))
+          // Unable to renew for half a lease: another engine may take over soon; stop writing first.
+          if (Date.now() - lastRound > leaseMs / 2 && owned.size > 0) {
+            for (const partition of owned.keys()) leases.forget(partition)
+            control.lost.push(...owned.keys())
+            wake()
+          }
+        })
+      )
     )
-    // Ending without a stop (the consumer was deleted, the iterator failed) is a failure too.
-    const done = Fiber.join(fiber).pipe(Effect.zipRight(Effect.fail(new Error("the event consumer ended"))))
-    // Shutdown: stop pulling first, let the batch in flight become durable and be acked, and only
-    // then interrupt what is left (the iterator's own return waits on the stop).
+    yield* round.pipe(Effect.repeat(Schedule.spaced(`${Math.max(200, Math.round(leaseMs / 5))} millis`)), Effect.forkScoped)
+
+    const fiber = yield* loop.pipe(
+      Effect.tapErrorCause((cause) => Effect.logError("ingest stopped", cause)),
+      Effect.forkDaemon
+    )
+    const done = Fiber.join(fiber).pipe(Effect.zipRight(Effect.fail(new Error("ingestion ended"))))
+
+    // Shutdown: the batch in flight finishes, every owned partition is written and handed over at
+    // once (no lease to wait out), within the drain budget; what does not fit is replayed by the next owner.
     yield* Effect.addFinalizer(() =>
       Effect.gen(function* () {
-        yield* Effect.sync(() => messages.stop())
+        stopping = true
+        wake()
         yield* awaitDrained(fiber)
         yield* Fiber.interrupt(fiber)
-        yield* Effect.logInfo("ingest drained")
+        yield* sink.flushed.pipe(Effect.interruptible, Effect.timeout(yield* drainTimeLeft), Effect.ignore)
+        const left = yield* drainTimeLeft
+        yield* Effect.forEach(
+          [...owned].filter(([, part]) => !part.releasing),
+          ([partition, part]) => release(partition, part),
+          { discard: true }
+        ).pipe(Effect.interruptible, Effect.timeout(left), Effect.ignore)
+        yield* closeReader
+        yield* use("leave", () => leases.leave()).pipe(Effect.ignore)
+        yield* Effect.logInfo("ingest drained").pipe(Effect.annotateLogs({ partitions: owned.size === 0 ? "all handed over" : `${owned.size} left to expire` }))
       })
     )
-    yield* use("consumer info", () => jsm.consumers.info(topology.stream, topology.consumer)).pipe(
-      Effect.flatMap((info) => Metric.set(Metrics.consumerLag, info.num_pending)),
+
+    /** Messages in the stream after the lowest position handled; asks the stream now. */
+    const lag = use("stream info", () => jsm.streams.info(topology.stream)).pipe(
+      Effect.map((info) => {
+        const positions = [...owned.values()].map((part) => part.processed)
+        return positions.length === 0 ? 0 : Math.max(0, info.state.last_seq - Math.min(...positions))
+      })
+    )
+    const status = Effect.gen(function* () {
+      const behind = yield* lag.pipe(Effect.orElseSucceed(() => -1))
+      return {
+        engineId,
+        partitions: count,
+        owned: [...owned].map(([partition, part]) => ({ partition, applied: part.applied, processed: part.processed, committed: part.committed })),
+        lag: behind
+      } satisfies IngestStatus
+    })
+    yield* lag.pipe(
+      Effect.flatMap((behind) => Metric.set(Metrics.consumerLag, behind)),
+      Effect.zipRight(Effect.suspend(() => Metric.set(Metrics.partitionsOwned, owned.size))),
       Effect.catchAll(() => Effect.void),
-      Effect.repeat(Schedule.spaced("5 seconds")),
+      Effect.repeat(Schedule.spaced("2 seconds")),
       Effect.forkScoped
     )
-    yield* Effect.logInfo("ingest started").pipe(Effect.annotateLogs({ stream: topology.stream, consumer: topology.consumer }))
-    return { done }
+    yield* Effect.logInfo("ingest started").pipe(Effect.annotateLogs({ stream: topology.stream, engine: engineId, partitions: count }))
+    return { done, status }
   })
 )

@@ -2,10 +2,10 @@ import { Clock, Effect, Layer, Schedule } from "effect"
 import { hostname } from "node:os"
 import { chTime } from "../schemas/Rows.ts"
 import { Clickhouse } from "./Clickhouse.ts"
-import { passAllMembers } from "./Ingest.ts"
-import { refresh, type RfmCutpoints } from "./member/MemberState.ts"
-import { runJourneys } from "./journeys/Apply.ts"
-import { JourneyRuntime } from "./JourneyRuntime.ts"
+import { publishPass } from "./ingest/Passes.ts"
+import type { RfmCutpoints } from "./member/MemberState.ts"
+import { Nats } from "./Nats.ts"
+import { Topology } from "./Topology.ts"
 import { ProgramRuntime } from "./ProgramRuntime.ts"
 
 type Four = readonly [number, number, number, number]
@@ -45,33 +45,26 @@ export const computeQuintiles = Effect.fn("Maintenance.computeQuintiles")(functi
 })
 
 /**
- * The periodic pass every engine takes part in and one engine wins per period: recompute quintile
- * cut points, then re-evaluate every member for what time alone changes (yearly tier reviews,
- * sliding windows, R, tag rules with `within`). Writes go through the same compare-and-set path as
- * events, so it is safe alongside ingestion on any engine.
+ * The periodic pass: one engine per period (a KV lease) recomputes the quintile cut points from
+ * ClickHouse, shares them, and puts a sweep marker on the event stream. Every engine then
+ * re-evaluates the members of its partitions for what time alone changes (yearly tier reviews,
+ * sliding windows, R, tag rules with `within`, entry timers of journeys deployed after a member last
+ * changed) when it reaches the marker (engine/ingest/Passes.ts), in order with the events around it.
  */
-export const sweep = Effect.fn("Maintenance.sweep")(function* () {
+export const sweep = Effect.fn("Maintenance.sweep")(function* (period: number) {
   const now = yield* Clock.currentTimeMillis
   const runtime = yield* ProgramRuntime
   const clickhouse = yield* Clickhouse
-  const journeySet = yield* (yield* JourneyRuntime).current
+  let cutpoints: RfmCutpoints | null = null
   if (runtime.program.rfm.scores === "quintiles") {
-    const cut = yield* computeQuintiles(now, runtime.program.rfm.window)
-    if (cut !== null) {
-      yield* runtime.publishCutpoints(cut)
-      yield* clickhouse.insert("rfm_cutpoints", [{ computed_at: chTime(now), version: cut.version, r: [...cut.r], f: [...cut.f], m: [...cut.m] }])
+    cutpoints = yield* computeQuintiles(now, runtime.program.rfm.window)
+    if (cutpoints !== null) {
+      yield* runtime.publishCutpoints(cutpoints)
+      yield* clickhouse.insert("rfm_cutpoints", [{ computed_at: chTime(now), version: cutpoints.version, r: [...cutpoints.r], f: [...cutpoints.f], m: [...cutpoints.m] }])
     }
   }
-  const ctx = yield* runtime.context
-  // Journeys too: entry timers for date and inactivity journeys members have none for yet (a
-  // journey deployed after they last changed).
-  const { members, written } = yield* passAllMembers(
-    (state, options) => runJourneys(refresh(state, ctx, now, options), journeySet, ctx, now, options),
-    ctx,
-    now
-  )
-  yield* Effect.logInfo("sweep done").pipe(Effect.annotateLogs({ members, changed: written }))
-  return { members, changed: written }
+  yield* publishPass(`mf-pass-sweep-${period}`, { kind: "sweep", cutpoints }, now)
+  yield* Effect.logInfo("sweep started").pipe(Effect.annotateLogs({ cutpoints: cutpoints?.version ?? "unchanged" }))
 })
 
 export const MaintenanceLive = Layer.scopedDiscard(
@@ -79,10 +72,15 @@ export const MaintenanceLive = Layer.scopedDiscard(
     const runtime = yield* ProgramRuntime
     const every = runtime.program.rfm.recompute
     const owner = `${hostname()}:${process.pid}`
+    const context = yield* Effect.context<Nats | Topology | Clickhouse | ProgramRuntime>()
     const tick = Effect.gen(function* () {
       const now = yield* Clock.currentTimeMillis
-      if (yield* runtime.claim(`sweep.${Math.floor(now / every)}`, owner)) yield* sweep()
-    }).pipe(Effect.catchAllCause((cause) => Effect.logError("sweep failed", cause)))
+      const period = Math.floor(now / every)
+      if (yield* runtime.claim(`sweep.${period}`, owner)) yield* sweep(period)
+    }).pipe(
+      Effect.provide(context),
+      Effect.catchAllCause((cause) => Effect.logError("sweep failed", cause))
+    )
     yield* tick.pipe(Effect.repeat(Schedule.spaced(`${Math.max(every / 10, 1000)} millis`)), Effect.delay("5 seconds"), Effect.forkScoped)
   })
 )

@@ -1,6 +1,6 @@
 import type { KV } from "@nats-io/kv"
 import { Config, Data, Effect } from "effect"
-import { type ApplyOptions, type ApplyResult, clearOutbox, emptyState, type MemberState } from "./member/MemberState.ts"
+import { emptyState, type MemberState } from "./member/MemberState.ts"
 import { casConflicts, retries } from "./Metrics.ts"
 import { Nats } from "./Nats.ts"
 import { Topology } from "./Topology.ts"
@@ -15,192 +15,234 @@ export class MemberStoreError extends Data.TaggedError("MemberStoreError")<{
   }
 }
 
-interface Entry {
-  /**
-   * The state as the JSON last read or written: ~10× smaller than the parsed object graph, so the
-   * cache holds 100,000 members in ~150 MB instead of >1 GB, and every update works on a fresh copy.
-   */
-  readonly json: string
-  /** KV revision the state was read or written at; 0 = the key does not exist yet. */
-  readonly revision: number
-  /** Derived events already published from this state's outbox, dropped on the next write. */
-  readonly published: ReadonlySet<string>
-}
-
-export interface Updated {
-  readonly memberId: string
-  readonly result: ApplyResult
-  /** True when the state was written (a changed result). */
-  readonly written: boolean
-}
-
-/** What to do to one member: `f` may mutate the state it is given (see `update`). */
-export type Change = readonly [memberId: string, f: (state: MemberState, options: ApplyOptions) => ApplyResult]
-
-const encoder = new TextEncoder()
-const decoder = new TextDecoder()
-
 /** KV keys allow `[-/_=.a-zA-Z0-9]`; member ids are any 1–128 chars, so the key is base64url. */
 export const memberKey = (memberId: string): string => `m.${Buffer.from(memberId, "utf8").toString("base64url")}`
 export const memberIdOfKey = (key: string): string => Buffer.from(key.slice(2), "base64url").toString("utf8")
 
+const decoder = new TextDecoder()
 const messageOf = (error: unknown): string => (error instanceof Error ? error.message : String(error))
-
-/** A compare-and-set lost to another writer: someone else changed the member first. */
 const isConflict = (error: unknown): boolean => /wrong last sequence|key exists|10071/i.test(messageOf(error))
-
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
-
 /** Capped, jittered backoff for a store that is briefly away (NATS restarting): 200 ms … 10 s. */
 const backoff = (attempt: number) => Math.min(10_000, 200 * 1.5 ** attempt) * (0.5 + Math.random())
 
+interface Entry {
+  /**
+   * The state, its outbox and rows empty. Held as the object itself (about 1.5 times its JSON in
+   * memory): a JSON round trip per event was the largest cost of the hot path.
+   */
+  state: MemberState
+  /** KV revision of the copy in the members bucket; 0 = none there yet. */
+  revision: number
+  readonly partition: number
+  /** Generation of the latest change not yet in KV; 0 = what KV holds. */
+  dirty: number
+}
+
+/** Dirty states of one partition, taken at a checkpoint barrier, to be written to KV. */
+export interface Snapshot {
+  readonly partition: number
+  readonly states: ReadonlyArray<{ readonly memberId: string; readonly json: string; readonly revision: number; readonly dirty: number }>
+}
+
 /**
- * Member state, durable in NATS KV and cached in process.
+ * The member states of the partitions this engine owns (engine/Ingest.ts), held in process.
  *
- * Every write is a compare-and-set on the KV revision the state was read at, so two engines
- * applying events of one member at once never lose an update: the loser re-reads and re-applies,
- * and the per-member event-id memory turns anything already applied into a no-op.
+ * Only the owner of a partition changes its members, so a change is a plain in-memory write; what
+ * makes it durable is the stream the changes came from plus the checkpoints: every few seconds the
+ * states changed since the last one are written to the members bucket (NATS KV), then the partition's
+ * position. A crash replays the stream from that position and, because a state remembers the ids of
+ * the events it applied, ends where it would have.
  *
- * The hot path is one Effect per batch with plain promises inside, up to `concurrency` members in
- * flight: a fiber per member cost more CPU than the KV write it waited for (BENCHMARKS.md).
+ * Each KV write is a compare-and-set on the revision the owner last read or wrote: an engine that
+ * lost its partition without noticing cannot overwrite what the new owner wrote.
+ *
+ * Cache: every dirty state stays until written; clean ones are dropped least recently used first
+ * beyond `MEMBERFLOW_CACHE_MEMBERS` and read again from KV when needed.
  */
 export class MemberStore extends Effect.Service<MemberStore>()("memberflow/MemberStore", {
   scoped: Effect.gen(function* () {
     const { kvm, use } = yield* Nats
     const topology = yield* Topology
-    const cacheSize = yield* Config.integer("MEMBERFLOW_CACHE_MEMBERS").pipe(Config.withDefault(250_000))
+    const cacheSize = yield* Config.integer("MEMBERFLOW_CACHE_MEMBERS").pipe(Config.withDefault(150_000))
     const kv: KV = yield* use("open members bucket", () => kvm.create(topology.membersBucket, { history: 1 }))
     const cache = new Map<string, Entry>()
-
-    /** Least recently used goes first: a Map iterates in insertion order, so re-insert on use. */
-    const remember = (memberId: string, entry: Entry) => {
-      cache.delete(memberId)
-      cache.set(memberId, entry)
-      if (cache.size > cacheSize) {
-        const oldest = cache.keys().next()
-        if (oldest.done !== true) cache.delete(oldest.value)
-      }
-    }
-
-    const read = async (memberId: string): Promise<Entry> => {
-      const found = await kv.get(memberKey(memberId))
-      if (found === null || found.operation !== "PUT") {
-        return { json: JSON.stringify(emptyState(memberId)), revision: found?.revision ?? 0, published: new Set() }
-      }
-      return { json: decoder.decode(found.value), revision: found.revision, published: new Set() }
-    }
+    const dirtyByPartition = new Map<number, Set<string>>()
+    let generation = 0
 
     /** Retries what fails for reasons outside the member (NATS away) until it succeeds. */
-    const persistently = async <A>(memberId: string, operation: () => Promise<A>): Promise<A> => {
+    const persistently = async <A>(operation: () => Promise<A>): Promise<A> => {
       for (let attempt = 0; ; attempt++) {
         try {
           return await operation()
         } catch (error) {
-          if (error instanceof MemberStoreError || isConflict(error)) throw error
+          if (isConflict(error)) throw error
           retries.unsafeUpdate(1, [])
-          if (attempt % 10 === 9) {
-            Effect.runFork(Effect.logWarning("member store unavailable, retrying").pipe(Effect.annotateLogs({ memberId, error: messageOf(error) })))
-          }
+          if (attempt % 10 === 9) Effect.runFork(Effect.logWarning("member store unavailable, retrying").pipe(Effect.annotateLogs({ error: messageOf(error) })))
           await sleep(backoff(attempt))
         }
       }
     }
 
-    const parse = (memberId: string, entry: Entry): MemberState => {
+    const touch = (memberId: string, entry: Entry) => {
+      cache.delete(memberId)
+      cache.set(memberId, entry)
+    }
+
+    /**
+     * Drops the least recently used clean states beyond the cache size; dirty ones wait for their
+     * write. Looks at a few entries per call, so a cache full of dirty states costs nothing extra.
+     */
+    const evict = () => {
+      let looked = 0
+      for (const [memberId, entry] of cache) {
+        if (cache.size <= cacheSize || looked++ >= 64) return
+        if (entry.dirty === 0) cache.delete(memberId)
+      }
+    }
+
+    const read = async (memberId: string, partition: number): Promise<Entry> => {
+      const found = await persistently(() => kv.get(memberKey(memberId)))
+      if (found === null || found.operation !== "PUT") {
+        return { state: emptyState(memberId), revision: found?.revision ?? 0, partition, dirty: 0 }
+      }
       try {
-        return JSON.parse(entry.json) as MemberState
+        return { state: JSON.parse(found.string()) as MemberState, revision: found.revision, partition, dirty: 0 }
       } catch (cause) {
         throw new MemberStoreError({ memberId, reason: "stored state is not valid JSON", cause })
       }
     }
 
-    const updateOne = async (memberId: string, f: Change[1]): Promise<Updated> => {
-      let entry = cache.get(memberId) ?? (await persistently(memberId, () => read(memberId)))
-      for (let attempt = 1; attempt <= 50; attempt++) {
-        // A fresh parse is ours alone: `f` may mutate it in place.
-        const state = parse(memberId, entry)
-        const base = entry.published.size > 0 ? clearOutbox(state, [...entry.published]) : state
-        const result = f(base, { owned: true })
-        if (!result.changed) {
-          remember(memberId, entry)
-          return { memberId, result, written: false }
-        }
-        const json = JSON.stringify(result.state)
-        const bytes = encoder.encode(json)
-        const key = memberKey(memberId)
-        const revision = entry.revision
-        try {
-          const written = await persistently(memberId, () => (revision === 0 ? kv.create(key, bytes) : kv.update(key, bytes, revision)))
-          remember(memberId, { json, revision: written, published: new Set() })
-          return { memberId, result, written: true }
-        } catch (error) {
-          if (!isConflict(error)) throw error
-          casConflicts.unsafeUpdate(1, [])
-          cache.delete(memberId)
-          entry = await persistently(memberId, () => read(memberId))
-        }
-      }
-      throw new MemberStoreError({ memberId, reason: "50 compare-and-set attempts lost to other writers" })
-    }
-
-    /**
-     * Applies each change with compare-and-set, up to `concurrency` members at once. Transient
-     * failures are retried inside; the Effect fails only on a state that cannot be read.
-     */
-    const updateMany = (changes: Iterable<Change>, concurrency = 512) =>
+    /** Reads the states not in the cache from KV, up to 256 at once. */
+    const load = (members: ReadonlyArray<readonly [memberId: string, partition: number]>) =>
       Effect.tryPromise({
         try: async () => {
-          const work = [...changes]
-          const results = new Array<Updated>(work.length)
+          const missing = members.filter(([memberId]) => !cache.has(memberId))
           let next = 0
           const worker = async () => {
-            while (next < work.length) {
-              const i = next++
-              const [memberId, f] = work[i]!
-              results[i] = await updateOne(memberId, f)
+            while (next < missing.length) {
+              const [memberId, partition] = missing[next++]!
+              const entry = await read(memberId, partition)
+              if (!cache.has(memberId)) cache.set(memberId, entry)
             }
           }
-          await Promise.all(Array.from({ length: Math.min(concurrency, work.length) }, worker))
-          return results
+          await Promise.all(Array.from({ length: Math.min(256, missing.length) }, worker))
         },
-        catch: (cause) =>
-          cause instanceof MemberStoreError ? cause : new MemberStoreError({ memberId: "?", reason: messageOf(cause), cause })
-      }).pipe(Effect.withSpan("MemberStore.updateMany"))
+        catch: (cause) => new MemberStoreError({ memberId: "?", reason: messageOf(cause), cause })
+      })
 
     /**
-     * Marks derived events (or outbox rows) as published so the next write drops them from the
-     * outbox. Returns the ids not marked before: a row written again before its drop is not new.
+     * A member's state, the caller's to change in place (it must have been loaded): only the
+     * partition's owner, one batch at a time, changes it, and `put` says it did.
      */
-    const markPublished = (memberId: string, ids: ReadonlyArray<string>): ReadonlyArray<string> => {
-      const hit = cache.get(memberId)
-      if (hit === undefined || ids.length === 0) return ids
-      const fresh = ids.filter((id) => !hit.published.has(id))
-      if (fresh.length > 0) cache.set(memberId, { ...hit, published: new Set([...hit.published, ...fresh]) })
-      return fresh
+    const take = (memberId: string): MemberState => cache.get(memberId)?.state ?? emptyState(memberId)
+
+    /** Records a changed state; it is written to KV at its partition's next checkpoint. */
+    const put = (memberId: string, partition: number, state: MemberState) => {
+      const entry = cache.get(memberId)
+      generation++
+      if (entry === undefined) {
+        touch(memberId, { state, revision: 0, partition, dirty: generation })
+      } else {
+        entry.state = state
+        entry.dirty = generation
+        touch(memberId, entry)
+      }
+      let dirty = dirtyByPartition.get(partition)
+      if (dirty === undefined) dirtyByPartition.set(partition, (dirty = new Set()))
+      dirty.add(memberId)
+      evict()
     }
 
-    /** Reads straight from KV, bypassing the cache (what another engine may have written). */
-    const getFresh = (memberId: string) =>
+    const dirtyCount = (partition: number): number => dirtyByPartition.get(partition)?.size ?? 0
+
+    /** The partition's dirty states as they are now (as JSON): call it between batches. */
+    const snapshot = (partition: number): Snapshot => {
+      const states: Array<Snapshot["states"][number]> = []
+      for (const memberId of dirtyByPartition.get(partition) ?? []) {
+        const entry = cache.get(memberId)
+        if (entry !== undefined && entry.dirty !== 0) states.push({ memberId, json: JSON.stringify(entry.state), revision: entry.revision, dirty: entry.dirty })
+      }
+      return { partition, states }
+    }
+
+    /**
+     * Writes a snapshot to KV, 256 at once, each a compare-and-set. Returns the number of states
+     * another writer had changed first (nonzero: the partition is no longer ours alone).
+     */
+    const flush = (snap: Snapshot) =>
       Effect.tryPromise({
-        try: () => read(memberId),
-        catch: (cause) => (cause instanceof MemberStoreError ? cause : new MemberStoreError({ memberId, reason: messageOf(cause), cause }))
-      }).pipe(
+        try: async () => {
+          let conflicts = 0
+          let next = 0
+          const worker = async () => {
+            while (next < snap.states.length) {
+              const { memberId, json, revision, dirty } = snap.states[next++]!
+              const key = memberKey(memberId)
+              try {
+                const written = await persistently(() => (revision === 0 ? kv.create(key, json) : kv.update(key, json, revision)))
+                const entry = cache.get(memberId)
+                if (entry !== undefined) {
+                  entry.revision = written
+                  if (entry.dirty === dirty) {
+                    entry.dirty = 0
+                    dirtyByPartition.get(snap.partition)?.delete(memberId)
+                  }
+                }
+              } catch (error) {
+                if (!isConflict(error)) throw error
+                conflicts++
+                casConflicts.unsafeUpdate(1, [])
+              }
+            }
+          }
+          await Promise.all(Array.from({ length: Math.min(256, snap.states.length) }, worker))
+          evict()
+          return conflicts
+        },
+        catch: (cause) => new MemberStoreError({ memberId: "?", reason: messageOf(cause), cause })
+      }).pipe(Effect.withSpan("MemberStore.flush"))
+
+    /** Forgets a partition's states (handed over, or lost to another engine). */
+    const dropPartition = (partition: number) => {
+      for (const [memberId, entry] of cache) if (entry.partition === partition) cache.delete(memberId)
+      dirtyByPartition.delete(partition)
+    }
+
+    /**
+     * The state as this engine holds it (JSON), for a lookup from another process; null when it is
+     * not cached here (then KV has the latest) or was never anything but empty.
+     */
+    const answer = (memberId: string): string | null => {
+      const entry = cache.get(memberId)
+      return entry === undefined || (entry.revision === 0 && entry.dirty === 0) ? null : JSON.stringify(entry.state)
+    }
+
+    /** Reads a member straight from KV: what a checkpoint last wrote. */
+    const stored = (memberId: string) =>
+      use("kv get member", () => kv.get(memberKey(memberId))).pipe(
         Effect.flatMap((entry) =>
-          entry.revision === 0
+          entry === null || entry.operation !== "PUT"
             ? Effect.succeed(null)
             : Effect.try({
-                try: () => parse(memberId, entry),
-                catch: (cause) => (cause instanceof MemberStoreError ? cause : new MemberStoreError({ memberId, reason: messageOf(cause), cause }))
+                try: () => JSON.parse(decoder.decode(entry.value)) as MemberState,
+                catch: (cause) => new MemberStoreError({ memberId, reason: "stored state is not valid JSON", cause })
               })
         )
       )
 
-    const memberIds = use("kv keys", async () => {
-      const ids: Array<string> = []
-      for await (const key of await kv.keys("m.>")) ids.push(memberIdOfKey(key))
-      return ids
-    })
+    /** Every member of the given partitions, by partition: those in KV and those not written there yet. */
+    const membersOf = (partitions: ReadonlySet<number>, partitionOf: (memberId: string) => number) =>
+      use("kv keys", async () => {
+        const ids = new Map<number, Set<string>>([...partitions].map((p) => [p, new Set<string>()]))
+        for await (const key of await kv.keys("m.>")) {
+          const memberId = memberIdOfKey(key)
+          ids.get(partitionOf(memberId))?.add(memberId)
+        }
+        for (const [memberId, entry] of cache) ids.get(entry.partition)?.add(memberId)
+        return new Map([...ids].map(([p, set]) => [p, [...set]] as const))
+      })
 
-    return { updateMany, markPublished, getFresh, memberIds, cacheSize: () => cache.size } as const
+    return { load, take, put, dirtyCount, snapshot, flush, dropPartition, answer, stored, membersOf, cacheSize: () => cache.size } as const
   })
 }) {}

@@ -1,13 +1,14 @@
 import { Effect, Metric, MetricBoundaries, MetricState } from "effect"
 
 /** The engine's metrics (operations.md, "Observability"); rendered for Prometheus at /metrics. */
-export const eventsReceived = Metric.counter("memberflow_events_received_total", { description: "messages taken from the event stream", incremental: true })
+export const eventsReceived = Metric.counter("memberflow_events_received_total", { description: "messages of this engine's partitions taken from the event stream", incremental: true })
 export const eventsApplied = Metric.counter("memberflow_events_applied_total", { description: "events applied to member state for the first time", incremental: true })
 export const eventsDuplicate = Metric.counter("memberflow_events_duplicate_total", { description: "events already applied (replays, re-publishes)", incremental: true })
 export const eventsRejected = Metric.counter("memberflow_events_rejected_total", { description: "messages refused and dead-lettered", incremental: true })
-export const casConflicts = Metric.counter("memberflow_member_cas_conflicts_total", { description: "member writes that lost a compare-and-set and were re-applied", incremental: true })
-export const derivedPublished = Metric.counter("memberflow_derived_events_published_total", { description: "tier/tag/rfm events the engine published", incremental: true })
-export const consumerLag = Metric.gauge("memberflow_consumer_lag", { description: "messages in the stream not yet delivered to the engine's consumer" })
+export const casConflicts = Metric.counter("memberflow_member_cas_conflicts_total", { description: "checkpoint writes of a member that found it changed by another engine (the partition is given up and replayed)", incremental: true })
+export const derivedPublished = Metric.counter("memberflow_derived_events_published_total", { description: "events, timers and message requests the engine published", incremental: true })
+export const consumerLag = Metric.gauge("memberflow_consumer_lag", { description: "messages in the event stream after the lowest position this engine has handled (0 when it owns no partition)" })
+export const partitionsOwned = Metric.gauge("memberflow_partitions_owned", { description: "member partitions this engine owns" })
 export const batchSeconds = Metric.histogram(
   "memberflow_batch_seconds",
   MetricBoundaries.exponential({ start: 0.005, factor: 2, count: 12 }),

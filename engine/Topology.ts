@@ -13,7 +13,6 @@ export interface TopologyShape {
   readonly subjectPrefix: string
   readonly deadletterStream: string
   readonly deadletterSubject: string
-  readonly consumer: string
   /** Journey timers waiting to come due (engine/Timers.ts). */
   readonly timersStream: string
   readonly timersSubject: string
@@ -37,13 +36,11 @@ export class Topology extends Context.Tag("memberflow/Topology")<Topology, Topol
       const stream = yield* Config.string("MEMBERFLOW_STREAM").pipe(Config.withDefault("MEMBER_EVENTS"))
       const subjectPrefix = yield* Config.string("MEMBERFLOW_SUBJECT_PREFIX").pipe(Config.withDefault("events"))
       const kvPrefix = yield* Config.string("MEMBERFLOW_KV_PREFIX").pipe(Config.withDefault("memberflow"))
-      const consumer = yield* Config.string("MEMBERFLOW_CONSUMER").pipe(Config.withDefault("memberflow"))
       return {
         stream,
         subjectPrefix,
         deadletterStream: `${stream}_DEADLETTER`,
         deadletterSubject: `deadletter.${subjectPrefix}`,
-        consumer,
         timersStream: `${stream}_TIMERS`,
         timersSubject: `timers.${subjectPrefix}`,
         messagesStream: `${stream}_MESSAGES`,
@@ -59,7 +56,6 @@ export class Topology extends Context.Tag("memberflow/Topology")<Topology, Topol
     Layer.succeed(Topology, {
       deadletterStream: `${overrides.stream}_DEADLETTER`,
       deadletterSubject: `deadletter.${overrides.subjectPrefix}`,
-      consumer: "memberflow",
       timersStream: `${overrides.stream}_TIMERS`,
       timersSubject: `timers.${overrides.subjectPrefix}`,
       messagesStream: `${overrides.stream}_MESSAGES`,
@@ -79,8 +75,9 @@ const isNotFound = (error: NatsError): boolean =>
   error.cause instanceof Error && /not found/i.test(error.cause.message)
 
 /**
- * Creates the event stream, the dead-letter stream and the durable consumer when missing.
- * Never deletes or purges (events.md). Safe when several engines start at once.
+ * Creates the event, dead-letter, timers and messages streams and the durable consumers of timers
+ * and messages when missing. Events are read by position (engine/Ingest.ts), not through a durable
+ * consumer. Never deletes or purges (events.md). Safe when several engines start at once.
  */
 export const ensureTopology = Effect.fn("Topology.ensure")(function* () {
   const { jsm, use } = yield* Nats
@@ -126,18 +123,4 @@ export const ensureTopology = Effect.fn("Topology.ensure")(function* () {
   for (const channel of ["sms", "email", "wechat"] as const) {
     yield* ensureHolding(topology.messagesStream, messagesConsumer(channel), ackWaitMs, `${topology.messagesSubject}.${channel}`)
   }
-  yield* use(`consumer info ${topology.consumer}`, () => jsm.consumers.info(topology.stream, topology.consumer)).pipe(
-    Effect.catchIf(isNotFound, () =>
-      use(`create consumer ${topology.consumer}`, () =>
-        jsm.consumers.add(topology.stream, {
-          durable_name: topology.consumer,
-          ack_policy: AckPolicy.Explicit,
-          deliver_policy: DeliverPolicy.All,
-          ack_wait: nanos(ackWaitMs),
-          max_ack_pending: 50_000,
-          max_deliver: -1
-        })
-      )
-    )
-  )
 })

@@ -385,7 +385,10 @@ export const runChaos = async (options: ChaosOptions): Promise<ChaosReport> => {
       for (const channel of ["sms", "email", "wechat"] as const) {
         const n = counts[channel]
         if (n === 1) receivedOnce++
-        else if (n > 1) duplicated += n - 1
+        else if (n > 1) {
+          duplicated += n - 1
+          log(`chaos: ${memberId} received ${n} ${channel} messages`)
+        }
         else if (interrupted.has(`${memberId}:${channel}`)) interruptedMissing++
         else missing++
       }

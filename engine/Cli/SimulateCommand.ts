@@ -10,7 +10,7 @@ import { simulate } from "../journeys/Simulate.ts"
 import { fixedCutpoints } from "../member/Rfm.ts"
 import { applyEvents, emptyState, type MemberContext } from "../member/MemberState.ts"
 import { shortHash } from "../member/MemberState/Ids.ts"
-import { MemberStore } from "../MemberStore.ts"
+import { MemberLookup } from "../MemberLookup.ts"
 import { Nats } from "../Nats.ts"
 import { didYouMean } from "../program/YamlDocument/Suggest.ts"
 import { Topology } from "../Topology.ts"
@@ -19,10 +19,10 @@ export class SimulateFailed extends Data.TaggedError("SimulateFailed")<{ readonl
 
 const encodeJourney = Schema.encodeSync(Journey)
 
-/** The member as the engine has them (KV), when NATS is reachable and knows them. */
+/** The member as the engine has them (its owner, else KV), when NATS is reachable and knows them. */
 const storedState = (memberId: string) =>
-  Effect.flatMap(MemberStore, (store) => store.getFresh(memberId)).pipe(
-    Effect.provide(MemberStore.Default.pipe(Layer.provide(Layer.merge(Nats.layer, Topology.layer)))),
+  Effect.flatMap(MemberLookup, (lookup) => lookup.get(memberId)).pipe(
+    Effect.provide(MemberLookup.Default.pipe(Layer.provide(Layer.merge(Nats.layer, Topology.layer)))),
     Effect.either
   )
 

@@ -20,6 +20,8 @@ export interface DemoEngine {
   readonly sql: <A = Record<string, unknown>>(query: string) => Effect.Effect<ReadonlyArray<A>, DemoEngineFailed>
   /** the Prometheus text of `/metrics` */
   readonly metrics: Effect.Effect<string, DemoEngineFailed>
+  /** events in the stream the engine has not handled yet (its `/readyz`); -1 when it cannot say */
+  readonly lag: Effect.Effect<number, DemoEngineFailed>
   /** fails, with the end of the engine's log, once the process has exited */
   readonly alive: Effect.Effect<void, DemoEngineFailed>
   /** waits until `/readyz` answers 200 (the stream, tables and journeys are loaded) */
@@ -82,6 +84,16 @@ export const startDemoEngine = (options: { readonly env: Record<string, string>;
       )
 
     const metrics = request(HttpClientRequest.get(`${url}/metrics`)).pipe(Effect.map(({ text }) => text))
+    const lag = request(HttpClientRequest.get(`${url}/readyz`)).pipe(
+      Effect.map(({ text }) => {
+        try {
+          const lag = (JSON.parse(text) as { ingest?: { lag?: unknown } }).ingest?.lag
+          return typeof lag === "number" ? lag : -1
+        } catch {
+          return -1
+        }
+      })
+    )
 
     // Ready when /readyz says so; an engine that exits first is a failure with its log.
     const readyz = request(HttpClientRequest.get(`${url}/readyz`)).pipe(
@@ -108,5 +120,5 @@ export const startDemoEngine = (options: { readonly env: Record<string, string>;
         Effect.catchAll(() => child.kill("SIGKILL").pipe(Effect.ignore)),
         Effect.zipRight(exitCode)
       )
-    return { url, pid: child.pid, sql, metrics, alive, ready, stop } satisfies DemoEngine
+    return { url, pid: child.pid, sql, metrics, lag, alive, ready, stop } satisfies DemoEngine
   })

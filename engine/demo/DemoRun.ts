@@ -36,7 +36,7 @@ const num = (value: unknown): number => (typeof value === "number" ? value : Num
 export const runUntilSettled = (options: RunOptions) =>
   Effect.gen(function* () {
     const { engine } = options
-    const { js, jsm, use } = yield* Nats
+    const { js, use } = yield* Nats
     const topology = yield* Topology
     const seen = new Set<string>()
     /** members who have had their answer decided: one per member, experiments first */
@@ -93,9 +93,8 @@ export const runUntilSettled = (options: RunOptions) =>
       published += due.length
     })
 
-    const backlog = use("consumer info", () => jsm.consumers.info(topology.stream, topology.consumer)).pipe(
-      Effect.map((info) => info.num_pending + info.num_ack_pending)
-    )
+    // what the engine has not handled yet of the stream (its /readyz)
+    const backlog = Effect.map(engine.lag, (lag) => (lag < 0 ? Number.MAX_SAFE_INTEGER : lag))
 
     const progress = (phase: string, lag: number) =>
       Effect.gen(function* () {
@@ -158,4 +157,7 @@ export const runUntilSettled = (options: RunOptions) =>
       }
       yield* Effect.sleep("2 seconds")
     }
-  })
+  }).pipe(
+    // An admin API that stops answering is most often an engine that died: say so, with its log.
+    Effect.catchAll((error) => Effect.zipRight(options.engine.alive, Effect.fail(error)))
+  )

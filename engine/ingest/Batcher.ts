@@ -15,7 +15,7 @@ export const batcher = <T>(messages: AsyncIterable<T>, size: number, windowMs: n
   let pending: Promise<IteratorResult<T>> | undefined
   let ended = false
   const pull = () => (pending ??= iterator.next())
-  return async (): Promise<Array<T> | null> => {
+  const next = async (): Promise<Array<T> | null> => {
     if (ended) return null
     const first = await pull()
     pending = undefined
@@ -44,4 +44,10 @@ export const batcher = <T>(messages: AsyncIterable<T>, size: number, windowMs: n
     }
     return batch
   }
+  // Resolves once a message (or the end) is there, taking nothing: a caller can wait for it beside
+  // other things and then call the batcher, and no message is lost to the race.
+  const ready = async (): Promise<void> => {
+    if (!ended) await pull()
+  }
+  return Object.assign(next, { ready })
 }

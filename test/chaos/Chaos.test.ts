@@ -34,16 +34,18 @@ describe("chaos: crashes, a broker restart and a provider outage lose nothing an
       publishSeconds: 8,
       log: (line) => lines.push(line)
     })
+    // the figures first, so that a failure shows them
+    console.log(formatReport(report))
     expect(report.kills).toBe(2)
     expect(report.natsRestarts).toBe(1)
     // SIGTERM during the run: drained, exit 0 within 10 s, and (below) nothing lost
     expect(report.busySigterm?.code).toBe(0)
     expect(report.busySigterm?.seconds).toBeLessThanOrEqual(10)
     expectNoLossNoDuplicate(report)
-    console.log(formatReport(report))
   })
 
   it("three engines on one stream, one of them SIGKILLed mid-run", { timeout: 300_000 }, async () => {
+    const lines: Array<string> = []
     const report = await runChaos({
       members: 60,
       purchasesPerMember: 2,
@@ -52,10 +54,11 @@ describe("chaos: crashes, a broker restart and a provider outage lose nothing an
       restartNats: false,
       providerOutageMs: 0,
       publishSeconds: 8,
-      log: () => undefined
+      log: (line) => lines.push(line)
     })
+    console.log(formatReport(report))
+    if (!report.ok) console.log(lines.join("\n"))
     expect(report.kills).toBe(1)
     expectNoLossNoDuplicate(report)
-    console.log(formatReport(report))
   })
 })

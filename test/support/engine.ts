@@ -116,3 +116,18 @@ export const eventually = async (check: () => Promise<boolean>, ms = 30_000, wha
   }
   throw new Error(`timed out waiting for ${what}${lastError ? `: ${String(lastError)}` : ""}`)
 }
+
+interface Readiness {
+  readonly ingest?: { readonly partitions: number; readonly owned: ReadonlyArray<number>; readonly lag: number }
+}
+
+/**
+ * True when the engines between them own every member partition and each has handled the whole
+ * stream (its /readyz): every event published so far has its effects written.
+ */
+export const drained = async (engines: ReadonlyArray<EngineProcess>): Promise<boolean> => {
+  const states = await Promise.all(engines.map(async (engine) => (await engine.get("/readyz")).body as Readiness))
+  const partitions = states[0]?.ingest?.partitions ?? -1
+  const owned = states.reduce((sum, state) => sum + (state.ingest?.owned.length ?? 0), 0)
+  return owned === partitions && states.every((state) => state.ingest?.lag === 0)
+}

@@ -1,0 +1,211 @@
+import type { JsMsg } from "@nats-io/jetstream"
+import { Either } from "effect"
+import type { DerivedEvent, MemberEvent } from "../../schemas/Event.ts"
+import { chTime, type EventRow, type MemberProfileRow, type MemberTagRow, type RejectedEventRow } from "../../schemas/Rows.ts"
+import { type JourneySet, MESSAGE_REQUEST, runJourneys, TIMER_REQUEST } from "../journeys/Apply.ts"
+import { maskAttributes, maskRaw } from "../member/Mask.ts"
+import { applyEvents, type ApplyResult, type MemberContext, type MemberState, profileRow } from "../member/MemberState.ts"
+import { shortHash } from "../member/MemberState/Ids.ts"
+import { decodeEvent } from "./Decode.ts"
+
+/**
+ * Stage one of a batch, in process and in stream order: decode each message, apply each event to
+ * its member with the event's arrival in the stream as `now` (so a replay after a crash decides
+ * exactly as the first run did), run the journeys, and collect what must leave the engine — rows
+ * for ClickHouse, events and requests to publish. The member states change in the store; their
+ * outboxes are emptied into the batch, which stage two (engine/ingest/RecordBatch.ts) writes.
+ */
+
+const RAW_LIMIT = 256 * 1024
+const lossyUtf8 = new TextDecoder("utf-8")
+
+export const arrivalMs = (msg: JsMsg): number => Number(msg.timestampNanos / 1_000_000n)
+
+/** A message of an owned partition, decoded or refused. */
+export type Routed =
+  | { readonly kind: "event"; readonly msg: JsMsg; readonly partition: number; readonly event: MemberEvent; readonly arrival: number }
+  | { readonly kind: "rejected"; readonly msg: JsMsg; readonly partition: number; readonly reason: string; readonly arrival: number }
+
+/** A derived event to publish; `applied`: already in its member's state (its own write made it). */
+export interface Outgoing {
+  readonly event: DerivedEvent
+  readonly applied: boolean
+}
+
+export type JourneyRow = { readonly memberId: string; readonly id: string; readonly table: string; readonly row: unknown }
+
+export interface AppliedBatch {
+  readonly rejected: ReadonlyArray<RejectedEventRow & { readonly data: Uint8Array }>
+  readonly eventRows: ReadonlyArray<EventRow>
+  readonly tagRows: ReadonlyArray<MemberTagRow>
+  readonly profileRows: ReadonlyArray<MemberProfileRow>
+  readonly journeyRows: ReadonlyArray<JourneyRow>
+  readonly outgoing: ReadonlyArray<Outgoing>
+  /** Arrival times of the messages handled, for the latency histogram. */
+  readonly arrivals: ReadonlyArray<number>
+  readonly applied: number
+  readonly duplicates: number
+}
+
+export const emptyBatch: AppliedBatch = {
+  rejected: [],
+  eventRows: [],
+  tagRows: [],
+  profileRows: [],
+  journeyRows: [],
+  outgoing: [],
+  arrivals: [],
+  applied: 0,
+  duplicates: 0
+}
+
+export const eventRow = (event: MemberEvent, receivedAt: number): EventRow => ({
+  event_id: event.id,
+  type: event.type,
+  member_id: event.memberId,
+  occurred_at: chTime(event.at),
+  received_at: chTime(receivedAt),
+  source: event.source ?? "",
+  // contact points stay in the member's state only (clickhouse.md): masked here like everywhere else
+  properties: JSON.stringify(maskAttributes(event.properties)),
+  amount: event.type === "purchase" || event.type === "refund" ? Number(event.properties["amount"]) : null
+})
+
+const tagRow = (event: MemberEvent): MemberTagRow | null => {
+  if ((event.type !== "tag.added" && event.type !== "tag.removed") || event.source !== "memberflow") return null
+  return {
+    event_id: event.id,
+    member_id: event.memberId,
+    tag: String(event.properties["tag"]),
+    op: event.type === "tag.added" ? "add" : "remove",
+    at: chTime(event.at),
+    source: String(event.properties["source"] ?? "")
+  }
+}
+
+export const rejectedRow = (stream: string, msg: JsMsg, reason: string, arrival: number): RejectedEventRow & { readonly data: Uint8Array } => ({
+  rejection_id: `${stream}:${msg.seq}`,
+  received_at: chTime(arrival),
+  subject: msg.subject,
+  raw: maskRaw(lossyUtf8.decode(msg.data.subarray(0, RAW_LIMIT))),
+  reason,
+  data: msg.data
+})
+
+export interface Decoded {
+  readonly event: MemberEvent | null
+  readonly reason: string | null
+}
+
+export const decode = (msg: JsMsg, subjectPrefix: string, maxBytes: number, arrival: number): Decoded => {
+  const decoded = decodeEvent(msg.subject, msg.data, { subjectPrefix, now: arrival, maxBytes })
+  return Either.isLeft(decoded) ? { event: null, reason: decoded.left } : { event: decoded.right, reason: null }
+}
+
+/** What a member store offers stage one: a state to change in place, and word that it changed. */
+export interface States {
+  readonly take: (memberId: string) => MemberState
+  readonly put: (memberId: string, partition: number, state: MemberState) => void
+}
+
+/**
+ * Collects one member's changes over a batch: the working state (taken once, put back once), its
+ * outbox and rows moved into the batch's outputs.
+ */
+export class BatchBuilder {
+  private readonly working = new Map<string, { state: MemberState; partition: number; changed: boolean; now: number }>()
+  private readonly rejected: Array<AppliedBatch["rejected"][number]> = []
+  private readonly eventRows: Array<EventRow> = []
+  private readonly tagRows: Array<MemberTagRow> = []
+  private readonly journeyRows: Array<JourneyRow> = []
+  private readonly outgoing: Array<Outgoing> = []
+  private readonly arrivals: Array<number> = []
+  private applied = 0
+  private duplicates = 0
+
+  constructor(
+    private readonly states: States,
+    private readonly ctx: MemberContext,
+    private readonly journeys: JourneySet,
+    private readonly stream: string
+  ) {}
+
+  private stateOf(memberId: string, partition: number, now: number) {
+    let work = this.working.get(memberId)
+    if (work === undefined) {
+      work = { state: this.states.take(memberId), partition, changed: false, now }
+      this.working.set(memberId, work)
+    }
+    work.now = Math.max(work.now, now)
+    return work
+  }
+
+  reject(msg: JsMsg, reason: string, arrival: number): void {
+    this.rejected.push(rejectedRow(this.stream, msg, reason, arrival))
+    this.arrivals.push(arrival)
+  }
+
+  /** Applies one event with its arrival as `now`. */
+  event(event: MemberEvent, partition: number, arrival: number): void {
+    this.arrivals.push(arrival)
+    const work = this.stateOf(event.memberId, partition, arrival)
+    const result = runJourneys(applyEvents(work.state, [event], this.ctx, arrival, { owned: true }), this.journeys, this.ctx, arrival, { owned: true })
+    this.take(work, result)
+    this.applied += result.applied.length
+    this.duplicates += result.duplicates.length
+    for (const applied of result.applied) this.eventRows.push(eventRow(applied, arrival))
+  }
+
+  /** A change with no event (a pass over the members): `f` may mutate the state it is given. */
+  change(memberId: string, partition: number, now: number, f: (state: MemberState) => ApplyResult): void {
+    const work = this.stateOf(memberId, partition, now)
+    this.take(work, f(work.state))
+  }
+
+  private take(work: { state: MemberState; changed: boolean }, result: ApplyResult): void {
+    work.state = result.state
+    if (!result.changed) return
+    work.changed = true
+  }
+
+  /** Puts every changed state back into the store, with its outbox and rows moved into the batch. */
+  finish(): AppliedBatch {
+    const profileRows: Array<MemberProfileRow> = []
+    for (const [memberId, work] of this.working) {
+      const state = work.state as { -readonly [K in keyof MemberState]: MemberState[K] }
+      const outbox = state.outbox
+      const rows = state.rows ?? []
+      if (!work.changed && outbox.length === 0 && rows.length === 0) continue
+      for (const event of outbox) {
+        // What the state's own write applied (tier, tags, RFM, journey entries and exits) is marked so
+        // that no engine applies it again when it comes back through the stream. Timer and message
+        // requests go to their own streams.
+        const applied = event.type !== TIMER_REQUEST && event.type !== MESSAGE_REQUEST && state.seen.lastIndexOf(shortHash(event.id)) !== -1
+        this.outgoing.push({ event, applied })
+          if (applied) {
+            const asEvent: MemberEvent = { ...event, at: Date.parse(event.occurredAt), source: "memberflow" }
+            this.eventRows.push(eventRow(asEvent, work.now))
+            const row = tagRow(asEvent)
+            if (row !== null) this.tagRows.push(row)
+          }
+      }
+      for (const row of rows) this.journeyRows.push({ memberId, ...row })
+      state.outbox = []
+      state.rows = []
+      this.states.put(memberId, work.partition, state)
+      if (work.changed) profileRows.push(profileRow(state, this.ctx, work.now))
+    }
+    this.working.clear()
+    return {
+      rejected: this.rejected,
+      eventRows: this.eventRows,
+      tagRows: this.tagRows,
+      profileRows,
+      journeyRows: this.journeyRows,
+      outgoing: this.outgoing,
+      arrivals: this.arrivals,
+      applied: this.applied,
+      duplicates: this.duplicates
+    }
+  }
+}

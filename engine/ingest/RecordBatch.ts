@@ -1,0 +1,104 @@
+import { headers as natsHeaders } from "@nats-io/transport-node"
+import { Effect, MetricLabel } from "effect"
+import type { DerivedEvent } from "../../schemas/Event.ts"
+import { MESSAGE_REQUEST, TIMER_REQUEST } from "../journeys/Apply.ts"
+import * as Metrics from "../Metrics.ts"
+import { Nats } from "../Nats.ts"
+import { subjectOf, Topology, type TopologyShape } from "../Topology.ts"
+import type { AppliedBatch, JourneyRow } from "./ApplyBatch.ts"
+
+/**
+ * Stage two of a batch: everything stage one produced leaves the engine — derived events onto the
+ * event stream, waits onto the timers stream, messages onto the messages stream, refusals onto the
+ * dead-letter stream, rows to ClickHouse through the row sink — each retried until it succeeds. Ids
+ * are deterministic throughout (Nats-Msg-Id; ReplacingMergeTree keys), so a batch recorded twice
+ * after a crash lands once.
+ */
+
+/** Set on the engine's own events that their write already applied: readers skip them. */
+export const APPLIED_HEADER = "Memberflow-Applied"
+
+const JOURNEY_TABLES = ["journey_enrollments", "journey_steps", "messages", "conversions"] as const
+
+import { retryForever } from "./Retry.ts"
+import type { RowSink } from "./RowSink.ts"
+
+export { retryForever } from "./Retry.ts"
+
+/** The channel a message request is tried on first: its delivery consumer. */
+const firstChannel = (event: DerivedEvent): string => {
+  const messages = event.properties["messages"]
+  const first = Array.isArray(messages) ? (messages[0] as { channel?: unknown } | undefined) : undefined
+  return typeof first?.channel === "string" ? first.channel : "sms"
+}
+
+const subjectFor = (topology: TopologyShape, event: DerivedEvent): string =>
+  event.type === TIMER_REQUEST
+    ? topology.timersSubject
+    : event.type === MESSAGE_REQUEST
+      ? `${topology.messagesSubject}.${firstChannel(event)}`
+      : subjectOf(topology, event.type)
+
+/** Enrollments by journey and variant, messages by channel and status, for /metrics. */
+const countJourneyRows = (rows: ReadonlyArray<JourneyRow>) => {
+  for (const { table, row } of rows) {
+    const r = row as Record<string, string>
+    if (table === "journey_enrollments" && r["status"] === "active") {
+      Metrics.journeyEnrollments.unsafeUpdate(1, [MetricLabel.make("journey", r["journey_id"] ?? ""), MetricLabel.make("variant", r["variant"] ?? "")])
+    } else if (table === "messages") {
+      Metrics.journeyMessages.unsafeUpdate(1, [MetricLabel.make("channel", r["channel"] ?? ""), MetricLabel.make("status", r["status"] ?? "")])
+    }
+  }
+}
+
+/**
+ * Publishes what a batch made and hands its rows to the sink; `written` runs once the rows are in
+ * ClickHouse too. Returns when the publishes are acknowledged and the rows queued.
+ */
+export const recordBatch = Effect.fn("Ingest.recordBatch")(function* (work: AppliedBatch, sink: RowSink, written: () => void) {
+  const { js, use } = yield* Nats
+  const topology = yield* Topology
+  const applied = natsHeaders()
+  applied.set(APPLIED_HEADER, "1")
+  const publishes = use("publish derived events", () =>
+    Promise.all(
+      work.outgoing.map(({ event, applied: isApplied }) =>
+        js.publish(subjectFor(topology, event), JSON.stringify({ ...event, source: "memberflow" }), {
+          msgID: event.id,
+          ...(isApplied ? { headers: applied } : {})
+        })
+      )
+    )
+  ).pipe(Effect.retry(retryForever))
+  const deadLetters = Effect.forEach(
+    work.rejected,
+    (row) => {
+      const h = natsHeaders()
+      h.set("Memberflow-Reason", row.reason.slice(0, 1024).replace(/[\r\n]+/g, " "))
+      h.set("Memberflow-Subject", row.subject)
+      return use("publish dead letter", () => js.publish(topology.deadletterSubject, row.data, { msgID: row.rejection_id, headers: h })).pipe(
+        Effect.retry(retryForever)
+      )
+    },
+    { concurrency: 64, discard: true }
+  )
+  yield* Effect.all([publishes, deadLetters], { concurrency: "unbounded", discard: true })
+  const byTable = new Map<string, Array<unknown>>(JOURNEY_TABLES.map((table) => [table, []]))
+  for (const { table, row } of work.journeyRows) byTable.get(table)?.push(row)
+  yield* sink.offer(
+    [
+      ["events", work.eventRows],
+      ["member_tags", work.tagRows],
+      ["member_profiles", work.profileRows],
+      ["rejected_events", work.rejected.map(({ data: _, ...row }) => row)],
+      ...byTable
+    ],
+    () => {
+      countJourneyRows(work.journeyRows)
+      written()
+    }
+  )
+  if (work.rejected.length > 0) {
+    yield* Effect.logWarning("events rejected").pipe(Effect.annotateLogs({ count: work.rejected.length, first: work.rejected[0]?.reason ?? "" }))
+  }
+})

@@ -1,0 +1,103 @@
+import { Effect, Fiber } from "effect"
+import type { Clickhouse } from "../Clickhouse.ts"
+import { retryForever } from "./Retry.ts"
+
+/**
+ * Analyst rows on their way to ClickHouse, written by one background loop in group commits: while an
+ * insert runs, the batches behind it pile up and go in the next one. An insert costs ClickHouse
+ * nearly as much for a hundred rows as for ten thousand, and waiting for each batch's own insert
+ * was the largest stall of the pipeline; now the pipeline waits only when the rows not yet written
+ * pass `maxRows` (backpressure). Each batch's `done` runs once its rows are in.
+ */
+
+export type TableRows = ReadonlyArray<readonly [table: string, rows: ReadonlyArray<unknown>]>
+
+interface Pending {
+  readonly tables: TableRows
+  readonly rows: number
+  readonly done: () => void
+}
+
+export interface RowSink {
+  /** Queues a batch's rows; waits only while the sink holds more than its limit. */
+  readonly offer: (tables: TableRows, done: () => void) => Effect.Effect<void>
+  /** Resolves once everything offered so far is written. */
+  readonly flushed: Effect.Effect<void>
+  readonly stop: Effect.Effect<void>
+}
+
+export const makeRowSink = (clickhouse: Clickhouse["Type"], maxRows: number) =>
+  Effect.gen(function* () {
+    let queue: Array<Pending> = []
+    let queued = 0
+    let inFlight = 0
+    let wake: (() => void) | null = null
+    const waiters: Array<{ readonly below: number; readonly resume: () => void }> = []
+    const idle: Array<() => void> = []
+
+    const settle = () => {
+      for (let i = waiters.length - 1; i >= 0; i--) {
+        const waiter = waiters[i]!
+        if (queued + inFlight <= waiter.below) {
+          waiters.splice(i, 1)
+          waiter.resume()
+        }
+      }
+      if (queued === 0 && inFlight === 0) for (const resume of idle.splice(0)) resume()
+    }
+
+    const round = Effect.gen(function* () {
+      if (queue.length === 0) {
+        yield* Effect.async<void>((resume) => {
+          wake = () => resume(Effect.void)
+        })
+        wake = null
+      }
+      const taken = queue
+      queue = []
+      inFlight = queued
+      queued = 0
+      const byTable = new Map<string, Array<unknown>>()
+      for (const pending of taken) {
+        for (const [table, rows] of pending.tables) {
+          if (rows.length === 0) continue
+          const all = byTable.get(table)
+          if (all === undefined) byTable.set(table, [...rows])
+          else for (const row of rows) all.push(row)
+        }
+      }
+      yield* Effect.forEach(byTable, ([table, rows]) => clickhouse.insert(table, rows).pipe(Effect.retry(retryForever)), {
+        concurrency: "unbounded",
+        discard: true
+      })
+      inFlight = 0
+      for (const pending of taken) pending.done()
+      settle()
+    })
+    const fiber = yield* round.pipe(Effect.forever, Effect.forkDaemon)
+
+    const offer: RowSink["offer"] = (tables, done) =>
+      Effect.gen(function* () {
+        let rows = 0
+        for (const [, list] of tables) rows += list.length
+        if (queued + inFlight > maxRows) {
+          yield* Effect.async<void>((resume) => {
+            waiters.push({ below: maxRows, resume: () => resume(Effect.void) })
+          })
+        }
+        queue.push({ tables, rows, done })
+        queued += rows
+        wake?.()
+      })
+
+    const flushed: RowSink["flushed"] = Effect.suspend(() =>
+      queued === 0 && inFlight === 0 && queue.length === 0
+        ? Effect.void
+        : Effect.async<void>((resume) => {
+            idle.push(() => resume(Effect.void))
+            wake?.()
+          })
+    )
+
+    return { offer, flushed, stop: Fiber.interrupt(fiber).pipe(Effect.asVoid) } satisfies RowSink
+  })
