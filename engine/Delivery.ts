@@ -253,11 +253,13 @@ export const DeliveryLive = Layer.scopedDiscard(
 
     // One loop per channel, each with its own bound: as many hand-overs in flight as the provider
     // really takes at once (an `attempt` is then on the wire, not queued inside a client's pool).
+    const sandbox = channels.mode === "sandbox"
     const concurrency: Record<Channel, number> = {
-      sms: yield* Config.integer("MEMBERFLOW_SMS_CONCURRENCY").pipe(Config.withDefault(16)),
+      // In sandbox nothing waits on a provider: the bounds only slow a rehearsal down.
+      sms: yield* Config.integer("MEMBERFLOW_SMS_CONCURRENCY").pipe(Config.withDefault(sandbox ? 64 : 16)),
       // nodemailer's pool keeps 5 connections unless SMTP_URL says `?maxConnections=`
-      email: yield* Config.integer("MEMBERFLOW_EMAIL_CONCURRENCY").pipe(Config.withDefault(5)),
-      wechat: yield* Config.integer("MEMBERFLOW_WECHAT_CONCURRENCY").pipe(Config.withDefault(16))
+      email: yield* Config.integer("MEMBERFLOW_EMAIL_CONCURRENCY").pipe(Config.withDefault(sandbox ? 64 : 5)),
+      wechat: yield* Config.integer("MEMBERFLOW_WECHAT_CONCURRENCY").pipe(Config.withDefault(sandbox ? 64 : 16))
     }
     const current = new Set<ConsumerMessages>()
     let stopping = false

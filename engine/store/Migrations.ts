@@ -236,6 +236,15 @@ ORDER BY (journey_id, journey_version, variant)`]
     version: 12,
     name: "create_campaign_lift",
     statements: [`CREATE VIEW IF NOT EXISTS ${CAMPAIGN_LIFT} AS\n${campaignLiftSelect}`]
+  },
+  {
+    // `at` is the engine's time for the step (the arrival of what moved it, so that a replay decides
+    // alike); this is when ClickHouse received the row: how late a step really was, measurable.
+    version: 13,
+    name: "journey_steps_written_at",
+    statements: [
+      `ALTER TABLE journey_steps ADD COLUMN IF NOT EXISTS written_at ${Time} DEFAULT now64(3) COMMENT 'when the row reached ClickHouse'`
+    ]
   }
 ]
 
