@@ -2,8 +2,17 @@ import { Schema } from "effect"
 
 /** The event envelope every upstream service publishes (events.md). */
 
+/** The patterns below are shared with the decoder's fast guard (engine/ingest/Decode.ts): one source. */
+export const EVENT_TYPE_PATTERN = /^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$/
+export const OFFSET_DATE_TIME_PATTERN = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})$/
+export const CURRENCY_PATTERN = /^[A-Z]{3}$/
+export const BIRTHDAY_PATTERN = /^(\d{4}-)?(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$/
+export const E164_PATTERN = /^\+[1-9]\d{6,14}$/
+export const EMAIL_PATTERN = /^[^\s@]+@[^\s@]+\.[^\s@]+$/
+export const DATE_ONLY_PATTERN = /^\d{4}-\d{2}-\d{2}/
+
 export const EventType = Schema.String.pipe(
-  Schema.pattern(/^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$/, {
+  Schema.pattern(EVENT_TYPE_PATTERN, {
     message: () => "type must match ^[a-z][a-z0-9_]*(\\.[a-z0-9_]+)*$"
   })
 )
@@ -15,7 +24,7 @@ const Id = Schema.String.pipe(Schema.minLength(1), Schema.maxLength(128))
 
 /** ISO-8601 date-time with an explicit offset (`Z` or `±hh:mm`). */
 export const OffsetDateTime = Schema.String.pipe(
-  Schema.pattern(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})$/, {
+  Schema.pattern(OFFSET_DATE_TIME_PATTERN, {
     message: () => "occurredAt must be an ISO-8601 date-time with an offset, e.g. 2026-05-01T10:00:00+08:00"
   }),
   Schema.filter((text) => !Number.isNaN(Date.parse(text)) || "occurredAt is not a real date")
@@ -34,12 +43,12 @@ export const Envelope = Schema.Struct({
 export type Envelope = typeof Envelope.Type
 
 const Positive = Schema.Number.pipe(Schema.finite(), Schema.positive())
-const Currency = Schema.String.pipe(Schema.pattern(/^[A-Z]{3}$/, { message: () => "currency must be ISO 4217, e.g. CNY" }))
+const Currency = Schema.String.pipe(Schema.pattern(CURRENCY_PATTERN, { message: () => "currency must be ISO 4217, e.g. CNY" }))
 const Birthday = Schema.String.pipe(
-  Schema.pattern(/^(\d{4}-)?(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$/, { message: () => "birthday must be YYYY-MM-DD or MM-DD" })
+  Schema.pattern(BIRTHDAY_PATTERN, { message: () => "birthday must be YYYY-MM-DD or MM-DD" })
 )
-const E164 = Schema.String.pipe(Schema.pattern(/^\+[1-9]\d{6,14}$/, { message: () => "phone must be E.164, e.g. +8613812345678" }))
-const Email = Schema.String.pipe(Schema.pattern(/^[^\s@]+@[^\s@]+\.[^\s@]+$/, { message: () => "email is not an address" }))
+const E164 = Schema.String.pipe(Schema.pattern(E164_PATTERN, { message: () => "phone must be E.164, e.g. +8613812345678" }))
+const Email = Schema.String.pipe(Schema.pattern(EMAIL_PATTERN, { message: () => "email is not an address" }))
 const Timezone = Schema.String.pipe(
   Schema.filter((tz) => {
     try {
@@ -72,7 +81,7 @@ const MemberAttributes = {
   consent: opt(Consent)
 }
 
-const DateOnly = Schema.String.pipe(Schema.pattern(/^\d{4}-\d{2}-\d{2}/, { message: () => "expiresAt must be a date" }))
+const DateOnly = Schema.String.pipe(Schema.pattern(DATE_ONLY_PATTERN, { message: () => "expiresAt must be a date" }))
 
 /** Property schemas of the standard types; a bad type here rejects the event. */
 export const StandardProperties = {

@@ -13,11 +13,26 @@ import {
   type MessageRow
 } from "../../schemas/Rows.ts"
 import { type ApplyOptions, type ApplyResult, applyEvents, type Draft, type MemberContext, type MemberState } from "../member/MemberState.ts"
-import { recordHistory } from "../member/MemberState/Facts.ts"
-import { memberLocale, memberTimeZone, tierSince } from "../member/MemberState/Reads.ts"
+import { recordHistoryOf } from "../member/MemberState/Facts.ts"
+import { memberLocale, memberTimeZone, type OrderFigures, orderFigures, tierSince } from "../member/MemberState/Reads.ts"
 import { derivedId, shortHash } from "../member/MemberState/Ids.ts"
+import { isoOf, timeOf } from "../member/Instant.ts"
 import { type Brand, templateContext } from "./Context.ts"
-import { type Action, emptySlot, type Enrollment, handleEvent, handleTimer, handleTrigger, type JourneySlot, nextEntryTime, type SlotOptions, triggerEventOf } from "./Machine.ts"
+import {
+  type Action,
+  emptySlot,
+  type Enrollment,
+  handleTimer,
+  handleTrigger,
+  ignoresEvent,
+  hearEvent,
+  type JourneySlot,
+  type Member,
+  nextEntryTime,
+  type SlotOptions,
+  type SlotResult,
+  triggerEventOf
+} from "./Machine.ts"
 import type { Templates } from "./Templates.ts"
 
 /**
@@ -87,7 +102,31 @@ const enrollmentRow = (e: Enrollment, now: number): JourneyEnrollmentRow => ({
   version: now * 10 + (e.status === "active" ? 0 : 1)
 })
 
-const toEvent = (d: DerivedEvent): MemberEvent => ({ ...d, at: Date.parse(d.occurredAt), source: "memberflow" })
+// The event a derived event is as an input: its five fields (derive and perform make no others).
+const toEvent = (d: DerivedEvent): MemberEvent => ({
+  id: d.id,
+  type: d.type,
+  memberId: d.memberId,
+  occurredAt: d.occurredAt,
+  properties: d.properties,
+  at: timeOf(d.occurredAt),
+  source: "memberflow"
+})
+
+// Tier names by id, per program: every rendered message needs them.
+const tierNamesByLevels = new WeakMap<MemberContext["program"]["tiers"]["levels"], Readonly<Record<string, string>>>()
+const tierNamesOf = (ctx: MemberContext): Readonly<Record<string, string>> => {
+  const levels = ctx.program.tiers.levels
+  let names = tierNamesByLevels.get(levels)
+  if (names === undefined) {
+    names = Object.fromEntries(levels.map((level) => [level.id, level.name]))
+    tierNamesByLevels.set(levels, names)
+  }
+  return names
+}
+
+/** A typed row as the state holds it: the row itself, no copy (it is made for this and held by nobody else). */
+const stored = <R extends object>(row: { readonly [K in keyof R]: R[K] }): Record<string, unknown> => row
 
 export type SendAction = Extract<Action, { kind: "send" }>
 
@@ -138,8 +177,7 @@ export const sendStep = (
   )
   if (decision.kind === "suppressed") return { row: row(decision.channel, "suppressed", decision.reason), request: null }
   const context = templateContext(state, ctx, journey, action.variant, trigger, set.brand, now)
-  const tierNames = Object.fromEntries(ctx.program.tiers.levels.map((level) => [level.id, level.name]))
-  const options = { currency: ctx.program.currency, locale: memberLocale(state, ctx.program), timeZone, tierNames }
+  const options = { currency: ctx.program.currency, locale: memberLocale(state, ctx.program), timeZone, tierNames: tierNamesOf(ctx) }
   const messages: Array<OutgoingMessage> = []
   for (const channel of decision.channels) {
     const composed = compose(set.templates, channel, action.template, context, options, {
@@ -187,36 +225,38 @@ const perform = (
 ): void => {
   // Most events move no journey: nothing to allocate then.
   if (actions.length === 0) return
-  const at = new Date(now).toISOString()
+  const at = isoOf(now)
   const rows: Array<Row> = d.rows ?? (d.rows = [])
   for (const action of actions) {
     switch (action.kind) {
       case "enrolled":
       case "ended": {
         const e = action.enrollment
-        rows.push({ id: `enr:${e.id}:${e.status}`, table: "journey_enrollments", row: { ...enrollmentRow(e, now) } })
+        rows.push({ id: `enr:${e.id}:${e.status}`, table: "journey_enrollments", row: stored(enrollmentRow(e, now)) })
         const type = action.kind === "enrolled" ? "journey.entered" : "journey.exited"
         derived.push({
           id: derivedId("journey", e.id, type),
           type,
           memberId: e.memberId,
           occurredAt: at,
-          properties: { journeyId: e.journeyId, variant: e.variant, ...(e.exitReason === null ? {} : { reason: e.exitReason }) }
+          properties: e.exitReason === null
+            ? { journeyId: e.journeyId, variant: e.variant }
+            : { journeyId: e.journeyId, variant: e.variant, reason: e.exitReason }
         })
         break
       }
       case "step": {
         const row: JourneyStepRow = { enrollment_id: action.enrollmentId, journey_id: journey.id, step_id: action.stepId, at: chTime(action.at), outcome: action.outcome }
-        rows.push({ id: `step:${action.enrollmentId}:${action.stepId}:${action.at}:${action.outcome}`, table: "journey_steps", row: { ...row } })
+        rows.push({ id: `step:${action.enrollmentId}:${action.stepId}:${action.at}:${action.outcome}`, table: "journey_steps", row: stored(row) })
         break
       }
       case "send": {
         const enrollment = slot.active?.id === action.enrollmentId ? slot.active : slot.last
         const trigger = enrollment === null ? undefined : triggerEventOf(enrollment)
         const { row, request } = sendStep(d, journey, action, ctx, set, trigger, now)
-        rows.push({ id: `msg:${action.messageId}`, table: "messages", row: { ...row } })
+        rows.push({ id: `msg:${action.messageId}`, table: "messages", row: stored(row) })
         if (request !== null) {
-          derived.push({ id: action.messageId, type: MESSAGE_REQUEST, memberId: d.memberId, occurredAt: at, properties: { ...request } })
+          derived.push({ id: action.messageId, type: MESSAGE_REQUEST, memberId: d.memberId, occurredAt: at, properties: stored(request) })
         }
         break
       }
@@ -230,7 +270,7 @@ const perform = (
           converted_at: chTime(action.at),
           value: action.value
         }
-        rows.push({ id: `conv:${action.enrollmentId}`, table: "conversions", row: { ...row } })
+        rows.push({ id: `conv:${action.enrollmentId}`, table: "conversions", row: stored(row) })
         break
       }
       case "timer":
@@ -263,23 +303,118 @@ const perform = (
   }
 }
 
-/** What a date or inactivity journey's next entry time depends on, as one comparable string. */
+const dateInput = (trigger: Extract<Journey["trigger"], { readonly date: unknown }>, state: MemberState): unknown =>
+  trigger.date.attribute === "birthday"
+    ? state.attributes["birthday"]?.v
+    : trigger.date.attribute === "registeredAt"
+      ? state.registeredAt
+      : trigger.date.attribute === "tierSince"
+        ? tierSince(state)
+        : state.points.expiresAt?.v
+
+const lastTimeOf = (state: MemberState, type: string): number | undefined => {
+  const times = state.history[type]?.at
+  return times?.[times.length - 1]
+}
+
+/**
+ * What a date or inactivity journey's next entry time depends on, as one comparable string. Joined
+ * rather than concatenated: V8 keeps a concatenation as a tree of its parts, which entryInputsAre
+ * would walk for every character it reads.
+ */
 const entryInputs = (journey: Journey, version: string, slot: JourneySlot, state: MemberState, ctx: MemberContext): string => {
   const trigger = journey.trigger
-  if ("inactivity" in trigger) {
-    const times = state.history[trigger.inactivity.event]?.at
-    return `${version}|${times?.[times.length - 1] ?? ""}|${slot.lapseUsed ?? ""}`
-  }
+  if ("inactivity" in trigger) return [version, `${lastTimeOf(state, trigger.inactivity.event) ?? ""}`, `${slot.lapseUsed ?? ""}`].join("|")
   if (!("date" in trigger)) return version
-  const value =
-    trigger.date.attribute === "birthday"
-      ? state.attributes["birthday"]?.v
-      : trigger.date.attribute === "registeredAt"
-        ? state.registeredAt
-        : trigger.date.attribute === "tierSince"
-          ? tierSince(state)
-          : state.points.expiresAt?.v
-  return `${version}|${String(value ?? "")}|${memberTimeZone(state, ctx.program)}|${slot.dateChecked ?? ""}|${slot.dateEntered ?? ""}`
+  return [version, String(dateInput(trigger, state) ?? ""), memberTimeZone(state, ctx.program), slot.dateChecked ?? "", slot.dateEntered ?? ""].join("|")
+}
+
+/** Where `part` ends in `text` if it is there at `at` (-1 otherwise or when `at` already is). */
+const partAt = (text: string, at: number, part: string): number => {
+  // a loop over char codes: startsWith at an offset was the slower part of the whole comparison
+  if (at < 0 || at + part.length > text.length) return -1
+  for (let i = 0; i < part.length; i++) if (text.charCodeAt(at + i) !== part.charCodeAt(i)) return -1
+  return at + part.length
+}
+/** After a part: past the "|" that must follow it. */
+const barAt = (text: string, at: number): number => (at >= 0 && text.charCodeAt(at) === 124 ? at + 1 : -1)
+
+/**
+ * Where String(value ?? "") ends in `text` if it is there at `at`, else -1. A whole number (epoch
+ * ms, the usual part) is compared digit by digit: converting it to a string was the larger cost.
+ */
+const valueAt = (text: string, at: number, value: unknown): number => {
+  if (at < 0) return -1
+  if (value === undefined || value === null) return at
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0) return partAt(text, at, String(value))
+  let digits = 1
+  for (let power = 10; power <= value; power *= 10) digits++
+  const end = at + digits
+  if (end > text.length) return -1
+  let rest = value
+  for (let i = end - 1; i >= at; i--) {
+    if (text.charCodeAt(i) !== 48 + (rest % 10)) return -1
+    rest = Math.floor(rest / 10)
+  }
+  return end
+}
+
+/**
+ * `entryInputs(…) === kept`, compared part by part: asked for every date and inactivity journey on
+ * every event, and mostly true, so the string is made only when it changed.
+ */
+const entryInputsAre = (kept: string, journey: Journey, version: string, slot: JourneySlot, state: MemberState, ctx: MemberContext): boolean => {
+  const trigger = journey.trigger
+  if ("inactivity" in trigger) {
+    let at = barAt(kept, partAt(kept, 0, version))
+    at = barAt(kept, valueAt(kept, at, lastTimeOf(state, trigger.inactivity.event)))
+    return valueAt(kept, at, slot.lapseUsed) === kept.length
+  }
+  if (!("date" in trigger)) return kept === version
+  let at = barAt(kept, partAt(kept, 0, version))
+  at = barAt(kept, valueAt(kept, at, dateInput(trigger, state)))
+  at = barAt(kept, partAt(kept, at, memberTimeZone(state, ctx.program)))
+  at = barAt(kept, partAt(kept, at, slot.dateChecked ?? ""))
+  return partAt(kept, at, slot.dateEntered ?? "") === kept.length
+}
+
+interface OptionsOfSet {
+  readonly current: ReadonlyArray<LoadedJourney>
+  readonly journeyOf: (version: string) => Journey | undefined
+  /** by journey id (the last loaded journey of an id, as a Map built in file order keeps it) */
+  readonly byId: Map<string, { readonly winner: string | undefined; readonly options: SlotOptions }>
+}
+
+// The options a set's journeys run with, made once per set instead of once per member and write.
+// Sets are snapshots (a new winner makes a new set); a journey's winner is still checked on each use.
+const optionsOfSets = new WeakMap<JourneySet, OptionsOfSet>()
+
+const optionsWith = (set: JourneySet, journey: Journey, version: string, journeyOf: OptionsOfSet["journeyOf"]) => {
+  const winner = set.winners.get(journey.id)
+  const promoted = winner !== undefined && journey.experiment?.variants.some((v) => v.id === winner) === true
+  return { winner, options: promoted ? { version, journeyOf, winner } : { version, journeyOf } }
+}
+
+/** The options every step of a journey in `set` takes. */
+const slotOptions = (set: JourneySet, journey: Journey, version: string): SlotOptions => {
+  let known = optionsOfSets.get(set)
+  if (known === undefined || known.current !== set.current) {
+    const versions = set.versions
+    const journeyOf = (v: string) => versions.get(v)
+    const byId = new Map<string, { readonly winner: string | undefined; readonly options: SlotOptions }>()
+    for (const loaded of set.current) byId.set(loaded.journey.id, optionsWith(set, loaded.journey, loaded.version, journeyOf))
+    known = { current: set.current, journeyOf, byId }
+    optionsOfSets.set(set, known)
+  }
+  const entry = known.byId.get(journey.id)
+  if (entry === undefined) return { version, journeyOf: known.journeyOf }
+  if (entry.winner === set.winners.get(journey.id)) return entry.options
+  // the winners changed under the same set: made again from the journey they were made from
+  let loaded: LoadedJourney | undefined
+  for (const j of set.current) if (j.journey.id === journey.id) loaded = j
+  const fresh = loaded === undefined ? entry : optionsWith(set, loaded.journey, loaded.version, known.journeyOf)
+  known.byId.set(journey.id, fresh)
+  return fresh.options
 }
 
 /**
@@ -297,63 +432,67 @@ export const runJourneys = (
 ): ApplyResult => {
   const journeys = set.current
   if (journeys.length === 0 || result.state.lastSeenAt === null) return result
-  const inputs = [...result.applied, ...result.derived.map(toEvent)]
   const d = (options.owned === true ? result.state : JSON.parse(JSON.stringify(result.state))) as Draft
-  const slots: Record<string, unknown> = { ...(d.journeys ?? {}) }
-  const entryTimers: Record<string, { due: number; inputs: string }> = { ...(d.entryTimers ?? {}) }
+  // The draft is ours (owned, or the copy just made): its slots and entry timers change in place.
+  const slots: Record<string, unknown> = d.journeys ?? (d.journeys = {})
+  const entryTimers: Record<string, { due: number; inputs: string }> = d.entryTimers ?? (d.entryTimers = {})
   let moved = false
-  const versions = set.versions
   const derived: Array<DerivedEvent> = []
   const rowsBefore = (d.rows ?? []).length
-  const journeyOf = (v: string) => versions.get(v)
-  // Per journey, once per call: the options every step of this member's run takes.
-  const optionsOf = new Map<string, SlotOptions>()
-  for (const { journey, version } of journeys) {
-    const winner = set.winners.get(journey.id)
-    const promoted = winner !== undefined && journey.experiment?.variants.some((v) => v.id === winner) === true
-    optionsOf.set(journey.id, { version, journeyOf, ...(promoted ? { winner } : {}) })
-  }
-  const step = (journey: Journey, version: string, f: (slot: JourneySlot, opts: SlotOptions) => { slot: JourneySlot; actions: ReadonlyArray<Action> }) => {
-    const previous = (slots[journey.id] as JourneySlot | undefined) ?? emptySlot
-    const next = f(previous, optionsOf.get(journey.id) ?? { version, journeyOf })
+  const slotOf = (journey: Journey): JourneySlot => (slots[journey.id] as JourneySlot | undefined) ?? emptySlot
+  const optionsFor = (journey: Journey, version: string): SlotOptions => slotOptions(set, journey, version)
+  const settleStep = (journey: Journey, previous: JourneySlot, next: SlotResult): void => {
     if (next.slot !== previous) {
       slots[journey.id] = next.slot
       moved = true
     }
     perform(d, journey, next.actions, ctx, set, next.slot, now, derived)
   }
-  const member = { state: d as MemberState, ctx }
-  for (const event of inputs) {
-    for (const { journey, version } of journeys) {
-      if (event.type === TIMER_EVENT) {
+  // No order changes in a run (tags, sends and slots do not touch them): summed once, when asked.
+  let figures: OrderFigures | undefined
+  const member: Member = { state: d as MemberState, ctx, figures: () => (figures ??= orderFigures(d, ctx.program.rfm.window, now)) }
+  const applied = result.applied
+  const inputs = applied.length + result.derived.length
+  for (let i = 0; i < inputs; i++) {
+    const event = i < applied.length ? applied[i]! : toEvent(result.derived[i - applied.length]!)
+    if (event.type === TIMER_EVENT) {
+      for (const { journey, version } of journeys) {
         if (event.properties["journeyId"] !== journey.id) continue
+        const previous = slotOf(journey)
         if (event.properties["kind"] === "entry") {
           const kind = "date" in journey.trigger ? ("date" as const) : ("inactivity" as const)
           delete entryTimers[journey.id]
           moved = true
-          step(journey, version, (slot, opts) => handleTrigger(journey, slot, { kind }, member, now, opts))
+          settleStep(journey, previous, handleTrigger(journey, previous, { kind }, member, now, optionsFor(journey, version)))
         } else {
-          step(journey, version, (slot, opts) => handleTimer(journey, slot, Number(event.properties["due"]), member, now, opts))
+          settleStep(journey, previous, handleTimer(journey, previous, Number(event.properties["due"]), member, now, optionsFor(journey, version)))
         }
-      } else {
-        step(journey, version, (slot, opts) => handleEvent(journey, slot, event, member, now, opts))
       }
+      continue
+    }
+    for (const { journey, version } of journeys) {
+      const previous = slotOf(journey)
+      // Most events move no journey: skip what would come back unchanged.
+      if (ignoresEvent(journey, previous, event, member, now)) continue
+      const heard = hearEvent(journey, previous, event, member, now, optionsFor(journey, version))
+      if (heard.renewed) moved = true
+      settleStep(journey, previous, heard)
     }
   }
   for (const { journeyId, tick } of ticks) {
     const loaded = journeys.find((j) => j.journey.id === journeyId)
     if (loaded === undefined) continue
-    step(loaded.journey, loaded.version, (slot, opts) => handleTrigger(loaded.journey, slot, { kind: "schedule", tick }, member, now, opts))
+    const previous = slotOf(loaded.journey)
+    settleStep(loaded.journey, previous, handleTrigger(loaded.journey, previous, { kind: "schedule", tick }, member, now, optionsFor(loaded.journey, loaded.version)))
   }
   // Date and inactivity entries come due by themselves: keep one timer per member and journey for
   // the next one, so that no tick ever scans the members. It is recomputed only when what it depends
   // on changed (the calendar arithmetic is the costly part of a member's journeys).
   for (const { journey, version } of journeys) {
     if (!("date" in journey.trigger) && !("inactivity" in journey.trigger)) continue
-    const slot = (slots[journey.id] as JourneySlot | undefined) ?? emptySlot
-    const inputs = entryInputs(journey, version, slot, member.state, ctx)
+    const slot = slotOf(journey)
     const kept = entryTimers[journey.id]
-    if (kept !== undefined && kept.inputs === inputs && kept.due > now) continue
+    if (kept !== undefined && kept.due > now && entryInputsAre(kept.inputs, journey, version, slot, member.state, ctx)) continue
     const due = nextEntryTime(journey, slot, member, now)
     if (due === null) {
       if (kept !== undefined) {
@@ -364,11 +503,13 @@ export const runJourneys = (
     }
     if (due <= now) {
       const kind = "date" in journey.trigger ? ("date" as const) : ("inactivity" as const)
-      step(journey, version, (current, opts) => handleTrigger(journey, current, { kind }, member, now, opts))
+      settleStep(journey, slot, handleTrigger(journey, slot, { kind }, member, now, optionsFor(journey, version)))
       if (kept !== undefined) delete entryTimers[journey.id]
       moved = true
       continue
     }
+    // made only for a timer kept: most members have none for most journeys most of the time
+    const inputs = entryInputs(journey, version, slot, member.state, ctx)
     // A timer already kept for no later than the new due stays: when it fires early the entry is
     // refused ("not lapsed yet") and the next one is requested then. So a member who buys every day
     // holds one inactivity timer, not one per purchase.
@@ -383,12 +524,10 @@ export const runJourneys = (
       id: derivedId("entry-timer", d.memberId, journey.id, due),
       type: TIMER_REQUEST,
       memberId: d.memberId,
-      occurredAt: new Date(now).toISOString(),
+      occurredAt: isoOf(now),
       properties: { journeyId: journey.id, enrollmentId: `entry:${d.memberId}:${journey.id}`, due, kind: "entry" }
     })
   }
-  d.journeys = slots
-  d.entryTimers = entryTimers
   const changed = moved || derived.length > 0 || (d.rows ?? []).length !== rowsBefore
   if (!changed) return result
   if (!result.changed) {
@@ -402,7 +541,7 @@ export const runJourneys = (
   for (const event of derived) {
     if (event.type !== "journey.entered" && event.type !== "journey.exited") continue
     d.seen.push(shortHash(event.id))
-    recordHistory(d, toEvent(event))
+    recordHistoryOf(d, event.type, timeOf(event.occurredAt), event.properties)
   }
   return { ...result, state: d as MemberState, changed: true, derived: [...result.derived, ...derived] }
 }

@@ -1,7 +1,7 @@
 import type { AttributeCondition, Condition, CountCondition, EventCondition } from "../../schemas/Condition.ts"
 import type { MemberEvent } from "../../schemas/Event.ts"
 import type { MemberContext, MemberState } from "./MemberState.ts"
-import { attributeValue, consentOf, currentTags, pathValue } from "./MemberState/Reads.ts"
+import { attributeValueWith, consentOf, hasTag, type OrderFigures, pathValue } from "./MemberState/Reads.ts"
 
 /** The condition language of journeys.md ("Conditions"), evaluated against a member's state. */
 
@@ -12,6 +12,8 @@ export interface EvalContext {
   readonly triggerEvent?: MemberEvent
   /** When the member entered the journey: `since: entry` counts events strictly after it. */
   readonly enteredAt?: number
+  /** orderFigures at `now` (made on first use), when the orders do not change while evaluating. */
+  readonly figures?: () => OrderFigures
 }
 
 /** A number, or a string that reads as a number or a date (then epoch ms). */
@@ -40,54 +42,105 @@ const same = (value: unknown, operand: unknown): boolean =>
 
 const present = (value: unknown): boolean => value !== undefined && value !== null
 
-/** Every operator given must hold; no operator at all means "exists". */
+const sameAsOneOf = (value: unknown, operands: ReadonlyArray<unknown>): boolean => {
+  for (const operand of operands) if (same(value, operand)) return true
+  return false
+}
+
+/**
+ * Every operator given must hold; no operator at all means "exists". Plain branches, no closures:
+ * conditions are evaluated for every member on every event.
+ */
 export const compare = (value: unknown, ops: Omit<AttributeCondition, "attribute">): boolean => {
   let any = false
-  const check = (holds: boolean): boolean => {
+  if (ops.eq !== undefined) {
     any = true
-    return holds
+    if (!same(value, ops.eq)) return false
   }
-  if (ops.eq !== undefined && !check(same(value, ops.eq))) return false
-  if (ops.ne !== undefined && !check(!same(value, ops.ne))) return false
-  if (ops.in !== undefined && !check(ops.in.some((o) => same(value, o)))) return false
-  if (ops.notIn !== undefined && !check(!ops.notIn.some((o) => same(value, o)))) return false
-  const ordered = (operand: number | string | undefined, holds: (c: number) => boolean): boolean => {
-    if (operand === undefined) return true
-    const c = order(value, operand)
-    return check(c !== null && holds(c))
+  if (ops.ne !== undefined) {
+    any = true
+    if (same(value, ops.ne)) return false
   }
-  if (!ordered(ops.gt, (c) => c > 0)) return false
-  if (!ordered(ops.gte, (c) => c >= 0)) return false
-  if (!ordered(ops.lt, (c) => c < 0)) return false
-  if (!ordered(ops.lte, (c) => c <= 0)) return false
-  if (ops.exists !== undefined && !check(present(value) === ops.exists)) return false
+  if (ops.in !== undefined) {
+    any = true
+    if (!sameAsOneOf(value, ops.in)) return false
+  }
+  if (ops.notIn !== undefined) {
+    any = true
+    if (sameAsOneOf(value, ops.notIn)) return false
+  }
+  if (ops.gt !== undefined) {
+    any = true
+    const c = order(value, ops.gt)
+    if (c === null || !(c > 0)) return false
+  }
+  if (ops.gte !== undefined) {
+    any = true
+    const c = order(value, ops.gte)
+    if (c === null || !(c >= 0)) return false
+  }
+  if (ops.lt !== undefined) {
+    any = true
+    const c = order(value, ops.lt)
+    if (c === null || !(c < 0)) return false
+  }
+  if (ops.lte !== undefined) {
+    any = true
+    const c = order(value, ops.lte)
+    if (c === null || !(c <= 0)) return false
+  }
+  if (ops.exists !== undefined) {
+    any = true
+    if (present(value) !== ops.exists) return false
+  }
   if (ops.contains !== undefined) {
+    any = true
     const needle = ops.contains
-    const holds = Array.isArray(value)
-      ? value.some((v) => same(v, needle))
-      : typeof value === "string" && value.includes(String(needle))
-    if (!check(holds)) return false
+    if (Array.isArray(value)) {
+      let holds = false
+      for (const item of value) {
+        if (same(item, needle)) {
+          holds = true
+          break
+        }
+      }
+      if (!holds) return false
+    } else if (typeof value !== "string" || !value.includes(String(needle))) {
+      return false
+    }
   }
   return any || present(value)
 }
 
 const OPERATORS = new Set(["eq", "ne", "in", "notIn", "gt", "gte", "lt", "lte", "exists", "contains"])
 
-const isOperators = (value: unknown): value is Omit<AttributeCondition, "attribute"> =>
-  typeof value === "object" && value !== null && !Array.isArray(value) &&
-  Object.keys(value).length > 0 && Object.keys(value).every((k) => OPERATORS.has(k))
+const isOperators = (value: unknown): value is Omit<AttributeCondition, "attribute"> => {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return false
+  const keys = Object.keys(value)
+  return keys.length > 0 && keys.every((k) => OPERATORS.has(k))
+}
+
+/** The value at a `where` key: a dotted path, read without splitting when it has no dot. */
+const valueAtKey = (properties: Readonly<Record<string, unknown>>, key: string): unknown =>
+  key.includes(".")
+    ? pathValue(properties, key.split("."))
+    : typeof properties !== "object" || properties === null || !Object.hasOwn(properties, key)
+      ? undefined
+      : properties[key]
 
 /**
  * `where` on event properties: each key (a dotted path) must match; a scalar means equal, a list
  * means one of, an object of operators (`{gte: 500}`) compares.
  */
-export const matchesWhere = (properties: Readonly<Record<string, unknown>>, where: Readonly<Record<string, unknown>>): boolean =>
-  Object.entries(where).every(([key, expected]) => {
-    const value = pathValue(properties, key.split("."))
-    if (Array.isArray(expected)) return expected.some((o) => same(value, o))
-    if (isOperators(expected)) return compare(value, expected)
-    return same(value, expected)
-  })
+export const matchesWhere = (properties: Readonly<Record<string, unknown>>, where: Readonly<Record<string, unknown>>): boolean => {
+  for (const key of Object.keys(where)) {
+    const expected = where[key]
+    const value = valueAtKey(properties, key)
+    const holds = Array.isArray(expected) ? sameAsOneOf(value, expected) : isOperators(expected) ? compare(value, expected) : same(value, expected)
+    if (!holds) return false
+  }
+  return true
+}
 
 export const countHolds = (n: number, count: CountCondition | undefined): boolean => {
   if (count === undefined) return n >= 1
@@ -107,22 +160,25 @@ export const countHolds = (n: number, count: CountCondition | undefined): boolea
  * latest 20 events of each type, whose properties are kept.
  */
 export const countEvents = (c: EventCondition, state: MemberState, ec: EvalContext): number => {
-  const types = typeof c.event === "string" ? [c.event] : c.event
   let after = -Infinity
   if (c.within !== undefined) after = Math.max(after, ec.now - c.within)
   if (c.since === "entry") after = Math.max(after, ec.enteredAt ?? ec.now)
+  if (typeof c.event === "string") return countOfType(c, state, c.event, after)
   let n = 0
-  for (const type of types) {
-    const h = state.history[type]
-    if (h === undefined) continue
-    if (c.where !== undefined) {
-      const where = c.where
-      n += h.recent.filter((r) => r.at > after && matchesWhere(r.p, where)).length
-    } else if (after === -Infinity) {
-      n += h.n
-    } else {
-      n += h.at.filter((at) => at > after).length
-    }
+  for (const type of c.event) n += countOfType(c, state, type, after)
+  return n
+}
+
+const countOfType = (c: EventCondition, state: MemberState, type: string, after: number): number => {
+  const h = state.history[type]
+  if (h === undefined) return 0
+  let n = 0
+  if (c.where !== undefined) {
+    for (const r of h.recent) if (r.at > after && matchesWhere(r.p, c.where)) n++
+  } else if (after === -Infinity) {
+    n = h.n
+  } else {
+    for (const at of h.at) if (at > after) n++
   }
   return n
 }
@@ -132,18 +188,23 @@ const valueOf = (path: string, state: MemberState, ec: EvalContext): unknown => 
     const value = ec.triggerEvent === undefined ? undefined : pathValue(ec.triggerEvent.properties, path.slice(6).split("."))
     return value === undefined ? null : value
   }
-  return attributeValue(state, path, ec.ctx, ec.now)
+  return attributeValueWith(state, path, ec.ctx, ec.now, ec.figures)
 }
 
 export const evaluate = (cond: Condition, state: MemberState, ec: EvalContext): boolean => {
-  if ("all" in cond) return cond.all.every((c) => evaluate(c, state, ec))
-  if ("any" in cond) return cond.any.some((c) => evaluate(c, state, ec))
-  if ("not" in cond) return !evaluate(cond.not, state, ec)
-  if ("attribute" in cond) {
-    const { attribute, ...ops } = cond
-    return compare(valueOf(attribute, state, ec), ops)
+  // loops, not every/some: no closure per condition evaluated
+  if ("all" in cond) {
+    for (const c of cond.all) if (!evaluate(c, state, ec)) return false
+    return true
   }
-  if ("tag" in cond) return currentTags(state).includes(cond.tag)
+  if ("any" in cond) {
+    for (const c of cond.any) if (evaluate(c, state, ec)) return true
+    return false
+  }
+  if ("not" in cond) return !evaluate(cond.not, state, ec)
+  // compare reads only the operators: the condition itself is passed, not a copy without `attribute`.
+  if ("attribute" in cond) return compare(valueOf(cond.attribute, state, ec), cond)
+  if ("tag" in cond) return hasTag(state, cond.tag)
   if ("consent" in cond) {
     return cond.consent === "any"
       ? consentOf(state, "sms") || consentOf(state, "email") || consentOf(state, "wechat")

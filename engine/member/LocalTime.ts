@@ -34,8 +34,24 @@ export interface LocalDateTime {
   readonly second: number
 }
 
-/** What the time zone database says, straight from Intl: exact, and several µs a call. */
+// What format() gives for these options, in the usual case: it is formatToParts joined, so its
+// fields are the parts' values. Anything else (a year before 1000, another ICU's punctuation) is
+// read from formatToParts, which costs nearly three times as much.
+const FORMATTED = /^(\d{2})\/(\d{2})\/(\d{4}), (\d{2}):(\d{2}):(\d{2})$/
+
+/** What the time zone database says, straight from Intl: exact, and a few µs a call. */
 const partsAt = (ms: number, timeZone: string): LocalDateTime => {
+  const formatted = FORMATTED.exec(formatterFor(timeZone).format(new Date(ms)))
+  if (formatted !== null) {
+    return {
+      year: Number(formatted[3]),
+      month: Number(formatted[1]),
+      day: Number(formatted[2]),
+      hour: Number(formatted[4]),
+      minute: Number(formatted[5]),
+      second: Number(formatted[6])
+    }
+  }
   const parts: Record<string, number> = {}
   for (const part of formatterFor(timeZone).formatToParts(new Date(ms))) {
     if (part.type !== "literal") parts[part.type] = Number(part.value)
@@ -83,23 +99,112 @@ export const offsetAt = (ms: number, timeZone: string): number => {
   return Number.isNaN(offset) ? exactOffset(ms, timeZone) : offset
 }
 
+const DAY_MS = 86_400_000
+/** The largest time value a Date holds. */
+const MAX_TIME = 8.64e15
+
+export interface CivilDate {
+  readonly year: number
+  readonly month: number
+  readonly day: number
+}
+
+/**
+ * The proleptic Gregorian date of a day count since 1970-01-01 (H. Hinnant's `civil_from_days`):
+ * what Date's getUTC* give, without a Date, for any day a Date holds.
+ */
+export const civilFromDays = (days: number): CivilDate => {
+  const z = days + 719_468
+  const era = Math.floor(z / 146_097)
+  const doe = z - era * 146_097
+  const yoe = Math.floor((doe - Math.floor(doe / 1460) + Math.floor(doe / 36_524) - Math.floor(doe / 146_096)) / 365)
+  const doy = doe - (365 * yoe + Math.floor(yoe / 4) - Math.floor(yoe / 100))
+  const mp = Math.floor((5 * doy + 2) / 153)
+  const month = mp < 10 ? mp + 3 : mp - 9
+  return { year: yoe + era * 400 + (month <= 2 ? 1 : 0), month, day: doy - Math.floor((153 * mp + 2) / 5) + 1 }
+}
+
+/** Days since 1970-01-01 of a proleptic Gregorian date (`days_from_civil`); month 1–12, any day. */
+export const daysFromCivil = (year: number, month: number, day: number): number => {
+  const y = month <= 2 ? year - 1 : year
+  const era = Math.floor(y / 400)
+  const yoe = y - era * 400
+  const doy = Math.floor((153 * (month > 2 ? month - 3 : month + 9) + 2) / 5) + day - 1
+  return era * 146_097 + yoe * 365 + Math.floor(yoe / 4) - Math.floor(yoe / 100) + doy - 719_468
+}
+
+/**
+ * Date.UTC reads years 0–99 as 1900–1999; within these bounds (and whole numbers) the arithmetic
+ * above gives exactly what Date.UTC does, outside them Date.UTC itself answers.
+ */
+export const plainYear = (year: number, month: number): boolean =>
+  Number.isInteger(year) && year >= 100 && year <= 200_000 && Number.isInteger(month) && month >= 1 && month <= 12
+
+// The last two answers: a write asks for the member's `now` and for one other instant (a tier
+// date) again and again. The answers are read-only, so they can be handed out more than once.
+let recentMs = Number.NaN
+let recentZone = ""
+let recentAnswer: LocalDateTime | undefined
+let olderMs = Number.NaN
+let olderZone = ""
+let olderAnswer: LocalDateTime | undefined
+
 export const localDateTime = (ms: number, timeZone: string): LocalDateTime => {
-  const local = new Date(ms + offsetAt(ms, timeZone))
+  if (ms === recentMs && timeZone === recentZone && recentAnswer !== undefined) return recentAnswer
+  if (ms === olderMs && timeZone === olderZone && olderAnswer !== undefined) return olderAnswer
+  const answer = computeLocalDateTime(ms, timeZone)
+  olderMs = recentMs
+  olderZone = recentZone
+  olderAnswer = recentAnswer
+  recentMs = ms
+  recentZone = timeZone
+  recentAnswer = answer
+  return answer
+}
+
+const computeLocalDateTime = (ms: number, timeZone: string): LocalDateTime => {
+  const t = ms + offsetAt(ms, timeZone)
+  // Integer arithmetic instead of a Date: the same fields (Date truncates a fraction, so those go there).
+  if (!Number.isInteger(t) || t > MAX_TIME || t < -MAX_TIME) {
+    const local = new Date(t)
+    return {
+      year: local.getUTCFullYear(),
+      month: local.getUTCMonth() + 1,
+      day: local.getUTCDate(),
+      hour: local.getUTCHours(),
+      minute: local.getUTCMinutes(),
+      second: local.getUTCSeconds()
+    }
+  }
+  const days = Math.floor(t / DAY_MS)
+  const inDay = t - days * DAY_MS
+  const date = civilFromDays(days)
   return {
-    year: local.getUTCFullYear(),
-    month: local.getUTCMonth() + 1,
-    day: local.getUTCDate(),
-    hour: local.getUTCHours(),
-    minute: local.getUTCMinutes(),
-    second: local.getUTCSeconds()
+    year: date.year,
+    month: date.month,
+    day: date.day,
+    hour: Math.floor(inDay / 3_600_000),
+    minute: Math.floor((inDay % 3_600_000) / 60_000),
+    second: Math.floor((inDay % 60_000) / 1000)
   }
 }
 
-export const daysInMonth = (year: number, month: number): number => new Date(Date.UTC(year, month, 0)).getUTCDate()
+const MONTH_DAYS = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+
+const isLeap = (year: number): boolean => year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0)
+
+export const daysInMonth = (year: number, month: number): number =>
+  plainYear(year, month)
+    ? month === 2 && isLeap(year) ? 29 : (MONTH_DAYS[month - 1] ?? 0)
+    : new Date(Date.UTC(year, month, 0)).getUTCDate()
 
 /** The instant of a member-local wall time; a day past the month's end (29 Feb) clamps to its last day. */
 export const localInstant = (year: number, month: number, day: number, timeZone: string, hour = 0, minute = 0): number => {
-  const wall = Date.UTC(year, month - 1, Math.min(day, daysInMonth(year, month)), hour, minute)
+  const clamped = Math.min(day, daysInMonth(year, month))
+  const arithmetic = plainYear(year, month) && Number.isInteger(clamped) && Number.isInteger(hour) && Number.isInteger(minute)
+    ? daysFromCivil(year, month, clamped) * DAY_MS + hour * 3_600_000 + minute * 60_000
+    : Number.NaN
+  const wall = Math.abs(arithmetic) <= MAX_TIME ? arithmetic : Date.UTC(year, month - 1, clamped, hour, minute)
   const first = wall - offsetAt(wall, timeZone)
   // A second pass settles instants near a DST change, where the offset at the guess differs.
   return wall - offsetAt(first, timeZone)

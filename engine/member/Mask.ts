@@ -61,25 +61,37 @@ const EMAIL = /(?<![^\s"'<>@,;:])[^\s"'<>@,;:]+@[^\s"'<>@,;:]+\.[a-z]{2,}/gi
 /** A run of 8 to 15 digits, with an optional +: a phone number. */
 const PHONE = /\+?\b\d{8,15}\b/g
 
+/**
+ * Sets a key as Object.fromEntries does: a "__proto__" key stays a key instead of replacing the
+ * prototype (assignment would replace it); any other key is a plain assignment, which is cheaper.
+ */
+const setKey = (out: Record<string, unknown>, key: string, value: unknown): void => {
+  if (key === "__proto__") Object.defineProperty(out, key, { value, writable: true, enumerable: true, configurable: true })
+  else out[key] = value
+}
+
 /** A contact point's value of any shape: every string and number in it masked. */
 const maskContact = (mask: (value: string) => string, value: unknown, depth: number): unknown => {
   if (typeof value === "string") return mask(value)
   if (typeof value === "number") return mask(String(value))
   if (depth > 64 || value === null || typeof value !== "object") return value
   if (Array.isArray(value)) return value.map((item) => maskContact(mask, item, depth + 1))
-  return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, maskContact(mask, item, depth + 1)]))
+  const source = value as Readonly<Record<string, unknown>>
+  const out: Record<string, unknown> = {}
+  for (const key of Object.keys(source)) setKey(out, key, maskContact(mask, source[key], depth + 1))
+  return out
 }
 
-// Object.fromEntries, not assignment: a "__proto__" key stays a key instead of replacing the prototype.
 const maskDeep = (value: unknown, depth: number): unknown => {
   if (depth > 64 || value === null || typeof value !== "object") return value
   if (Array.isArray(value)) return value.map((item) => maskDeep(item, depth + 1))
-  return Object.fromEntries(
-    Object.entries(value).map(([key, item]) => {
-      const mask = contactMasks[key]
-      return [key, mask === undefined ? maskDeep(item, depth + 1) : maskContact(mask, item, depth + 1)]
-    })
-  )
+  const source = value as Readonly<Record<string, unknown>>
+  const out: Record<string, unknown> = {}
+  for (const key of Object.keys(source)) {
+    const mask = contactMasks[key]
+    setKey(out, key, mask === undefined ? maskDeep(source[key], depth + 1) : maskContact(mask, source[key], depth + 1))
+  }
+  return out
 }
 
 /** Email addresses and phone-like digit runs in free text, masked. */

@@ -4,10 +4,11 @@ import type { Program } from "../../schemas/Program.ts"
 import type { MemberTagRow } from "../../schemas/Rows.ts"
 import { chTime } from "../../schemas/Rows.ts"
 import { evaluate } from "./Conditions.ts"
+import { isoOf, timeOf } from "./Instant.ts"
 import { localDateString } from "./LocalTime.ts"
-import { applyFacts, isDuplicateOrder, recordHistory, startTier } from "./MemberState/Facts.ts"
+import { applyFacts, type Figured, isDuplicateOrder, recordHistoryOf, startTier } from "./MemberState/Facts.ts"
 import { type Cause, derive, shortHash } from "./MemberState/Ids.ts"
-import { basisAt, memberTimeZone, rfmInputs, tierSince } from "./MemberState/Reads.ts"
+import { basisAt, memberTimeZone, type OrderFigures, orderFigures, tierSince } from "./MemberState/Reads.ts"
 import { cutpointsFor, type RfmCutpoints, scoreMember, UNSCORED } from "./Rfm.ts"
 import { levelIndex, nextAnniversary, reviewTo } from "./Tiers.ts"
 
@@ -195,10 +196,27 @@ export const emptyState = (memberId: string): MemberState => ({
   rows: []
 })
 
+type TagRule = Program["tags"][number]
+
+// The program's tag rules by id, built once per program (the last rule of an id wins, as in a Map).
+const rulesByProgram = new WeakMap<Program["tags"], ReadonlyMap<string, TagRule>>()
+
+const rulesOf = (program: Program): ReadonlyMap<string, TagRule> => {
+  let rules = rulesByProgram.get(program.tags)
+  if (rules === undefined) {
+    rules = new Map(program.tags.map((rule) => [rule.id, rule]))
+    rulesByProgram.set(program.tags, rules)
+  }
+  return rules
+}
+
 /** RFM with the cut points in force, then the program's tag rules; true when anything moved. */
-const reevaluate = (d: Draft, ctx: MemberContext, now: number, cause: Cause, derived: Array<DerivedEvent>): boolean => {
+const reevaluate = (d: Draft, ctx: MemberContext, now: number, cause: Cause, derived: Array<DerivedEvent>, known?: OrderFigures): boolean => {
   let changed = false
-  const next = scoreMember(rfmInputs(d, ctx.program.rfm.window, now), cutpointsFor(ctx.program, ctx.cutpoints, now))
+  // One pass over the orders for RFM and every rule that reads them (nothing here changes the
+  // orders), or none when the last event's purchase just made it.
+  const figures = known ?? orderFigures(d, ctx.program.rfm.window, now)
+  const next = scoreMember(figures.rfm, cutpointsFor(ctx.program, ctx.cutpoints, now))
   const rfm = d.rfm
   if (rfm.r !== next.r || rfm.f !== next.f || rfm.m !== next.m || rfm.segment !== next.segment) {
     Object.assign(rfm, next)
@@ -209,17 +227,18 @@ const reevaluate = (d: Draft, ctx: MemberContext, now: number, cause: Cause, der
     rfm.announced = next.segment
     changed = true
   }
-  const rules = new Map(ctx.program.tags.map((rule) => [rule.id, rule]))
+  const rules = rulesOf(ctx.program)
+  const ec = { now, ctx, figures: () => figures }
   for (const tag of Object.keys(d.ruleTags)) {
     const rule = rules.get(tag)
-    if (rule === undefined || !evaluate(rule.when, d, { now, ctx })) {
+    if (rule === undefined || !evaluate(rule.when, d, ec)) {
       delete d.ruleTags[tag]
       derived.push(derive(d, "tag", "tag.removed", { tag, source: tag }, cause, `remove:${tag}`))
       changed = true
     }
   }
   for (const rule of ctx.program.tags) {
-    if (d.ruleTags[rule.id] === undefined && evaluate(rule.when, d, { now, ctx })) {
+    if (d.ruleTags[rule.id] === undefined && evaluate(rule.when, d, ec)) {
       d.ruleTags[rule.id] = now
       derived.push(derive(d, "tag", "tag.added", { tag: rule.id, source: rule.id }, cause, `add:${rule.id}`))
       changed = true
@@ -242,7 +261,7 @@ const finish = (
   // through the stream they are already known, and cost no second write.
   for (const event of derived) {
     d.seen.push(shortHash(event.id))
-    recordHistory(d, { ...event, at: Date.parse(event.occurredAt), source: "memberflow" })
+    recordHistoryOf(d, event.type, timeOf(event.occurredAt), event.properties)
   }
   return { state: d, changed: true, applied, duplicates, derived }
 }
@@ -259,24 +278,27 @@ export const applyEvents = (
   options?: ApplyOptions
 ): ApplyResult => {
   const d = draftOf(state, options)
-  const seen = new Set(d.seen)
+  // `seen` grows with every event a member ever had: a Set of it pays off only for a large batch.
+  const seen = events.length > 8 ? new Set(d.seen) : null
   const applied: Array<MemberEvent> = []
   const duplicates: Array<MemberEvent> = []
   const derived: Array<DerivedEvent> = []
+  const figured: Figured = { figures: undefined }
   for (const event of events) {
     const hash = shortHash(event.id)
-    if (seen.has(hash) || isDuplicateOrder(d, event)) {
+    if ((seen === null ? d.seen.includes(hash) : seen.has(hash)) || isDuplicateOrder(d, event)) {
       duplicates.push(event)
       continue
     }
-    seen.add(hash)
+    seen?.add(hash)
     d.seen.push(hash)
-    applyFacts(d, event, ctx, now, derived)
+    figured.figures = undefined
+    applyFacts(d, event, ctx, now, derived, figured)
     applied.push(event)
   }
   const last = applied[applied.length - 1]
   if (last === undefined) return { state, changed: false, applied, duplicates, derived: [] }
-  reevaluate(d, ctx, now, { key: last.id, occurredAt: last.occurredAt }, derived)
+  reevaluate(d, ctx, now, { key: last.id, occurredAt: last.occurredAt }, derived, figured.figures)
   return finish(d, now, applied, duplicates, derived)
 }
 
@@ -318,7 +340,7 @@ export const refresh = (state: MemberState, ctx: MemberContext, now: number, opt
   if (started) startTier(d, ctx.program)
   const derived: Array<DerivedEvent> = []
   const reviewed = review(d, ctx, now, derived)
-  const cause = { key: `refresh:${state.version + 1}`, occurredAt: new Date(now).toISOString() }
+  const cause = { key: `refresh:${state.version + 1}`, occurredAt: isoOf(now) }
   const moved = reevaluate(d, ctx, now, cause, derived)
   if (!started && !reviewed && !moved) return { state, changed: false, applied: [], duplicates: [], derived: [] }
   return finish(d, now, [], [], derived)

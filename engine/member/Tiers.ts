@@ -9,16 +9,19 @@ import { localDateTime, localInstant } from "./LocalTime.ts"
 export const YEAR_MS = 365 * 86_400_000
 
 /** `levels` are ascending; -1 when the id is not (or no longer) in the program. */
-export const levelIndex = (program: Program, id: string): number => program.tiers.levels.findIndex((l) => l.id === id)
+export const levelIndex = (program: Program, id: string): number => {
+  const levels = program.tiers.levels
+  for (let i = 0; i < levels.length; i++) if (levels[i]!.id === id) return i
+  return -1
+}
 
 export const startingLevel = (program: Program): TierLevel => program.tiers.levels[0] ?? { id: "none", name: "", minSpend: 0 }
 
 /** The highest level whose minSpend ≤ basis; the lowest level when none qualifies. */
 export const qualifyingIndex = (program: Program, basis: number): number => {
+  const levels = program.tiers.levels
   let best = 0
-  program.tiers.levels.forEach((level, i) => {
-    if (level.minSpend <= basis) best = i
-  })
+  for (let i = 0; i < levels.length; i++) if (levels[i]!.minSpend <= basis) best = i
   return best
 }
 

@@ -1,7 +1,6 @@
-import type { DateTrigger, Journey } from "../../../schemas/Journey.ts"
-import { daysInMonth, localDateTime, localInstant } from "../../member/LocalTime.ts"
-import { attributeValue } from "../../member/MemberState.ts"
-import { memberTimeZone } from "../../member/MemberState/Reads.ts"
+import type { DateAttribute, DateTrigger, Journey } from "../../../schemas/Journey.ts"
+import { civilFromDays, daysFromCivil, daysInMonth, localDateTime, localInstant, plainYear } from "../../member/LocalTime.ts"
+import { attributeValue, memberTimeZone, tierSince } from "../../member/MemberState/Reads.ts"
 import type { Member } from "./Types.ts"
 
 /**
@@ -18,18 +17,25 @@ export interface LocalDate {
 export const dateKey = (d: LocalDate): string =>
   `${d.year}-${String(d.month).padStart(2, "0")}-${String(d.day).padStart(2, "0")}`
 
+/** Days a Date can be away from 1970-01-01. */
+const MAX_DAYS = 100_000_000
+
 /** Calendar arithmetic on a local date (no time zone involved). */
 export const addDays = (d: LocalDate, days: number): LocalDate => {
-  const t = new Date(Date.UTC(d.year, d.month - 1, d.day + days))
+  const day = d.day + days
+  // Day numbers instead of a Date: the same date wherever Date.UTC reads the year plainly.
+  if (plainYear(d.year, d.month) && Number.isInteger(day)) {
+    const n = daysFromCivil(d.year, d.month, day)
+    if (Math.abs(n) <= MAX_DAYS) return civilFromDays(n)
+  }
+  const t = new Date(Date.UTC(d.year, d.month - 1, day))
   return { year: t.getUTCFullYear(), month: t.getUTCMonth() + 1, day: t.getUTCDate() }
 }
 
 export const timeZoneOf = (member: Member): string => memberTimeZone(member.state, member.ctx.program)
 
-export const today = (member: Member, now: number): LocalDate => {
-  const l = localDateTime(now, timeZoneOf(member))
-  return { year: l.year, month: l.month, day: l.day }
-}
+// The local date-time itself (read-only, and remembered by localDateTime): no copy per question.
+export const today = (member: Member, now: number): LocalDate => localDateTime(now, timeZoneOf(member))
 
 const clock = (hhmm: string): { readonly hour: number; readonly minute: number } => {
   const [h = "0", m = "0"] = hhmm.split(":")
@@ -47,23 +53,62 @@ export const nextLocalTime = (member: Member, hhmm: string, now: number): number
   return localInstant(t.year, t.month, t.day, tz, hour, minute)
 }
 
-/**
- * The month and day of a date attribute: `birthday` (`MM-DD` or `YYYY-MM-DD`) and
- * `points.expiresAt` (a date string) as written; `tierSince` and `registeredAt` (instants) on the
- * member-local calendar. null when the member has none.
- */
-export const monthDayOf = (trigger: typeof DateTrigger.Type, member: Member, now: number): { readonly month: number; readonly day: number } | null => {
-  const value = attributeValue(member.state, trigger.attribute, member.ctx, now)
-  if (typeof value === "number") {
-    const l = localDateTime(value, timeZoneOf(member))
-    return { month: l.month, day: l.day }
-  }
-  if (typeof value !== "string") return null
+interface MonthDay {
+  readonly month: number
+  readonly day: number
+}
+
+const MONTH_DAYS_KEPT = 4096
+const monthDays = new Map<string, MonthDay | null>()
+
+const parseMonthDay = (value: string): MonthDay | null => {
   const match = /^(?:\d{4}-)?(\d{2})-(\d{2})/.exec(value)
   if (match === null) return null
   const month = Number(match[1])
   const day = Number(match[2])
   return month >= 1 && month <= 12 && day >= 1 && day <= 31 ? { month, day } : null
+}
+
+/**
+ * The month and day of a date attribute: `birthday` (`MM-DD` or `YYYY-MM-DD`) and
+ * `points.expiresAt` (a date string) as written; `tierSince` and `registeredAt` (instants) on the
+ * member-local calendar. null when the member has none.
+ */
+/** attributeValue of a date attribute (what it answers for these four), without its general switch. */
+const dateAttributeValue = (member: Member, attribute: DateAttribute, now: number): unknown => {
+  const state = member.state
+  switch (attribute) {
+    case "birthday": {
+      const value = state.attributes["birthday"]?.v
+      return value === undefined ? null : value
+    }
+    case "tierSince":
+      return tierSince(state)
+    case "points.expiresAt":
+      return state.points.expiresAt?.v ?? null
+    case "registeredAt":
+      return state.registeredAt
+    default:
+      return attributeValue(state, attribute, member.ctx, now)
+  }
+}
+
+export const monthDayOf = (trigger: typeof DateTrigger.Type, member: Member, now: number): MonthDay | null => {
+  const value = dateAttributeValue(member, trigger.attribute, now)
+  if (typeof value === "number") {
+    const l = localDateTime(value, timeZoneOf(member))
+    return { month: l.month, day: l.day }
+  }
+  if (typeof value !== "string") return null
+  // Every date trigger reads it on every event; many members share a birthday or an expiry date.
+  // Only date-sized strings are kept (an expiresAt need only start with a date).
+  if (value.length > 32) return parseMonthDay(value)
+  const known = monthDays.get(value)
+  if (known !== undefined) return known
+  const parsed = parseMonthDay(value)
+  if (monthDays.size >= MONTH_DAYS_KEPT) monthDays.clear()
+  monthDays.set(value, parsed)
+  return parsed
 }
 
 /** The day the month-day comes round in `year`: 29 February is 28 February in other years. */

@@ -1,6 +1,6 @@
 import type { MemberEvent } from "../../../schemas/Event.ts"
 import type { Journey } from "../../../schemas/Journey.ts"
-import { evaluate, matchesWhere } from "../../member/Conditions.ts"
+import { type EvalContext, evaluate, matchesWhere } from "../../member/Conditions.ts"
 import { nextOccurrence, occurrenceToday } from "./Calendar.ts"
 import { enrollmentIdOf } from "./Ids.ts"
 import { nextTick } from "./Schedule.ts"
@@ -48,7 +48,8 @@ export interface EntryResult {
 interface Fired {
   readonly slot: JourneySlot
   readonly key?: string
-  readonly trigger?: TriggerEventRef | null
+  /** the trigger event, kept as a reference (refOf) only when an enrollment is made of it */
+  readonly trigger?: MemberEvent | null
   readonly dateKey?: string
   readonly reason?: string
 }
@@ -73,17 +74,17 @@ const fire = (journey: Journey, slot: JourneySlot, member: Member, input: Trigge
   if ("event" in trigger) {
     if (event === undefined || event.type !== trigger.event.type) return { slot, reason: "not the trigger" }
     if (trigger.event.where !== undefined && !matchesWhere(event.properties, trigger.event.where)) return { slot, reason: "where does not match" }
-    return { slot, key: event.id, trigger: refOf(event) }
+    return { slot, key: event.id, trigger: event }
   }
   if ("segment" in trigger) {
     if (input.kind !== "event" && input.kind !== "change") return { slot, reason: "not the trigger" }
-    const matches = evaluate(trigger.segment.enters, member.state, { now, ctx: member.ctx, ...(event === undefined ? {} : { triggerEvent: event }) })
+    const matches = evaluate(trigger.segment.enters, member.state, evalContextOf(member, now, undefined, event))
     const next = { ...slot, segmentMatched: matches }
     if (!matches) return { slot: next, reason: "not in the segment" }
     if (slot.segmentMatched) return { slot: next, reason: "already in the segment" }
     return event === undefined
       ? { slot: next, key: `segment:${now}`, trigger: null }
-      : { slot: next, key: `segment:${event.id}`, trigger: refOf(event) }
+      : { slot: next, key: `segment:${event.id}`, trigger: event }
   }
   if ("date" in trigger) {
     if (input.kind !== "event" && input.kind !== "change" && input.kind !== "date") return { slot, reason: "not the trigger" }
@@ -108,6 +109,21 @@ const fire = (journey: Journey, slot: JourneySlot, member: Member, input: Trigge
   return { slot: { ...slot, lastTick: input.tick }, key: `tick:${input.tick}`, trigger: null }
 }
 
+/** How conditions see the member now, with the order figures when the caller keeps them (built, not spread). */
+const evalContextOf = (member: Member, now: number, enteredAt: number | undefined, triggerEvent: MemberEvent | undefined): EvalContext => {
+  const ctx = member.ctx
+  const figures = member.figures
+  if (enteredAt === undefined) {
+    if (triggerEvent === undefined) return figures === undefined ? { now, ctx } : { now, ctx, figures }
+    return figures === undefined ? { now, ctx, triggerEvent } : { now, ctx, triggerEvent, figures }
+  }
+  if (triggerEvent === undefined) return figures === undefined ? { now, ctx, enteredAt } : { now, ctx, enteredAt, figures }
+  return figures === undefined ? { now, ctx, enteredAt, triggerEvent } : { now, ctx, enteredAt, triggerEvent, figures }
+}
+
+const inAudience = (journey: Journey, member: Member, now: number, triggerEvent: MemberEvent | undefined): boolean =>
+  journey.audience === undefined || evaluate(journey.audience, member.state, evalContextOf(member, now, now, triggerEvent))
+
 type Reentry = { readonly kind: "enter" } | { readonly kind: "replace" } | { readonly kind: "refuse"; readonly reason: string }
 
 /**
@@ -130,6 +146,22 @@ export const considerEntry = (
   input: TriggerInput,
   now: number,
   options: EntryOptions
+): EntryResult => entryFor(journey, slot, member, input, now, options, true)
+
+/**
+ * considerEntry. Every refusal leaves the slot as the trigger left it, so the order of the checks
+ * decides only which reason is named: without `reasons` the re-entry rule and the audience are
+ * looked at before the enrollment id is hashed, as they refuse most entries a run considers (a
+ * member inside already, or not in the audience, buying again).
+ */
+export const entryFor = (
+  journey: Journey,
+  slot: JourneySlot,
+  member: Member,
+  input: TriggerInput,
+  now: number,
+  options: EntryOptions,
+  reasons: boolean
 ): EntryResult => {
   if (journey.status === "draft") return { slot, reason: "draft" }
   const fired = fire(journey, slot, member, input, now)
@@ -140,21 +172,21 @@ export const considerEntry = (
   const memberId = member.state.memberId
   const percent = options.globalControl ?? member.ctx.program.policies.globalControl
   if (journey.category === "marketing" && inGlobalControl(memberId, percent)) return { slot: next, reason: "global control" }
+  const triggerEvent = input.kind === "event" ? input.event : undefined
+  const early = reasons ? null : reentry(journey, next, now)
+  if (early?.kind === "refuse") return { slot: next, reason: early.reason }
+  if (!reasons && !inAudience(journey, member, now, triggerEvent)) return { slot: next, reason: "not in the audience" }
   const id = enrollmentIdOf(journey.id, memberId, key)
   if (next.active?.id === id || next.last?.id === id) return { slot: next, reason: "entered on this already" }
-  const rule = reentry(journey, next, now)
+  const rule = early ?? reentry(journey, next, now)
   if (rule.kind === "refuse") return { slot: next, reason: rule.reason }
-  const triggerEvent = input.kind === "event" ? input.event : undefined
-  if (journey.audience !== undefined) {
-    const ec = { now, ctx: member.ctx, enteredAt: now, ...(triggerEvent === undefined ? {} : { triggerEvent }) }
-    if (!evaluate(journey.audience, member.state, ec)) return { slot: next, reason: "not in the audience" }
-  }
+  if (reasons && !inAudience(journey, member, now, triggerEvent)) return { slot: next, reason: "not in the audience" }
   let replaced: Enrollment | undefined
   if (rule.kind === "replace" && next.active !== null) {
     replaced = { ...next.active, status: "exited", exitedAt: now, exitReason: "reentered", stepId: null, wait: null }
     next = settle(next, replaced)
   }
-  const trigger = fired.trigger ?? null
+  const trigger = fired.trigger === undefined || fired.trigger === null ? null : refOf(fired.trigger)
   const entered: Enrollment = {
     id,
     journeyId: journey.id,

@@ -3,7 +3,7 @@ import type { Journey, Step } from "../../../schemas/Journey.ts"
 import { type EvalContext, evaluate, matchesWhere } from "../../member/Conditions.ts"
 import { nextLocalTime } from "./Calendar.ts"
 import { emitIdOf, messageIdOf } from "./Ids.ts"
-import type { Action, Enrollment, Member, Transition, WaitState } from "./Types.ts"
+import type { Action, Conversion, Enrollment, Member, Transition, WaitState } from "./Types.ts"
 import { triggerEventOf } from "./Types.ts"
 import { CONTROL, splitArmOf } from "./Variants.ts"
 
@@ -20,7 +20,11 @@ export const MAX_STEPS_PER_RUN = 200
 
 const evalContext = (enrollment: Enrollment, member: Member, now: number): EvalContext => {
   const triggerEvent = triggerEventOf(enrollment)
-  return { now, ctx: member.ctx, enteredAt: enrollment.enteredAt, ...(triggerEvent === undefined ? {} : { triggerEvent }) }
+  const ctx = member.ctx
+  const enteredAt = enrollment.enteredAt
+  const figures = member.figures
+  if (triggerEvent === undefined) return figures === undefined ? { now, ctx, enteredAt } : { now, ctx, enteredAt, figures }
+  return figures === undefined ? { now, ctx, enteredAt, triggerEvent } : { now, ctx, enteredAt, triggerEvent, figures }
 }
 
 const ended = (enrollment: Enrollment, status: "completed" | "exited", reason: string, now: number, actions: Array<Action>): Transition => {
@@ -44,22 +48,29 @@ const waitOf = (step: Extract<Step, { readonly wait: unknown }>, member: Member,
   }
 }
 
+const record = (actions: Array<Action>, enrollmentId: string, stepId: string, outcome: string, now: number): void => {
+  actions.push({ kind: "step", enrollmentId, stepId, outcome, at: now })
+}
+
+/** The enrollment as it stands after the steps taken: its visits so far. */
+const withVisits = (enrollment: Enrollment, visits: Readonly<Record<string, number>>): Enrollment => ({ ...enrollment, visits: { ...visits } })
+
+const indexOf = (journey: Journey, id: string): number => journey.steps.findIndex((s) => s.id === id)
+
 /** Runs from step index `start`. */
 const run = (journey: Journey, enrollment: Enrollment, member: Member, now: number, start: number, actions: Array<Action>): Transition => {
   const visits: Record<string, number> = { ...enrollment.visits }
-  const current = (): Enrollment => ({ ...enrollment, visits: { ...visits } })
-  const indexOf = (id: string): number => journey.steps.findIndex((s) => s.id === id)
-  const ec = evalContext(enrollment, member, now)
+  // made when a condition is first evaluated: most runs (a send, then a wait) evaluate none
+  let ec: EvalContext | undefined
   const eid = enrollment.id
-  const record = (stepId: string, outcome: string) => actions.push({ kind: "step", enrollmentId: eid, stepId, outcome, at: now })
   let index = start
   for (let taken = 0; taken < MAX_STEPS_PER_RUN; taken++) {
     const step = journey.steps[index]
-    if (step === undefined) return ended(current(), "completed", "end", now, actions)
+    if (step === undefined) return ended(withVisits(enrollment, visits), "completed", "end", now, actions)
     const visit = (visits[step.id] ?? 0) + 1
     visits[step.id] = visit
-    if (step.when !== undefined && !evaluate(step.when, member.state, ec)) {
-      record(step.id, "skipped")
+    if (step.when !== undefined && !evaluate(step.when, member.state, (ec ??= evalContext(enrollment, member, now)))) {
+      record(actions, eid, step.id, "skipped", now)
       index += 1
       continue
     }
@@ -77,41 +88,47 @@ const run = (journey: Journey, enrollment: Enrollment, member: Member, now: numb
         variant: enrollment.variant,
         suppressed
       })
-      record(step.id, suppressed === null ? "queued" : "suppressed")
+      record(actions, eid, step.id, suppressed === null ? "queued" : "suppressed", now)
     } else if ("wait" in step) {
       const wait = waitOf(step, member, now)
-      record(step.id, "waiting")
+      record(actions, eid, step.id, "waiting", now)
       actions.push({ kind: "timer", enrollmentId: eid, due: wait.due })
-      return { enrollment: { ...current(), stepId: step.id, wait }, actions }
+      return { enrollment: { ...withVisits(enrollment, visits), stepId: step.id, wait }, actions }
     } else if ("branch" in step) {
-      const arm = step.branch.find((a) => "else" in a || evaluate(a.when, member.state, ec))
-      if (arm === undefined) record(step.id, "no-match")
+      let arm: (typeof step.branch)[number] | undefined
+      for (const a of step.branch) {
+        if ("else" in a || evaluate(a.when, member.state, (ec ??= evalContext(enrollment, member, now)))) {
+          arm = a
+          break
+        }
+      }
+      if (arm === undefined) record(actions, eid, step.id, "no-match", now)
       else jump = arm.goto
     } else if ("split" in step) {
       jump = splitArmOf(journey.id, step.id, enrollment.memberId, step.split)?.goto
     } else if ("tag" in step) {
       actions.push({ kind: "tag", enrollmentId: eid, stepId: step.id, add: step.tag.add, remove: step.tag.remove })
-      record(step.id, "tagged")
+      record(actions, eid, step.id, "tagged", now)
     } else if ("emit" in step) {
       const id = emitIdOf(journey.id, enrollment.journeyVersion, eid, step.id, visit)
       actions.push({ kind: "emit", enrollmentId: eid, stepId: step.id, id, type: step.emit.type, properties: step.emit.properties ?? {} })
-      record(step.id, "emitted")
+      record(actions, eid, step.id, "emitted", now)
     } else if ("goto" in step) {
       jump = step.goto
     } else {
-      record(step.id, "exit")
-      return ended(current(), "completed", "exit-step", now, actions)
+      record(actions, eid, step.id, "exit", now)
+      return ended(withVisits(enrollment, visits), "completed", "exit-step", now, actions)
     }
     if (jump === undefined) {
       index += 1
       continue
     }
-    record(step.id, `goto:${jump}`)
-    index = indexOf(jump)
+    record(actions, eid, step.id, `goto:${jump}`, now)
+    index = indexOf(journey, jump)
     // a step id missing from this version: the caller ran an enrollment on the wrong version
-    if (index < 0) return ended(current(), "exited", `missing-step:${jump}`, now, actions)
+    if (index < 0) return ended(withVisits(enrollment, visits), "exited", `missing-step:${jump}`, now, actions)
   }
-  return ended(current(), "exited", "loop-guard", now, actions)
+  return ended(withVisits(enrollment, visits), "exited", "loop-guard", now, actions)
 }
 
 const startAt = (journey: Journey, enrollment: Enrollment, member: Member, now: number, stepId: string, actions: Array<Action>): Transition => {
@@ -140,18 +157,42 @@ const valueOf = (event: MemberEvent): number => {
  * ended): an event of the goal's type and `where`, other than the trigger event, whose event time
  * is after entry and at most `within` after it.
  */
-export const recordGoal = (journey: Journey, enrollment: Enrollment, event: MemberEvent): Transition => {
+/** The conversion an event makes for an enrollment, or null (most events make none). */
+const conversionOf = (journey: Journey, enrollment: Enrollment, event: MemberEvent): Conversion | null => {
   const goal = journey.goal
-  if (goal === undefined || enrollment.converted !== null || event.type !== goal.event || event.id === enrollment.triggerEventId) {
-    return { enrollment, actions: [] }
-  }
-  if (event.at <= enrollment.enteredAt || event.at > enrollment.enteredAt + goal.within) return { enrollment, actions: [] }
-  if (goal.where !== undefined && !matchesWhere(event.properties, goal.where)) return { enrollment, actions: [] }
-  const converted = { eventId: event.id, at: event.at, value: valueOf(event) }
+  if (goal === undefined || enrollment.converted !== null || event.type !== goal.event || event.id === enrollment.triggerEventId) return null
+  if (event.at <= enrollment.enteredAt || event.at > enrollment.enteredAt + goal.within) return null
+  if (goal.where !== undefined && !matchesWhere(event.properties, goal.where)) return null
+  return { eventId: event.id, at: event.at, value: valueOf(event) }
+}
+
+export const recordGoal = (journey: Journey, enrollment: Enrollment, event: MemberEvent): Transition => {
+  const converted = conversionOf(journey, enrollment, event)
+  if (converted === null) return { enrollment, actions: [] }
   return {
     enrollment: { ...enrollment, converted },
     actions: [{ kind: "conversion", enrollmentId: enrollment.id, variant: enrollment.variant, ...converted }]
   }
+}
+
+const exitsOn = (journey: Journey, event: MemberEvent): boolean => {
+  for (const x of journey.exit) if (x.event === event.type && (x.where === undefined || matchesWhere(event.properties, x.where))) return true
+  return false
+}
+
+const resumesOn = (wait: Extract<WaitState, { readonly kind: "event" }>, event: MemberEvent): boolean =>
+  wait.event === event.type && (wait.where === null || matchesWhere(event.properties, wait.where))
+
+/**
+ * Whether onEvent would give the enrollment back as it is, with no actions: no goal reached, and
+ * (when active, and not its trigger event) no exit and no wait ended. Most events are such.
+ */
+export const passesBy = (journey: Journey, enrollment: Enrollment, event: MemberEvent): boolean => {
+  if (conversionOf(journey, enrollment, event) !== null) return false
+  if (enrollment.status !== "active" || event.id === enrollment.triggerEventId) return true
+  if (exitsOn(journey, event)) return false
+  const wait = enrollment.wait
+  return !(wait?.kind === "event" && resumesOn(wait, event))
 }
 
 /**
@@ -160,14 +201,18 @@ export const recordGoal = (journey: Journey, enrollment: Enrollment, event: Memb
  * event resumes a wait-for-event at `onEvent`. The trigger event itself does none of these.
  */
 export const onEvent = (journey: Journey, enrollment: Enrollment, event: MemberEvent, member: Member, now: number): Transition => {
-  const goal = recordGoal(journey, enrollment, event)
-  const actions: Array<Action> = [...goal.actions]
-  const e = goal.enrollment
+  // recordGoal inline: no transition is made for the usual event that converts nothing.
+  const converted = conversionOf(journey, enrollment, event)
+  const actions: Array<Action> = []
+  let e = enrollment
+  if (converted !== null) {
+    e = { ...enrollment, converted }
+    actions.push({ kind: "conversion", enrollmentId: enrollment.id, variant: enrollment.variant, ...converted })
+  }
   if (e.status !== "active" || event.id === e.triggerEventId) return { enrollment: e, actions }
-  const exit = journey.exit.find((x) => x.event === event.type && (x.where === undefined || matchesWhere(event.properties, x.where)))
-  if (exit !== undefined) return ended(e, "exited", `event:${event.type}`, now, actions)
+  if (exitsOn(journey, event)) return ended(e, "exited", `event:${event.type}`, now, actions)
   const wait = e.wait
-  if (wait?.kind === "event" && wait.event === event.type && (wait.where === null || matchesWhere(event.properties, wait.where))) {
+  if (wait?.kind === "event" && resumesOn(wait, event)) {
     actions.push({ kind: "step", enrollmentId: e.id, stepId: wait.stepId, outcome: "event", at: now })
     return startAt(journey, e, member, now, wait.onEvent, actions)
   }

@@ -1,6 +1,7 @@
 import type { Channel } from "../../../schemas/Program.ts"
 import type { MemberEvent } from "../../../schemas/Event.ts"
 import type { MemberContext, MemberState } from "../../member/MemberState.ts"
+import type { OrderFigures } from "../../member/MemberState/Reads.ts"
 
 /**
  * The runtime's plain data. Everything here is JSON (no Map, Set, Date or undefined values), since
@@ -11,6 +12,11 @@ export interface Member {
   /** The state after the event being handled was applied. */
   readonly state: MemberState
   readonly ctx: MemberContext
+  /**
+   * orderFigures of `state` at the `now` of the run, for a caller whose run changes no order (the
+   * engine's): conditions on spend then read them instead of summing the orders each time.
+   */
+  readonly figures?: () => OrderFigures
 }
 
 /** The event that started an enrollment, kept so `event.<property>` conditions read it after a wait. */

@@ -31,9 +31,21 @@ export const variantOf = (journey: Journey, memberId: string, winner?: string): 
   return [...experiment.variants].reverse().find((v) => v.weight > 0)?.id ?? experiment.variants[0]?.id ?? DEFAULT_VARIANT
 }
 
+// A member's global-control bucket depends on the member id alone and is asked on every entry
+// considered: kept for the members seen lately (a plain bound, cleared when reached).
+const GLOBAL_BUCKETS_KEPT = 100_000
+const globalBuckets = new Map<string, number>()
+
 /** In the program's global control group: hash32(fixed salt, member id) mod 10,000 < percent × 100. */
-export const inGlobalControl = (memberId: string, percent: number): boolean =>
-  bucketOf(GLOBAL_CONTROL_SALT, memberId) < percent * (BUCKETS / 100)
+export const inGlobalControl = (memberId: string, percent: number): boolean => {
+  let bucket = globalBuckets.get(memberId)
+  if (bucket === undefined) {
+    bucket = bucketOf(GLOBAL_CONTROL_SALT, memberId)
+    if (globalBuckets.size >= GLOBAL_BUCKETS_KEPT) globalBuckets.clear()
+    globalBuckets.set(memberId, bucket)
+  }
+  return bucket < percent * (BUCKETS / 100)
+}
 
 /** A `split` step's arm: sticky per member (hash of journey id, step id and member id). */
 export const splitArmOf = (journeyId: string, stepId: string, memberId: string, arms: ReadonlyArray<SplitArm>): SplitArm | undefined => {

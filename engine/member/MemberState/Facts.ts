@@ -3,7 +3,7 @@ import type { Program } from "../../../schemas/Program.ts"
 import type { Draft, MemberContext } from "../MemberState.ts"
 import { startingLevel, upgradeTo } from "../Tiers.ts"
 import { derive, shortHash } from "./Ids.ts"
-import { basisNow } from "./Reads.ts"
+import { basisOf, type OrderFigures, orderFigures } from "./Reads.ts"
 
 /** What one event does to a member's state, by event time (events.md, "Standard types"). */
 
@@ -31,24 +31,60 @@ const insertionPoint = (times: ReadonlyArray<number>, at: number): number => {
   return lo
 }
 
-const scalarProperties = (properties: Readonly<Record<string, unknown>>): Record<string, unknown> => {
+/** As insertionPoint, over the recent events' times. */
+const recentInsertionPoint = (recent: ReadonlyArray<{ readonly at: number }>, at: number): number => {
+  let lo = 0
+  let hi = recent.length
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1
+    if ((recent[mid]?.at ?? 0) <= at) lo = mid + 1
+    else hi = mid
+  }
+  return lo
+}
+
+const isScalar = (value: unknown): boolean =>
+  value === null || typeof value === "string" || typeof value === "number" || typeof value === "boolean"
+
+// for-in over own keys: Object.keys' keys in its order, without an array per event
+const allScalar = (properties: Readonly<Record<string, unknown>>): boolean => {
+  for (const key in properties) if (Object.hasOwn(properties, key) && !isScalar(properties[key])) return false
+  return true
+}
+
+const scalarProperties = (properties: Readonly<Record<string, unknown>>): Readonly<Record<string, unknown>> => {
+  // Only scalars (the usual event): the copy would be the same keys, order and values, so the
+  // properties are kept as they are (nothing changes an event's properties). Not with a
+  // "__proto__" key, which the copy below drops.
+  if (allScalar(properties) && !Object.hasOwn(properties, "__proto__")) return properties
   const out: Record<string, unknown> = {}
-  for (const [key, value] of Object.entries(properties)) {
-    if (value === null || typeof value === "string" || typeof value === "number" || typeof value === "boolean") {
-      out[key] = value
-    }
+  for (const key of Object.keys(properties)) {
+    const value = properties[key]
+    if (isScalar(value)) out[key] = value
   }
   return out
 }
 
 /** Every event, of any type, is kept in history: a count, recent times, recent scalar properties. */
-export const recordHistory = (d: Draft, e: MemberEvent): void => {
-  const h = (d.history[e.type] ??= { n: 0, at: [], recent: [] })
+export const recordHistory = (d: Draft, e: Pick<MemberEvent, "type" | "at" | "properties">): void =>
+  recordHistoryOf(d, e.type, e.at, e.properties)
+
+/** recordHistory without an event object (the engine's own events are recorded from their parts). */
+export const recordHistoryOf = (d: Draft, type: string, at: number, properties: Readonly<Record<string, unknown>>): void => {
+  const h = (d.history[type] ??= { n: 0, at: [], recent: [] })
   h.n += 1
-  h.at.splice(insertionPoint(h.at, e.at), 0, e.at)
-  if (h.at.length > TIMES_PER_TYPE) h.at.splice(0, h.at.length - TIMES_PER_TYPE)
-  h.recent.splice(insertionPoint(h.recent.map((r) => r.at), e.at), 0, { at: e.at, p: scalarProperties(e.properties) })
-  if (h.recent.length > RECENT_PER_TYPE) h.recent.splice(0, h.recent.length - RECENT_PER_TYPE)
+  const times = h.at
+  // Events mostly come in time order: appending is the common case.
+  const i = insertionPoint(times, at)
+  if (i === times.length) times.push(at)
+  else times.splice(i, 0, at)
+  if (times.length > TIMES_PER_TYPE) times.splice(0, times.length - TIMES_PER_TYPE)
+  const recent = h.recent
+  const entry = { at, p: scalarProperties(properties) }
+  const j = recentInsertionPoint(recent, at)
+  if (j === recent.length) recent.push(entry)
+  else recent.splice(j, 0, entry)
+  if (recent.length > RECENT_PER_TYPE) recent.splice(0, recent.length - RECENT_PER_TYPE)
 }
 
 export const startTier = (d: Draft, program: Program): void => {
@@ -75,7 +111,8 @@ const setConsent = (d: Draft, channel: (typeof CHANNELS)[number], granted: boole
 }
 
 const applyAttributes = (d: Draft, e: MemberEvent, program: Program): void => {
-  for (const [key, value] of Object.entries(e.properties)) {
+  for (const key of Object.keys(e.properties)) {
+    const value = e.properties[key]
     if (key === "consent" && typeof value === "object" && value !== null) {
       for (const channel of CHANNELS) {
         const granted = (value as Record<string, unknown>)[channel]
@@ -91,7 +128,15 @@ const applyAttributes = (d: Draft, e: MemberEvent, program: Program): void => {
   }
 }
 
-const applyPurchase = (d: Draft, e: MemberEvent, ctx: MemberContext, now: number, derived: Array<DerivedEvent>): void => {
+/**
+ * The order figures a purchase summed for its tier check, for the re-evaluation that follows in the
+ * same write: the caller clears it before each event, so it holds only the last event's.
+ */
+export interface Figured {
+  figures: OrderFigures | undefined
+}
+
+const applyPurchase = (d: Draft, e: MemberEvent, ctx: MemberContext, now: number, derived: Array<DerivedEvent>, figured: Figured | undefined): void => {
   const orderId = str(e.properties["orderId"])
   const amount = num(e.properties["amount"])
   if (orderId === undefined || amount === undefined) return
@@ -99,17 +144,17 @@ const applyPurchase = (d: Draft, e: MemberEvent, ctx: MemberContext, now: number
   const pendingRefunds = d.orders[key]?.refunded ?? 0
   const currency = str(e.properties["currency"])
   const channel = str(e.properties["channel"])
-  d.orders[key] = {
-    at: e.at,
-    amount,
-    refunded: pendingRefunds,
-    ...(currency !== undefined ? { currency } : {}),
-    ...(channel !== undefined ? { channel } : {})
-  }
+  // Keys in this order (at, amount, refunded, currency, channel): the stored JSON stays the same.
+  const order: { at: number; amount: number; refunded: number; currency?: string; channel?: string } = { at: e.at, amount, refunded: pendingRefunds }
+  if (currency !== undefined) order.currency = currency
+  if (channel !== undefined) order.channel = channel
+  d.orders[key] = order
   const program = ctx.program
   const tier = d.tier
   if (program.tiers.source !== "computed" || tier === null) return
-  const to = upgradeTo(program, tier.id, basisNow(d, program, now))
+  const figures = orderFigures(d, program.rfm.window, now)
+  if (figured !== undefined) figured.figures = figures
+  const to = upgradeTo(program, tier.id, basisOf(program, figures))
   if (to === null) return
   // tierSince never moves back: a late purchase older than the current tier does not date it earlier.
   const since = Math.max(e.at, tier.since ?? e.at)
@@ -160,7 +205,8 @@ export const applyFacts = (
   e: MemberEvent,
   ctx: MemberContext,
   now: number,
-  derived: Array<DerivedEvent>
+  derived: Array<DerivedEvent>,
+  figured?: Figured
 ): void => {
   const program = ctx.program
   if (d.tier === null) startTier(d, program)
@@ -187,7 +233,7 @@ export const applyFacts = (
       return
     }
     case "purchase":
-      return applyPurchase(d, e, ctx, now, derived)
+      return applyPurchase(d, e, ctx, now, derived, figured)
     case "refund":
       return applyRefund(d, e)
     case "points.changed":

@@ -3,15 +3,17 @@ import { chTime } from "../../../schemas/Rows.ts"
 import { maskAttributes } from "../Mask.ts"
 import type { MemberContext, MemberState } from "../MemberState.ts"
 import {
+  basisOf,
   consentOf,
   currentTags,
   freeAttributes,
   memberLocale,
   memberTimeZone,
+  orderFigures,
   purchaseStats,
-  rfmInputs,
   spend365d,
-  tierView
+  tierView,
+  tierViewAt
 } from "./Reads.ts"
 
 /** The member as others see it: the analyst row and the admin API answer. Contact points masked. */
@@ -31,12 +33,44 @@ const stringAttribute = (state: MemberState, key: string): string => {
   return typeof value === "string" ? value : ""
 }
 
+interface MaskedAttributes {
+  readonly keys: ReadonlyArray<string>
+  readonly values: ReadonlyArray<unknown>
+  readonly json: string
+}
+
+// The masked attributes' JSON by attributes object, for a member whose attribute values are all
+// plain scalars: the same keys and values (compared each time) give the same text, so a member's
+// row does not mask and serialise unchanged attributes again on every write.
+const maskedByAttributes = new WeakMap<MemberState["attributes"], MaskedAttributes>()
+
+const isPlain = (value: unknown): boolean =>
+  value === null || typeof value === "string" || typeof value === "number" || typeof value === "boolean"
+
+const attributesJson = (state: MemberState): string => {
+  const attributes = state.attributes
+  const keys = Object.keys(attributes)
+  const known = maskedByAttributes.get(attributes)
+  if (known !== undefined && known.keys.length === keys.length) {
+    let same = true
+    for (let i = 0; i < keys.length && same; i++) same = keys[i] === known.keys[i] && attributes[keys[i]!]?.v === known.values[i]
+    if (same) return known.json
+  }
+  const json = JSON.stringify(maskAttributes(freeAttributes(state)))
+  const values = keys.map((key) => attributes[key]?.v)
+  if (values.every(isPlain)) maskedByAttributes.set(attributes, { keys, values, json })
+  else maskedByAttributes.delete(attributes)
+  return json
+}
+
 /** The member_profiles row (clickhouse.md); `version` is the ReplacingMergeTree version. */
 export const profileRow = (state: MemberState, ctx: MemberContext, now: number): MemberProfileRow => {
   const program = ctx.program
-  const tier = tierView(state, program, now)
-  const purchases = purchaseStats(state)
-  const rfm = rfmInputs(state, program.rfm.window, now)
+  // One pass over the orders for every figure the row has (the tier basis among them).
+  const figures = orderFigures(state, program.rfm.window, now)
+  const tier = tierViewAt(state, program, basisOf(program, figures))
+  const purchases = figures.purchases
+  const rfm = figures.rfm
   return {
     member_id: state.memberId,
     version: state.version,
@@ -54,7 +88,7 @@ export const profileRow = (state: MemberState, ctx: MemberContext, now: number):
     last_purchase_at: chTimeOrNull(purchases.lastAt),
     purchase_count: purchases.count,
     purchase_total: purchases.total,
-    spend_365d: spend365d(state, now),
+    spend_365d: figures.spend365d,
     rfm_frequency: rfm?.frequency ?? 0,
     rfm_monetary: rfm?.monetary ?? 0,
     rfm_r: state.rfm.r,
@@ -64,7 +98,7 @@ export const profileRow = (state: MemberState, ctx: MemberContext, now: number):
     tags: currentTags(state),
     points_balance: state.points.balance?.v ?? 0,
     points_expires_at: chTimeOrNull(dateMs(state.points.expiresAt?.v ?? null)),
-    attributes: JSON.stringify(maskAttributes(freeAttributes(state)))
+    attributes: attributesJson(state)
   }
 }
 

@@ -75,6 +75,56 @@ export const rfmInputs = (state: MemberState, windowMs: number, now: number): Rf
   return frequency === 0 ? null : { lastPurchaseAt, frequency, monetary: money(monetary) }
 }
 
+export interface OrderFigures {
+  readonly spend365d: number
+  readonly lifetimeSpend: number
+  readonly purchases: PurchaseStats
+  readonly rfm: RfmInputs | null
+}
+
+/**
+ * spend365d, lifetimeSpend, purchaseStats and rfmInputs(windowMs) in one pass over the orders: each
+ * sum is taken over the same orders in the same order as there, so the figures are the same.
+ */
+export const orderFigures = (state: MemberState, windowMs: number, now: number): OrderFigures => {
+  const yearFrom = now - YEAR_MS
+  const windowFrom = now - windowMs
+  let spendYear = 0
+  let spendLifetime = 0
+  let count = 0
+  let total = 0
+  let lastAt: number | null = null
+  let frequency = 0
+  let monetary = 0
+  let lastPurchaseAt = -Infinity
+  for (const key in state.orders) {
+    const o = state.orders[key]!
+    const net = netOf(o)
+    if (o.at === null) continue
+    // the ranges of spend365d and lifetimeSpend, written as spendBetween tests them
+    if (o.at > yearFrom && o.at <= Infinity) spendYear += net
+    if (o.at > -Infinity && o.at <= Infinity) spendLifetime += net
+    if (net <= 0) continue
+    count++
+    total += net
+    lastAt = lastAt === null ? o.at : Math.max(lastAt, o.at)
+    if (o.at <= windowFrom) continue
+    frequency++
+    monetary += net
+    lastPurchaseAt = Math.max(lastPurchaseAt, o.at)
+  }
+  return {
+    spend365d: money(spendYear),
+    lifetimeSpend: money(spendLifetime),
+    purchases: { count, total: money(total), lastAt, averageOrder: count === 0 ? 0 : money(total / count) },
+    rfm: frequency === 0 ? null : { lastPurchaseAt, frequency, monetary: money(monetary) }
+  }
+}
+
+/** basisNow from order figures taken at `now`. */
+export const basisOf = (program: Program, figures: OrderFigures): number =>
+  program.tiers.basis === "lifetimeSpend" ? figures.lifetimeSpend : figures.spend365d
+
 /** The time the current tier was reached; the starting level dates from registration (or first event). */
 export const tierSince = (state: MemberState): number | null =>
   state.tier?.since ?? state.registeredAt ?? state.firstSeenAt
@@ -91,18 +141,25 @@ export const memberLocale = (state: MemberState, program: Program): string => {
 
 export const freeAttributes = (state: MemberState): Record<string, unknown> => {
   const out: Record<string, unknown> = {}
-  for (const [key, stamped] of Object.entries(state.attributes)) out[key] = stamped.v
+  const attributes = state.attributes
+  for (const key of Object.keys(attributes)) out[key] = attributes[key]!.v
   return out
 }
 
 export const consentOf = (state: MemberState, channel: "sms" | "email" | "wechat"): boolean =>
   state.consent[channel]?.v ?? false
 
+/** Whether `tag` is among currentTags, without building them. */
+export const hasTag = (state: MemberState, tag: string): boolean =>
+  Object.hasOwn(state.ruleTags, tag) || (Object.hasOwn(state.manualTags, tag) && Boolean(state.manualTags[tag]?.on))
+
 /** Current tags: rule tags ∪ manual tags that are on. */
 export const currentTags = (state: MemberState): ReadonlyArray<string> => {
-  const tags = new Set(Object.keys(state.ruleTags))
-  for (const [tag, manual] of Object.entries(state.manualTags)) if (manual.on) tags.add(tag)
-  return [...tags].sort()
+  // the union without a Set: a manual tag is added unless a rule tag has it (the sort fixes the order)
+  const tags = Object.keys(state.ruleTags)
+  const manualTags = state.manualTags
+  for (const tag of Object.keys(manualTags)) if (manualTags[tag]!.on && !Object.hasOwn(state.ruleTags, tag)) tags.push(tag)
+  return tags.sort()
 }
 
 export interface TierView {
@@ -114,9 +171,12 @@ export interface TierView {
   readonly spendToNext: number | null
 }
 
-export const tierView = (state: MemberState, program: Program, now: number): TierView => {
+export const tierView = (state: MemberState, program: Program, now: number): TierView =>
+  tierViewAt(state, program, basisNow(state, program, now))
+
+/** tierView with the basis already computed (basisNow). */
+export const tierViewAt = (state: MemberState, program: Program, basis: number): TierView => {
   const id = state.tier?.id ?? startingLevel(program).id
-  const basis = basisNow(state, program, now)
   return {
     id,
     level: program.tiers.levels[levelIndex(program, id)] ?? null,
@@ -142,15 +202,20 @@ export const pathValue = (root: unknown, path: ReadonlyArray<string>): unknown =
  * `registeredAt`, `tierSince`) are epoch ms; `birthday` and `points.expiresAt` are the date
  * strings as received; missing values are `null`. Any other path is a free attribute.
  */
-export const attributeValue = (state: MemberState, path: string, ctx: MemberContext, now: number): unknown => {
+export const attributeValue = (state: MemberState, path: string, ctx: MemberContext, now: number): unknown =>
+  attributeValueWith(state, path, ctx, now, undefined)
+
+/** attributeValue, reading order figures from `figures` (orderFigures at `now`, made on first use) when given. */
+export const attributeValueWith = (state: MemberState, path: string, ctx: MemberContext, now: number, figures: (() => OrderFigures) | undefined): unknown => {
   const program = ctx.program
   switch (path) {
     case "tier":
       return state.tier?.id ?? startingLevel(program).id
+    // What tierView would answer, computing only the part asked for.
     case "tier.next":
-      return tierView(state, program, now).next?.id ?? null
+      return nextLevel(program, state.tier?.id ?? startingLevel(program).id)?.id ?? null
     case "tier.spendToNext":
-      return tierView(state, program, now).spendToNext
+      return spendToNext(program, state.tier?.id ?? startingLevel(program).id, figures === undefined ? basisNow(state, program, now) : basisOf(program, figures()))
     case "tierSince":
       return tierSince(state)
     case "rfm.r":
@@ -162,15 +227,15 @@ export const attributeValue = (state: MemberState, path: string, ctx: MemberCont
     case "rfm.segment":
       return state.rfm.segment
     case "purchase.count":
-      return purchaseStats(state).count
+      return (figures?.().purchases ?? purchaseStats(state)).count
     case "purchase.total":
-      return purchaseStats(state).total
+      return (figures?.().purchases ?? purchaseStats(state)).total
     case "purchase.lastAt":
-      return purchaseStats(state).lastAt
+      return (figures?.().purchases ?? purchaseStats(state)).lastAt
     case "purchase.averageOrder":
-      return purchaseStats(state).averageOrder
+      return (figures?.().purchases ?? purchaseStats(state)).averageOrder
     case "spend365d":
-      return spend365d(state, now)
+      return figures?.().spend365d ?? spend365d(state, now)
     case "points.balance":
       return state.points.balance?.v ?? null
     case "points.expiresAt":
@@ -192,6 +257,10 @@ export const attributeValue = (state: MemberState, path: string, ctx: MemberCont
     case "consent.wechat":
       return consentOf(state, "wechat")
     default: {
+      if (!path.includes(".")) {
+        const value = state.attributes[path]?.v
+        return value === undefined ? null : value
+      }
       const [head, ...rest] = path.split(".")
       const value = head === undefined ? undefined : pathValue(state.attributes[head]?.v, rest)
       return value === undefined ? null : value
