@@ -15,6 +15,7 @@ import { liftCommand } from "./Cli/LiftCommand.ts"
 import { reportCommand } from "./Cli/ReportCommand.ts"
 import { simulateCommand } from "./Cli/SimulateCommand.ts"
 import { Ingest, IngestLive } from "./Ingest.ts"
+import { EngineId } from "./ingest/EngineIdentity.ts"
 import { JourneyRuntime } from "./JourneyRuntime.ts"
 import { TimersLive } from "./Timers.ts"
 import { formatReport, validateDir, ValidationFailed } from "./journeys/JourneyFile.ts"
@@ -35,7 +36,9 @@ export const EngineLive = Layer.mergeAll(MaintenanceLive, HttpLive, TimersLive, 
   Layer.provideMerge(IngestLive),
   Layer.provideMerge(Layer.mergeAll(MemberStore.Default, MemberLookup.Default, ProgramRuntime.Default, JourneyRuntime.Default, Channels.layer(liveSenders), MessageLedger.Default)),
   Layer.provideMerge(Layer.effectDiscard(Effect.all([ensureTopology(), migrate], { discard: true }))),
-  Layer.provideMerge(Layer.merge(NatsLive, ClickhouseLive))
+  Layer.provideMerge(Layer.merge(NatsLive, ClickhouseLive)),
+  // first: a data directory another live engine uses is refused before its database is opened
+  Layer.provideMerge(EngineId.layer)
 )
 
 /**

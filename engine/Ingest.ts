@@ -2,10 +2,10 @@ import { type ConsumerMessages, DeliverPolicy, type JsMsg } from "@nats-io/jetst
 import type { KV } from "@nats-io/kv"
 import type { Subscription } from "@nats-io/transport-node"
 import { Clock, Config, Context, Effect, Fiber, Layer, Metric, Schedule } from "effect"
-import { randomUUID } from "node:crypto"
 import { Clickhouse } from "./Clickhouse.ts"
 import { type AppliedBatch, arrivalMs, BatchBuilder, decode, emptyBatch } from "./ingest/ApplyBatch.ts"
 import { batcher } from "./ingest/Batcher.ts"
+import { EngineId } from "./ingest/EngineIdentity.ts"
 import { Leases, partitionCount } from "./ingest/Leases.ts"
 import { partitionOf, partitionOfSequence } from "./ingest/Partition.ts"
 import { type Pass, PASS_EVENT, PASS_MEMBER, passOf } from "./ingest/Passes.ts"
@@ -101,7 +101,7 @@ export const IngestLive = Layer.scoped(
     const sinkRows = yield* Config.integer("MEMBERFLOW_PENDING_ROWS").pipe(Config.withDefault(100_000))
     const meta: KV = yield* use("open meta bucket", () => kvm.create(topology.metaBucket, { history: 5 }))
     const count = yield* use("partition count", () => partitionCount(meta, wanted))
-    const engineId = randomUUID()
+    const engineId = yield* EngineId
     const leases = new Leases(meta, engineId, count, leaseMs)
     const context = yield* Effect.context<Nats | Topology | Clickhouse>()
     const sink = yield* makeRowSink(yield* Clickhouse, sinkRows)

@@ -346,6 +346,24 @@ export const runChaos = async (options: ChaosOptions): Promise<ChaosReport> => {
     }
     // late duplicates, if any, have a moment to arrive before counting
     await sleep(3_000)
+    // every partition owned again and read to the end of the stream (a killed engine's are taken
+    // back when it restarts, or by the others a lease time after it stopped renewing them)
+    const settled = async () => {
+      const states = await Promise.all(
+        slots.map((slot) =>
+          fetch(`${base(slot)}/readyz`).then(
+            (r) => r.json() as Promise<{ ingest?: { partitions: number; owned: Array<unknown>; lag: number } }>,
+            () => null
+          )
+        )
+      )
+      const partitions = states[0]?.ingest?.partitions ?? -1
+      const owned = states.reduce((sum, state) => sum + (state?.ingest?.owned.length ?? 0), 0)
+      return owned === partitions && states.every((state) => state?.ingest?.lag === 0)
+    }
+    const settleDeadline = Date.now() + 60_000
+    while (!(await settled()) && Date.now() < settleDeadline) await sleep(500)
+    log(`chaos: partitions settled at ${((Date.now() - started) / 1000).toFixed(1)} s`)
 
     // ---- ground truth
     let profileMismatches = 0
@@ -354,7 +372,10 @@ export const runChaos = async (options: ChaosOptions): Promise<ChaosReport> => {
       const body = (await fetch(`${base(slot)}/members/${memberId}`).then((r) => r.json(), () => null)) as { purchase?: { count: number; total: number } } | null
       const want = expectedPurchases.get(memberId)
       const got = body?.purchase
-      if (want === undefined || got === undefined || got.count !== want.count || Math.abs(got.total - want.total) > 0.005) profileMismatches++
+      if (want === undefined || got === undefined || got.count !== want.count || Math.abs(got.total - want.total) > 0.005) {
+        profileMismatches++
+        log(`chaos: member ${memberId} purchases want ${JSON.stringify(want)} got ${JSON.stringify(got ?? body)}`)
+      }
     }
     const perMember = new Map<string, { sms: number; email: number; wechat: number }>()
     const bump = (memberId: string, channel: "sms" | "email" | "wechat") => {

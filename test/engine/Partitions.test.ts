@@ -145,3 +145,47 @@ describe("member partitions: engines share them, hand them over and take them ba
     }
   })
 })
+
+describe("an engine restarted on its own data directory", () => {
+  it("takes back the partitions its killed process held at once, and a second process on that directory is refused", async () => {
+    const topo = uniqueTopology("reclaim")
+    const nc = await natsConnect()
+    const dataDir = tempDir("reclaim")
+    // A lease time far longer than the test: only being the same engine can bring the partitions back.
+    const env = { ...topo.env, JOURNEYS_DIR: journeysDir(), MEMBERFLOW_DATA_DIR: dataDir, MEMBERFLOW_LEASE_MS: "600000" }
+    const started: Array<EngineProcess> = []
+    try {
+      const first = await startEngine(env, "reclaim1")
+      started.push(first)
+      const before = purchases(0, 500, 50)
+      await publishEvents(nc, topo, before.events)
+      await eventually(() => drained([first]), 60_000, "the engine to apply the first events")
+      const id = (await readiness(first)).ingest.engine
+
+      // A second process on the same directory would be the same engine twice: refused, and the
+      // first goes on.
+      const twin = await startEngine(env, "reclaim-twin").then(
+        () => "started",
+        (error: Error) => error.message
+      )
+      expect(twin).toContain(`MEMBERFLOW_DATA_DIR ${dataDir} is in use by process ${first.child.pid}`)
+      expect((await first.get("/readyz")).status).toBe(200)
+
+      expect(await first.kill("SIGKILL")).toBeNull()
+      const after = purchases(500, 500, 50)
+      await publishEvents(nc, topo, after.events)
+      const again = await startEngine(env, "reclaim2")
+      started.push(again)
+      await eventually(() => drained([again]), 60_000, "the restarted engine to own every partition and catch up")
+      const state = await readiness(again)
+      expect(state.ingest.engine).toBe(id)
+      expect(state.ingest.owned).toHaveLength(16)
+      expect(await profiles(again, before.expected.keys())).toEqual(Object.fromEntries(merge(before.expected, after.expected)))
+      expect(await again.kill("SIGTERM")).toBe(0)
+    } finally {
+      await Promise.all(started.map((engine) => engine.kill("SIGKILL")))
+      await nc.close()
+      await dropTopology(topo)
+    }
+  })
+})
