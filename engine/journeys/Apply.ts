@@ -417,6 +417,15 @@ const slotOptions = (set: JourneySet, journey: Journey, version: string): SlotOp
   return fresh.options
 }
 
+/** The request for a member's next date or inactivity entry check, due at `due`. */
+const entryTimerRequest = (memberId: string, journeyId: string, due: number, now: number): DerivedEvent => ({
+  id: derivedId("entry-timer", memberId, journeyId, due),
+  type: TIMER_REQUEST,
+  memberId,
+  occurredAt: isoOf(now),
+  properties: { journeyId, enrollmentId: `entry:${memberId}:${journeyId}`, due, kind: "entry" }
+})
+
 /**
  * The batch's new events — and the events the engine derived from them in this write — go to every
  * journey; a `journey.timer` event goes to the journey whose wait it ends.
@@ -501,9 +510,19 @@ export const runJourneys = (
       }
       continue
     }
+    if (due <= now && "inactivity" in journey.trigger) {
+      // Lapsed already: judged by a timer due now rather than on this event, so that what is queued
+      // behind it (a member's history being loaded, oldest first) is applied before the lapse is —
+      // else every old purchase would look lapsed in turn and enter the member again. A timer asked
+      // for and not fired yet will do.
+      if (kept !== undefined && kept.due <= now) continue
+      entryTimers[journey.id] = { due: now, inputs: entryInputs(journey, version, slot, member.state, ctx) }
+      moved = true
+      derived.push(entryTimerRequest(d.memberId, journey.id, now, now))
+      continue
+    }
     if (due <= now) {
-      const kind = "date" in journey.trigger ? ("date" as const) : ("inactivity" as const)
-      settleStep(journey, slot, handleTrigger(journey, slot, { kind }, member, now, optionsFor(journey, version)))
+      settleStep(journey, slot, handleTrigger(journey, slot, { kind: "date" }, member, now, optionsFor(journey, version)))
       if (kept !== undefined) delete entryTimers[journey.id]
       moved = true
       continue
@@ -520,13 +539,7 @@ export const runJourneys = (
     }
     entryTimers[journey.id] = { due, inputs }
     moved = true
-    derived.push({
-      id: derivedId("entry-timer", d.memberId, journey.id, due),
-      type: TIMER_REQUEST,
-      memberId: d.memberId,
-      occurredAt: isoOf(now),
-      properties: { journeyId: journey.id, enrollmentId: `entry:${d.memberId}:${journey.id}`, due, kind: "entry" }
-    })
+    derived.push(entryTimerRequest(d.memberId, journey.id, due, now))
   }
   const changed = moved || derived.length > 0 || (d.rows ?? []).length !== rowsBefore
   if (!changed) return result

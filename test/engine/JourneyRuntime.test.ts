@@ -33,6 +33,7 @@ name: 簽到後提醒 (test)
 status: active
 category: transactional
 trigger: { inactivity: { event: checkin, for: 3s } }
+reentry: afterExit
 steps:
   - id: nudge
     send: { channel: sms, template: welcome }
@@ -208,7 +209,10 @@ describe("journeys run inside the engine (sandbox channels)", () => {
       { id: "reg-b1", type: "member.registered", memberId: "b1", occurredAt: now(), properties: { phone: "+8613900000001", birthday: today } },
       { id: "reg-b2", type: "member.registered", memberId: "b2", occurredAt: now(), properties: { phone: "+8613900000002", birthday: tomorrow } },
       { id: "chk-c1", type: "checkin", memberId: "c1", occurredAt: now() },
-      { id: "reg-c2", type: "member.registered", memberId: "c2", occurredAt: now(), properties: { phone: "+8613900000003" } }
+      { id: "reg-c2", type: "member.registered", memberId: "c2", occurredAt: now(), properties: { phone: "+8613900000003" } },
+      // c3's history arrives at once, oldest first, every check-in long lapsed: one entry, for the
+      // latest lapse — not one per old check-in as each is applied
+      ...[5, 4, 3, 2, 1].map((days) => ({ id: `chk-c3-${days}`, type: "checkin", memberId: "c3", occurredAt: new Date(Date.now() - days * 86_400_000).toISOString() }))
     ])
     // The birthday is today and 00:00 has passed: "eligible later that day still enters that day".
     await eventually(async () => {
@@ -218,12 +222,14 @@ describe("journeys run inside the engine (sandbox channels)", () => {
     // c1 checked in and then nothing for 3 s; c2 never checked in.
     await eventually(async () => {
       const rows = await engine.sql<{ member_id: string }>("SELECT member_id FROM journey_enrollments FINAL WHERE journey_id = 'quick-lapse'")
-      return rows.map((r) => r.member_id).join() === "c1"
-    }, 20_000, "c1's lapse entry")
+      return rows.map((r) => r.member_id).sort().join() === "c1,c3"
+    }, 20_000, "c1's and c3's lapse entries")
     // Once per lapse: nothing more for c1 until it checks in again.
     await new Promise((resolve) => setTimeout(resolve, 4000))
-    const [count] = await engine.sql<{ n: number }>("SELECT count() AS n FROM journey_enrollments FINAL WHERE journey_id = 'quick-lapse'")
-    expect(Number(count?.n)).toBe(1)
+    const lapses = await engine.sql<{ member_id: string; n: number }>(
+      "SELECT member_id, count() AS n FROM journey_enrollments FINAL WHERE journey_id = 'quick-lapse' GROUP BY member_id ORDER BY member_id"
+    )
+    expect(lapses.map((r) => [r.member_id, Number(r.n)])).toEqual([["c1", 1], ["c3", 1]])
     const [birthdays] = await engine.sql<{ n: number }>("SELECT count() AS n FROM journey_enrollments FINAL WHERE journey_id = 'quick-birthday'")
     expect(Number(birthdays?.n)).toBe(1)
   })
