@@ -174,7 +174,7 @@ export const runChaos = async (options: ChaosOptions): Promise<ChaosReport> => {
     return false
   }
   const startSlot = async (slot: Slot) => {
-    const child = spawn(process.execPath, [join(ROOT, "bin/memberflow.js"), "run"], { cwd: ROOT, env: envOf(slot), stdio: ["ignore", "pipe", "pipe"] })
+    const child = spawn(process.execPath, ["--max-semi-space-size=64", join(ROOT, "bin/memberflow.js"), "run"], { cwd: ROOT, env: envOf(slot), stdio: ["ignore", "pipe", "pipe"] })
     slot.child = child
     slot.output = ""
     child.stdout?.on("data", (chunk: Buffer) => (slot.output = (slot.output + chunk.toString()).slice(-20_000)))

@@ -117,7 +117,6 @@ const demo = (args: { readonly members: number; readonly seed: string; readonly 
       MEMBERFLOW_STREAM: `MEMBERFLOW_DEMO_${suffix.toUpperCase()}`,
       MEMBERFLOW_SUBJECT_PREFIX: `demo_${suffix}.events`,
       MEMBERFLOW_KV_PREFIX: `memberflow_demo_${suffix}`,
-      MEMBERFLOW_CONSUMER: "memberflow",
       MEMBERFLOW_DATA_DIR: join(dir, "data"),
       // its own embedded tables, even where CLICKHOUSE_URL points at a real deployment's server
       CLICKHOUSE_URL: "",

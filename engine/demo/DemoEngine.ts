@@ -38,7 +38,7 @@ export const startDemoEngine = (options: { readonly env: Record<string, string>;
     const fs = yield* FileSystem.FileSystem
     const client = yield* HttpClient.HttpClient
     const url = `http://127.0.0.1:${options.port}`
-    const child = yield* Command.make(execPath, BIN, "run").pipe(
+    const child = yield* Command.make(execPath, "--max-semi-space-size=64", BIN, "run").pipe(
       Command.env(options.env),
       Command.start,
       Effect.mapError(failed("cannot start memberflow run"))

@@ -50,7 +50,8 @@ export const startEngine = async (env: Record<string, string>, label = "engine")
   // BENCH_CPU_PROFILE=<dir>: each engine writes a V8 CPU profile there when it exits (benchmarks).
   const profile = process.env["BENCH_CPU_PROFILE"]
   const nodeArgs = profile === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${profile}`]
-  const child = spawn(process.execPath, ["--stack-trace-limit=20", ...nodeArgs, join(ROOT, "bin/memberflow.js"), "run"], {
+  // --max-semi-space-size as the Dockerfile runs the engine
+  const child = spawn(process.execPath, ["--stack-trace-limit=20", "--max-semi-space-size=64", ...nodeArgs, join(ROOT, "bin/memberflow.js"), "run"], {
     cwd: ROOT,
     env: { ...process.env, JOURNEYS_DIR: join(ROOT, "journeys"), CHANNELS_MODE: "sandbox", ...env, MEMBERFLOW_DATA_DIR: dataDir, MEMBERFLOW_HTTP_PORT: String(port) },
     stdio: ["ignore", "pipe", "pipe"]
