@@ -2,7 +2,7 @@ import type { JsMsg } from "@nats-io/jetstream"
 import { Either } from "effect"
 import type { DerivedEvent, MemberEvent } from "../../schemas/Event.ts"
 import { chTime, type EventRow, type MemberProfileRow, type MemberTagRow, type RejectedEventRow } from "../../schemas/Rows.ts"
-import { type JourneySet, MESSAGE_REQUEST, runJourneys, TIMER_REQUEST } from "../journeys/Apply.ts"
+import { type JourneySet, MESSAGE_REQUEST, runJourneys, TIMER_EVENT, TIMER_REQUEST } from "../journeys/Apply.ts"
 import { maskAttributes, maskRaw } from "../member/Mask.ts"
 import { applyEvents, type ApplyResult, type MemberContext, type MemberState, profileRow } from "../member/MemberState.ts"
 import { shortHash } from "../member/MemberState/Ids.ts"
@@ -97,6 +97,19 @@ export interface Decoded {
   readonly reason: string | null
 }
 
+/**
+ * The `now` an event is applied at: its arrival in the stream, except that a fired timer says its due
+ * time has come. Its arrival is stamped by the NATS server's clock while the engine that fired it
+ * judged "due" by its own, a few milliseconds early at most (engine/Timers.ts) or more across hosts;
+ * at an arrival before its due time the wait would not be over, the timer consumed, and the member
+ * left waiting for good.
+ */
+export const nowOf = (event: MemberEvent, arrival: number): number => {
+  if (event.type !== TIMER_EVENT) return arrival
+  const due = event.properties["due"]
+  return typeof due === "number" && due > arrival ? due : arrival
+}
+
 export const decode = (msg: JsMsg, subjectPrefix: string, maxBytes: number, arrival: number): Decoded => {
   const decoded = decodeEvent(msg.subject, msg.data, { subjectPrefix, now: arrival, maxBytes })
   return Either.isLeft(decoded) ? { event: null, reason: decoded.left } : { event: decoded.right, reason: null }
@@ -145,11 +158,12 @@ export class BatchBuilder {
     this.arrivals.push(arrival)
   }
 
-  /** Applies one event with its arrival as `now`. */
+  /** Applies one event with its arrival as `now` (a fired timer: no earlier than its due time). */
   event(event: MemberEvent, partition: number, arrival: number): void {
     this.arrivals.push(arrival)
-    const work = this.stateOf(event.memberId, partition, arrival)
-    const result = runJourneys(applyEvents(work.state, [event], this.ctx, arrival, { owned: true }), this.journeys, this.ctx, arrival, { owned: true })
+    const now = nowOf(event, arrival)
+    const work = this.stateOf(event.memberId, partition, now)
+    const result = runJourneys(applyEvents(work.state, [event], this.ctx, now, { owned: true }), this.journeys, this.ctx, now, { owned: true })
     this.take(work, result)
     this.applied += result.applied.length
     this.duplicates += result.duplicates.length

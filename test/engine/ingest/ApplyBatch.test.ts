@@ -1,0 +1,69 @@
+import { describe, expect, it } from "vitest"
+import { BatchBuilder, type States } from "../../../engine/ingest/ApplyBatch.ts"
+import { type JourneySet, TIMER_EVENT } from "../../../engine/journeys/Apply.ts"
+import { emptyState, type MemberState } from "../../../engine/member/MemberState.ts"
+import { currentTags } from "../../../engine/member/MemberState/Reads.ts"
+import { ctx, event, journey } from "../journeys/runtime/fixtures.ts"
+
+const WAIT = journey(`id: after-wait
+name: 等待之後 (test)
+status: active
+category: transactional
+trigger: { event: { type: test.go } }
+steps:
+  - { id: pause, wait: 3s }
+  - { id: done, tag: { add: [waited] } }
+`)
+
+const set: JourneySet = {
+  current: [{ journey: WAIT, version: "v1" }],
+  versions: new Map([["v1", WAIT]]),
+  templates: { email: new Map(), sms: new Map(), wechat: new Map() },
+  brand: { name: "test", unsubscribeBase: "http://127.0.0.1/unsubscribe" },
+  winners: new Map()
+}
+
+const store = (): States & { readonly get: (memberId: string) => MemberState } => {
+  const states = new Map<string, MemberState>()
+  return {
+    take: (memberId) => states.get(memberId) ?? emptyState(memberId),
+    put: (memberId, _partition, state) => void states.set(memberId, state),
+    get: (memberId) => states.get(memberId) ?? emptyState(memberId)
+  }
+}
+
+/** Applies events one batch each, as ingestion does: each at its arrival. */
+const apply = (states: States, item: { readonly event: ReturnType<typeof event>; readonly arrival: number }) => {
+  const batch = new BatchBuilder(states, ctx, set, "TEST")
+  batch.event(item.event, 0, item.arrival)
+  return batch.finish()
+}
+
+describe("applying a batch", () => {
+  const T = Date.parse("2026-06-01T04:00:00Z")
+
+  const waiting = () => {
+    const states = store()
+    const applied = apply(states, { event: event("m1", "test.go", T), arrival: T })
+    const request = applied.outgoing.map((o) => o.event).find((e) => e.type === "journey.timer.request")
+    const due = Number(request?.properties["due"])
+    expect(due).toBe(T + 3000)
+    return { states, enrollmentId: String(request?.properties["enrollmentId"]), due }
+  }
+
+  const fired = (enrollmentId: string, due: number, at: number) =>
+    event("m1", TIMER_EVENT, at, { journeyId: "after-wait", enrollmentId, due }, `fired-${due}`)
+
+  it("a fired timer that reached the stream a little before its due time (another clock) still ends the wait", () => {
+    const { states, enrollmentId, due } = waiting()
+    // stamped by the NATS server 5 ms before the due time the firing engine judged by its clock
+    apply(states, { event: fired(enrollmentId, due, due - 5), arrival: due - 5 })
+    expect(currentTags(states.get("m1"))).toContain("waited")
+  })
+
+  it("a timer event for another due time changes nothing", () => {
+    const { states, enrollmentId, due } = waiting()
+    apply(states, { event: fired(enrollmentId, due + 60_000, due + 60_000), arrival: due + 60_000 })
+    expect(currentTags(states.get("m1"))).not.toContain("waited")
+  })
+})
