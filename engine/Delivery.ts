@@ -15,7 +15,7 @@ import { MemberLookup } from "./MemberLookup.ts"
 import * as Metrics from "./Metrics.ts"
 import { consumerStream, Nats, type NatsError } from "./Nats.ts"
 import { ProgramRuntime } from "./ProgramRuntime.ts"
-import { awaitDrained } from "./Shutdown.ts"
+import { awaitDrained, interruptWithin } from "./Shutdown.ts"
 import { messagesConsumer, subjectOf, Topology } from "./Topology.ts"
 
 /**
@@ -298,8 +298,10 @@ export const DeliveryLive = Layer.scopedDiscard(
         stopping = true
         for (const messages of current) messages.stop()
       }).pipe(
+        Effect.zipRight(Effect.logInfo("delivery draining")),
         Effect.zipRight(awaitDrained(fiber)),
-        Effect.zipRight(Fiber.interrupt(fiber))
+        Effect.zipRight(interruptWithin(fiber)),
+        Effect.flatMap((stopped) => (stopped ? Effect.void : Effect.logWarning("delivery: hand-overs still in flight at the end of the drain budget")))
       )
     )
   })

@@ -1,7 +1,7 @@
 import { HttpRouter, HttpServer, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { Clock, Config, ConfigError, Effect, Layer, Option, Redacted } from "effect"
-import { createServer } from "node:http"
+import { createServer, type Server } from "node:http"
 import { isLoopback, tokenMatches } from "./AdminAuth.ts"
 import { Clickhouse } from "./Clickhouse.ts"
 import type { JourneySlot } from "./journeys/Machine.ts"
@@ -162,11 +162,33 @@ export const HttpLive = Layer.unwrapEffect(
       )
     )
 
+    // On shutdown the routes go first, then the server closes once its connections have. A request
+    // arriving on a kept-alive connection after that is never answered, and the connection never
+    // closes (a provider's status callbacks, a monitor's polls): the shutdown would wait forever.
+    // So idle connections are closed at once and the rest after a second.
+    const servers: Array<Server> = []
+    const closeConnections = Layer.scopedDiscard(
+      Effect.addFinalizer(() =>
+        Effect.sync(() => {
+          for (const server of servers) {
+            server.closeIdleConnections()
+            setTimeout(() => server.closeAllConnections(), 1_000).unref()
+          }
+        })
+      )
+    )
     return router.pipe(
       Effect.catchAllCause((cause) => Effect.logError("admin request failed", cause).pipe(Effect.as(json(500, { error: "internal error" })))),
       HttpServer.serve(),
       HttpServer.withLogAddress,
-      Layer.provide(NodeHttpServer.layer(createServer, { port, host }))
+      Layer.provide(
+        NodeHttpServer.layer(() => {
+          const server = createServer()
+          servers.push(server)
+          return server
+        }, { port, host })
+      ),
+      Layer.merge(closeConnections)
     )
   })
 )

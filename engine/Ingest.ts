@@ -19,7 +19,7 @@ import { MemberStore, type Snapshot } from "./MemberStore.ts"
 import * as Metrics from "./Metrics.ts"
 import { Nats } from "./Nats.ts"
 import { ProgramRuntime } from "./ProgramRuntime.ts"
-import { awaitDrained, drainTimeLeft } from "./Shutdown.ts"
+import { awaitDrained, drainTimeLeft, interruptWithin } from "./Shutdown.ts"
 import { Topology } from "./Topology.ts"
 
 export { retryForever } from "./ingest/RecordBatch.ts"
@@ -447,8 +447,16 @@ export const IngestLive = Layer.scoped(
       Effect.gen(function* () {
         stopping = true
         wake()
+        yield* Effect.logInfo("ingest draining")
         yield* awaitDrained(fiber)
-        yield* Fiber.interrupt(fiber)
+        if (!(yield* interruptWithin(fiber))) {
+          // A batch still being applied or written: handing its partitions over now could record a
+          // position past what is written. They are left to this engine's restart or to expire;
+          // the next owner replays from the last checkpoint.
+          yield* closeReader
+          yield* Effect.logWarning("ingest: a batch still in flight at the end of the drain budget; partitions left to expire")
+          return
+        }
         yield* sink.flushed.pipe(Effect.interruptible, Effect.timeout(yield* drainTimeLeft), Effect.ignore)
         const left = yield* drainTimeLeft
         yield* Effect.forEach(
@@ -457,7 +465,7 @@ export const IngestLive = Layer.scoped(
           { discard: true }
         ).pipe(Effect.interruptible, Effect.timeout(left), Effect.ignore)
         yield* closeReader
-        yield* use("leave", () => leases.leave()).pipe(Effect.ignore)
+        yield* use("leave", () => leases.leave()).pipe(Effect.interruptible, Effect.timeout(Math.max(500, yield* drainTimeLeft)), Effect.ignore)
         yield* Effect.logInfo("ingest drained").pipe(Effect.annotateLogs({ partitions: owned.size === 0 ? "all handed over" : `${owned.size} left to expire` }))
       })
     )

@@ -22,3 +22,18 @@ export const drainTimeLeft: Effect.Effect<number> = Effect.map(Clock.currentTime
  */
 export const awaitDrained = <A, E>(fiber: Fiber.Fiber<A, E>): Effect.Effect<void> =>
   Effect.flatMap(drainTimeLeft, (left) => Fiber.await(fiber).pipe(Effect.interruptible, Effect.timeout(left), Effect.ignore))
+
+/**
+ * Interrupts a loop and waits for it to stop, at most for what is left of the drain budget: a loop
+ * inside an uninterruptible region (a batch or a hand-over finishing) would otherwise hold the whole
+ * shutdown for as long as that region takes. Succeeds with whether the loop stopped in time.
+ */
+export const interruptWithin = <A, E>(fiber: Fiber.Fiber<A, E>): Effect.Effect<boolean> =>
+  Effect.flatMap(drainTimeLeft, (left) =>
+    Fiber.interrupt(fiber).pipe(
+      Effect.interruptible,
+      Effect.timeout(left),
+      Effect.as(true),
+      Effect.orElseSucceed(() => false)
+    )
+  )

@@ -3,7 +3,7 @@ import { TIMER_EVENT } from "./journeys/Apply.ts"
 import { batcher } from "./ingest/Batcher.ts"
 import { derivedId } from "./member/MemberState/Ids.ts"
 import { Nats } from "./Nats.ts"
-import { awaitDrained } from "./Shutdown.ts"
+import { awaitDrained, interruptWithin } from "./Shutdown.ts"
 import { subjectOf, Topology, TIMERS_CONSUMER } from "./Topology.ts"
 
 interface TimerRequest {
@@ -69,8 +69,9 @@ export const TimersLive = Layer.scopedDiscard(
     )
     yield* Effect.addFinalizer(() =>
       Effect.sync(() => messages.stop()).pipe(
+        Effect.zipRight(Effect.logInfo("timers draining")),
         Effect.zipRight(awaitDrained(fiber)),
-        Effect.zipRight(Fiber.interrupt(fiber))
+        Effect.zipRight(interruptWithin(fiber))
       )
     )
   })

@@ -285,7 +285,10 @@ export const runChaos = async (options: ChaosOptions): Promise<ChaosReport> => {
         slot.child?.kill("SIGTERM")
         const code = await Promise.race([slot.exited, sleep(15_000).then(() => "timeout" as const)])
         busySigterm = { code: code === "timeout" ? null : (code ?? null), seconds: (Date.now() - from) / 1000 }
-        if (code === "timeout") slot.child?.kill("SIGKILL")
+        if (code === "timeout") {
+          slot.child?.kill("SIGKILL")
+          log(`chaos: engine 0 did not exit within 15 s of SIGTERM; the end of its log:\n${slot.output.slice(-20_000)}`)
+        }
         log(`chaos: SIGTERM engine 0 while busy: exit ${busySigterm.code} in ${busySigterm.seconds.toFixed(1)} s; restarting`)
         await slot.exited
         await startSlot(slot)
