@@ -45,7 +45,10 @@ export const runCli = (args: ReadonlyArray<string>, env: Record<string, string>)
 
 /** Starts `memberflow run` and resolves once /readyz answers 200. */
 export const startEngine = async (env: Record<string, string>, label = "engine"): Promise<EngineProcess> => {
-  const port = await freePort()
+  // Port 0 unless the test names one: the engine binds a free port itself and logs it. A port picked
+  // here and handed over could be taken by another test's engine first, and that engine's /readyz
+  // would then answer for this one.
+  let port = Number(env["MEMBERFLOW_HTTP_PORT"] ?? 0)
   const dataDir = env["MEMBERFLOW_DATA_DIR"] ?? tempDir(label)
   // BENCH_CPU_PROFILE=<dir>: each engine writes a V8 CPU profile there when it exits (benchmarks).
   const profile = process.env["BENCH_CPU_PROFILE"]
@@ -60,7 +63,7 @@ export const startEngine = async (env: Record<string, string>, label = "engine")
   child.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString()))
   child.stderr?.on("data", (chunk: Buffer) => (output += chunk.toString()))
   const exited = new Promise<number | null>((ok) => child.on("exit", (code) => ok(code)))
-  const base = `http://127.0.0.1:${port}`
+  let base = `http://127.0.0.1:${port}`
   const headers: Record<string, string> = env["MEMBERFLOW_ADMIN_TOKEN"] ? { authorization: `Bearer ${env["MEMBERFLOW_ADMIN_TOKEN"]}` } : {}
   const get = async (path: string) => {
     const response = await fetch(`${base}${path}`, { headers })
@@ -84,6 +87,15 @@ export const startEngine = async (env: Record<string, string>, label = "engine")
   void exited.then((code) => (exitCode = code))
   while (Date.now() < deadline) {
     if (exitCode !== "running") throw new Error(`engine exited (${exitCode}) before ready:\n${output}`)
+    if (port === 0) {
+      const listening = /Listening on http:\/\/[^\s"]+:(\d+)/.exec(output)
+      if (listening === null) {
+        await new Promise((r) => setTimeout(r, 100))
+        continue
+      }
+      port = Number(listening[1])
+      base = `http://127.0.0.1:${port}`
+    }
     const ready = await get("/readyz").then((r) => r.status === 200, () => false)
     if (ready) break
     await new Promise((r) => setTimeout(r, 200))
