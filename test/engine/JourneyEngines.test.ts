@@ -40,6 +40,11 @@ describe("journeys with two engines on one stream", () => {
         await startEngine({ ...topology.env, JOURNEYS_DIR: dir, MEMBERFLOW_DATA_DIR: tempDir(`jengines-${name}`), MEMBERFLOW_ACK_WAIT_MS: "3000", MEMBERFLOW_BATCH_SIZE: "50" }, "jengines")
       )
     }
+    // The first engine owns every member partition until the second's share is handed over.
+    await eventually(async () => {
+      const states = await Promise.all(engines.map(async (engine) => (await engine.get("/readyz")).body as { ingest?: { owned?: ReadonlyArray<unknown> } }))
+      return states.every((state) => (state.ingest?.owned?.length ?? 0) > 0)
+    }, 60_000, "both engines to own member partitions")
   })
 
   afterAll(async () => {
