@@ -5,7 +5,7 @@ RUN npm install --omit=dev
 COPY . .
 ENV JOURNEYS_DIR=/app/journeys MEMBERFLOW_HTTP_HOST=0.0.0.0
 EXPOSE 8787
-# A larger young generation: the engine makes many short-lived objects per event, and scavenges of
+# engine/NodeFlags.ts: a larger young generation; the engine makes many short-lived objects per event, and scavenges of
 # the default 16 MB semi-space cost about a quarter of its time (BENCHMARKS.md).
 ENTRYPOINT ["node", "--max-semi-space-size=64", "bin/memberflow.js"]
 CMD ["run"]

@@ -51,12 +51,15 @@ export interface ClickhouseOptions {
   readonly dataDir: string
 }
 
+/** The engine's own folder: embedded chDB's files and the engine's identity (engine/ingest/EngineIdentity.ts). */
+export const DataDirConfig: Config.Config<string> = Config.string("MEMBERFLOW_DATA_DIR").pipe(Config.withDefault("./.memberflow"))
+
 export const ClickhouseConfig: Config.Config<ClickhouseOptions> = Config.all({
   url: Config.option(Config.redacted("CLICKHOUSE_URL")).pipe(
     Config.map(Option.filter((url) => Redacted.value(url).trim() !== "")),
     Config.map(Option.getOrUndefined)
   ),
-  dataDir: Config.string("MEMBERFLOW_DATA_DIR").pipe(Config.withDefault("./.memberflow"))
+  dataDir: DataDirConfig
 })
 
 export const DEFAULT_DATABASE = "memberflow"

@@ -17,7 +17,8 @@ import { mkdirSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { jetstream } from "@nats-io/jetstream"
 import { connect, type NatsConnection } from "@nats-io/transport-node"
-import { freePort, ROOT, tempDir } from "../../test/support/engine.ts"
+import { ENGINE_NODE_FLAGS } from "../../engine/NodeFlags.ts"
+import { allDrained, freePort, type Readiness, ROOT, tempDir } from "../../test/support/engine.ts"
 import { journeysDir } from "../../test/support/journeys.ts"
 import { uniqueTopology } from "../../test/support/nats.ts"
 import { startSmtpServer } from "../../test/support/smtp.ts"
@@ -174,7 +175,7 @@ export const runChaos = async (options: ChaosOptions): Promise<ChaosReport> => {
     return false
   }
   const startSlot = async (slot: Slot) => {
-    const child = spawn(process.execPath, ["--max-semi-space-size=64", join(ROOT, "bin/memberflow.js"), "run"], { cwd: ROOT, env: envOf(slot), stdio: ["ignore", "pipe", "pipe"] })
+    const child = spawn(process.execPath, [...ENGINE_NODE_FLAGS, join(ROOT, "bin/memberflow.js"), "run"], { cwd: ROOT, env: envOf(slot), stdio: ["ignore", "pipe", "pipe"] })
     slot.child = child
     slot.output = ""
     child.stdout?.on("data", (chunk: Buffer) => (slot.output = (slot.output + chunk.toString()).slice(-20_000)))
@@ -352,17 +353,8 @@ export const runChaos = async (options: ChaosOptions): Promise<ChaosReport> => {
     // every partition owned again and read to the end of the stream (a killed engine's are taken
     // back when it restarts, or by the others a lease time after it stopped renewing them)
     const settled = async () => {
-      const states = await Promise.all(
-        slots.map((slot) =>
-          fetch(`${base(slot)}/readyz`).then(
-            (r) => r.json() as Promise<{ ingest?: { partitions: number; owned: Array<unknown>; lag: number } }>,
-            () => null
-          )
-        )
-      )
-      const partitions = states[0]?.ingest?.partitions ?? -1
-      const owned = states.reduce((sum, state) => sum + (state?.ingest?.owned.length ?? 0), 0)
-      return owned === partitions && states.every((state) => state?.ingest?.lag === 0)
+      const states = await Promise.all(slots.map((slot) => fetch(`${base(slot)}/readyz`).then((r) => r.json() as Promise<Readiness>, () => null)))
+      return allDrained(states)
     }
     const settleDeadline = Date.now() + 60_000
     while (!(await settled()) && Date.now() < settleDeadline) await sleep(500)

@@ -2,6 +2,7 @@ import { Command, FileSystem, HttpClient, HttpClientRequest } from "@effect/plat
 import { Clock, Data, type Duration, Effect, Stream } from "effect"
 import { execPath } from "node:process"
 import { fileURLToPath } from "node:url"
+import { ENGINE_NODE_FLAGS } from "../NodeFlags.ts"
 
 /**
  * `memberflow run` as a child process of the demo, the way an operator runs it: the package's bin,
@@ -38,7 +39,7 @@ export const startDemoEngine = (options: { readonly env: Record<string, string>;
     const fs = yield* FileSystem.FileSystem
     const client = yield* HttpClient.HttpClient
     const url = `http://127.0.0.1:${options.port}`
-    const child = yield* Command.make(execPath, "--max-semi-space-size=64", BIN, "run").pipe(
+    const child = yield* Command.make(execPath, ...ENGINE_NODE_FLAGS, BIN, "run").pipe(
       Command.env(options.env),
       Command.start,
       Effect.mapError(failed("cannot start memberflow run"))

@@ -1,7 +1,8 @@
-import { Config, Context, Data, Effect, Layer } from "effect"
+import { Context, Data, Effect, Layer } from "effect"
 import { randomUUID } from "node:crypto"
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs"
 import { join, resolve } from "node:path"
+import { DataDirConfig } from "../Clickhouse.ts"
 
 /**
  * Which engine this process is, kept in its data directory (`engine.json`: the id and the pid).
@@ -77,6 +78,6 @@ export const engineIdentity = (dataDir: string): Effect.Effect<string, EngineIde
 export class EngineId extends Context.Tag("memberflow/EngineId")<EngineId, string>() {
   static readonly layer = Layer.effect(
     EngineId,
-    Config.string("MEMBERFLOW_DATA_DIR").pipe(Config.withDefault("./.memberflow"), Effect.flatMap(engineIdentity))
+    DataDirConfig.pipe(Effect.flatMap(engineIdentity))
   )
 }

@@ -3,6 +3,7 @@ import { mkdtempSync } from "node:fs"
 import { createServer } from "node:net"
 import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
+import { ENGINE_NODE_FLAGS } from "../../engine/NodeFlags.ts"
 
 export const ROOT = resolve(import.meta.dirname, "../..")
 
@@ -53,8 +54,7 @@ export const startEngine = async (env: Record<string, string>, label = "engine")
   // BENCH_CPU_PROFILE=<dir>: each engine writes a V8 CPU profile there when it exits (benchmarks).
   const profile = process.env["BENCH_CPU_PROFILE"]
   const nodeArgs = profile === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${profile}`]
-  // --max-semi-space-size as the Dockerfile runs the engine
-  const child = spawn(process.execPath, ["--stack-trace-limit=20", "--max-semi-space-size=64", ...nodeArgs, join(ROOT, "bin/memberflow.js"), "run"], {
+  const child = spawn(process.execPath, ["--stack-trace-limit=20", ...ENGINE_NODE_FLAGS, ...nodeArgs, join(ROOT, "bin/memberflow.js"), "run"], {
     cwd: ROOT,
     env: { ...process.env, JOURNEYS_DIR: join(ROOT, "journeys"), CHANNELS_MODE: "sandbox", ...env, MEMBERFLOW_DATA_DIR: dataDir, MEMBERFLOW_HTTP_PORT: String(port) },
     stdio: ["ignore", "pipe", "pipe"]
@@ -130,7 +130,7 @@ export const eventually = async (check: () => Promise<boolean>, ms = 30_000, wha
   throw new Error(`timed out waiting for ${what}${lastError ? `: ${String(lastError)}` : ""}`)
 }
 
-interface Readiness {
+export interface Readiness {
   readonly ingest?: { readonly partitions: number; readonly owned: ReadonlyArray<number>; readonly lag: number }
 }
 
@@ -138,9 +138,12 @@ interface Readiness {
  * True when the engines between them own every member partition and each has handled the whole
  * stream (its /readyz): every event published so far has its effects written.
  */
-export const drained = async (engines: ReadonlyArray<EngineProcess>): Promise<boolean> => {
-  const states = await Promise.all(engines.map(async (engine) => (await engine.get("/readyz")).body as Readiness))
+export const drained = async (engines: ReadonlyArray<EngineProcess>): Promise<boolean> =>
+  allDrained(await Promise.all(engines.map(async (engine) => (await engine.get("/readyz")).body as Readiness)))
+
+/** `drained` over /readyz answers already read (null: an engine that did not answer). */
+export const allDrained = (states: ReadonlyArray<Readiness | null>): boolean => {
   const partitions = states[0]?.ingest?.partitions ?? -1
-  const owned = states.reduce((sum, state) => sum + (state.ingest?.owned.length ?? 0), 0)
-  return owned === partitions && states.every((state) => state.ingest?.lag === 0)
+  const owned = states.reduce((sum, state) => sum + (state?.ingest?.owned.length ?? 0), 0)
+  return owned === partitions && states.every((state) => state?.ingest?.lag === 0)
 }

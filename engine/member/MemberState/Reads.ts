@@ -59,22 +59,6 @@ export const purchaseStats = (state: MemberState): PurchaseStats => {
   return { count, total: money(total), lastAt, averageOrder: count === 0 ? 0 : money(total / count) }
 }
 
-/** RFM inputs over orders with net > 0 dated inside the window; null when there is none. */
-export const rfmInputs = (state: MemberState, windowMs: number, now: number): RfmInputs | null => {
-  let frequency = 0
-  let monetary = 0
-  let lastPurchaseAt = -Infinity
-  for (const key in state.orders) {
-    const o = state.orders[key]!
-    const net = netOf(o)
-    if (o.at === null || net <= 0 || o.at <= now - windowMs) continue
-    frequency++
-    monetary += net
-    lastPurchaseAt = Math.max(lastPurchaseAt, o.at)
-  }
-  return frequency === 0 ? null : { lastPurchaseAt, frequency, monetary: money(monetary) }
-}
-
 export interface OrderFigures {
   readonly spend365d: number
   readonly lifetimeSpend: number
@@ -83,8 +67,9 @@ export interface OrderFigures {
 }
 
 /**
- * spend365d, lifetimeSpend, purchaseStats and rfmInputs(windowMs) in one pass over the orders: each
- * sum is taken over the same orders in the same order as there, so the figures are the same.
+ * spend365d, lifetimeSpend and purchaseStats, and the RFM inputs (orders with net > 0 dated inside
+ * the window; null when there is none), in one pass over the orders: each sum is taken over the same
+ * orders in the same order as those functions take it, so the figures are the same.
  */
 export const orderFigures = (state: MemberState, windowMs: number, now: number): OrderFigures => {
   const yearFrom = now - YEAR_MS
