@@ -196,12 +196,12 @@ export class BatchBuilder {
         // requests go to their own streams.
         const applied = event.type !== TIMER_REQUEST && event.type !== MESSAGE_REQUEST && state.seen.lastIndexOf(shortHash(event.id)) !== -1
         this.outgoing.push({ event, applied })
-          if (applied) {
-            const asEvent: MemberEvent = { ...event, at: Date.parse(event.occurredAt), source: "memberflow" }
-            this.eventRows.push(eventRow(asEvent, work.now))
-            const row = tagRow(asEvent)
-            if (row !== null) this.tagRows.push(row)
-          }
+        if (applied) {
+          const asEvent: MemberEvent = { ...event, at: Date.parse(event.occurredAt), source: "memberflow" }
+          this.eventRows.push(eventRow(asEvent, work.now))
+          const row = tagRow(asEvent)
+          if (row !== null) this.tagRows.push(row)
+        }
       }
       for (const row of rows) this.journeyRows.push({ memberId, ...row })
       state.outbox = []
