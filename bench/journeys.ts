@@ -6,6 +6,11 @@
  * so all their timers come due within that minute. Measures enrollments/s (entry through ingestion), steps/s, the lateness of each timer
  * (when the step after the wait was written to ClickHouse minus when it was due) as p50/p99/max, and
  * the engine's peak RSS.
+ *
+ * BENCH_WAITING (default 0) more members first enter a journey that waits 30 days, so that the
+ * burst is measured with that many more timers pending (BENCH_WAITING=900000: 1,000,000 members
+ * inside journeys). BENCH_TRIGGERS (default 0) triggering events for other members, spread over the
+ * minute the timers come due, enter a journey with one send while the timers fire.
  */
 import { writeFileSync } from "node:fs"
 import { join } from "node:path"
@@ -19,6 +24,8 @@ Error.stackTraceLimit = 0
 const MEMBERS = Number(process.env["BENCH_MEMBERS"] ?? 100_000)
 const WAIT_S = Number(process.env["BENCH_WAIT_S"] ?? 180)
 const SPREAD_S = Number(process.env["BENCH_SPREAD_S"] ?? 60)
+const WAITING = Number(process.env["BENCH_WAITING"] ?? 0)
+const TRIGGERS = Number(process.env["BENCH_TRIGGERS"] ?? 0)
 const log = (line: string) => process.stdout.write(`${line}\n`)
 
 const JOURNEY = `id: bench-wait
@@ -32,29 +39,86 @@ steps:
     send: { channel: sms, template: welcome }
 `
 
+const WAITING_JOURNEY = `id: bench-long
+name: bench (a month's wait)
+status: active
+category: transactional
+trigger: { event: { type: bench.long } }
+steps:
+  - { id: pause, wait: 30d }
+  - id: after
+    send: { channel: sms, template: welcome }
+`
+
+const TRIGGERED_JOURNEY = `id: bench-now
+name: bench (triggered during the burst)
+status: active
+category: transactional
+trigger: { event: { type: bench.now } }
+steps:
+  - id: hello
+    send: { channel: sms, template: welcome }
+`
+
+/** Publishes `count` events made by `make`, at most 1,000 unacknowledged, paced over `spreadMs` (0: as fast as acks come). */
+const publishPaced = async (js: ReturnType<typeof jetstream>, count: number, spreadMs: number, make: (i: number) => { subject: string; event: { id: string } }) => {
+  const t0 = performance.now()
+  const pending = new Set<Promise<unknown>>()
+  for (let i = 0; i < count; i++) {
+    const { subject, event } = make(i)
+    const p: Promise<unknown> = js.publish(subject, JSON.stringify(event), { msgID: event.id }).then(() => pending.delete(p))
+    pending.add(p)
+    if (pending.size >= 1000) await Promise.race(pending)
+    const ahead = (i / count) * spreadMs - (performance.now() - t0)
+    if (ahead > 5) await new Promise((r) => setTimeout(r, ahead))
+  }
+  await Promise.all(pending)
+}
+
 const main = async () => {
   const topology = uniqueTopology("benchj")
   const dir = journeysDir()
   writeFileSync(join(dir, "bench-wait.yaml"), JOURNEY)
+  writeFileSync(join(dir, "bench-long.yaml"), WAITING_JOURNEY)
+  writeFileSync(join(dir, "bench-now.yaml"), TRIGGERED_JOURNEY)
   const nc = await natsConnect()
   const engine = await startEngine({ ...topology.env, JOURNEYS_DIR: dir, MEMBERFLOW_DATA_DIR: tempDir("benchj") }, "benchj")
   const count = async (sql: string) => Number((await engine.sql<{ n: number }>(sql))[0]?.n ?? 0)
   try {
-    log(`memberflow journeys benchmark: ${MEMBERS.toLocaleString()} members, each waiting ${WAIT_S} s`)
+    log(`memberflow journeys benchmark: ${MEMBERS.toLocaleString()} members, each waiting ${WAIT_S} s; ${WAITING.toLocaleString()} more waiting 30 days; ${TRIGGERS.toLocaleString()} triggering events during the burst`)
     const js = jetstream(nc)
+    if (WAITING > 0) {
+      const w0 = performance.now()
+      await publishPaced(js, WAITING, 0, (i) => ({
+        subject: `${topology.subjectPrefix}.bench.long`,
+        event: { id: `long-${i}`, type: "bench.long", memberId: `lm${i}`, occurredAt: new Date().toISOString() }
+      }))
+      let waiting = 0
+      while ((waiting = await count("SELECT count() AS n FROM journey_enrollments FINAL WHERE journey_id = 'bench-long'")) < WAITING) {
+        await new Promise((r) => setTimeout(r, 2000))
+      }
+      const seconds = (performance.now() - w0) / 1000
+      log(`${waiting.toLocaleString()} members waiting 30 days, enrolled in ${seconds.toFixed(1)} s = ${Math.round(waiting / seconds).toLocaleString()} enrollments/s (published as fast as acknowledged)`)
+      const metrics = String((await engine.get("/metrics")).body)
+      log(`timers the engine keeps: ${/^memberflow_timers_pending\S* (\d+)/m.exec(metrics)?.[1] ?? "?"}`)
+    }
     const t0 = performance.now()
-    const pending = new Set<Promise<unknown>>()
     // Entries paced evenly over SPREAD_S seconds: a wait counts from its entry's arrival, so the
     // timers come due over the same span ("100,000 timers due in the same minute").
-    for (let i = 0; i < MEMBERS; i++) {
-      const event = { id: `enter-${i}`, type: "bench.enter", memberId: `jm${i}`, occurredAt: new Date().toISOString() }
-      const p: Promise<unknown> = js.publish(`${topology.subjectPrefix}.bench.enter`, JSON.stringify(event), { msgID: event.id }).then(() => pending.delete(p))
-      pending.add(p)
-      if (pending.size >= 1000) await Promise.race(pending)
-      const ahead = (i / MEMBERS) * SPREAD_S * 1000 - (performance.now() - t0)
-      if (ahead > 5) await new Promise((r) => setTimeout(r, ahead))
-    }
-    await Promise.all(pending)
+    await publishPaced(js, MEMBERS, SPREAD_S * 1000, (i) => ({
+      subject: `${topology.subjectPrefix}.bench.enter`,
+      event: { id: `enter-${i}`, type: "bench.enter", memberId: `jm${i}`, occurredAt: new Date().toISOString() }
+    }))
+    // Triggering events during the minute the timers come due (they start WAIT_S after the first entry).
+    const triggers =
+      TRIGGERS === 0
+        ? Promise.resolve()
+        : new Promise((r) => setTimeout(r, Math.max(0, t0 + WAIT_S * 1000 - performance.now()))).then(() =>
+            publishPaced(js, TRIGGERS, SPREAD_S * 1000, (i) => ({
+              subject: `${topology.subjectPrefix}.bench.now`,
+              event: { id: `now-${i}`, type: "bench.now", memberId: `nm${i}`, occurredAt: new Date().toISOString() }
+            }))
+          )
     let entered = 0
     while ((entered = await count("SELECT count() AS n FROM journey_enrollments FINAL WHERE journey_id = 'bench-wait'")) < MEMBERS) {
       await new Promise((r) => setTimeout(r, 1000))
@@ -82,9 +146,30 @@ const main = async () => {
               dateDiff('millisecond', min(ran), max(ran)) AS ranMs
        FROM per`
     )
+    // Where the late ones are: p99 per 5 s of due time (a spike points at a pause: checkpoint, GC).
+    const buckets = await engine.sql<{ at: string; n: number; p50: number; p99: number }>(
+      `WITH per AS (
+         SELECT enrollment_id,
+                minIf(at, outcome = 'waiting') + toIntervalSecond(${WAIT_S}) AS due,
+                minIf(written_at, step_id = 'after') AS ran
+         FROM journey_steps WHERE journey_id = 'bench-wait' GROUP BY enrollment_id)
+       SELECT toString(toStartOfInterval(due, INTERVAL 5 SECOND)) AS at, count() AS n,
+              quantileExact(0.5)(dateDiff('millisecond', due, ran)) AS p50,
+              quantileExact(0.99)(dateDiff('millisecond', due, ran)) AS p99
+       FROM per GROUP BY at ORDER BY at`
+    )
+    log(`lateness by due time (5 s buckets): ${buckets.map((b) => `${b.at.slice(11)} n=${b.n} p50=${b.p50} p99=${b.p99}`).join("; ")}`)
     const ranSeconds = Math.max(Number(late?.ranMs ?? 0), 1) / 1000
     log(`all ${MEMBERS.toLocaleString()} timers fired; the steps after them ran within ${ranSeconds.toFixed(1)} s = ${Math.round(MEMBERS / ranSeconds).toLocaleString()} timer steps/s`)
     log(`timers due within ${late?.span} s of each other; lateness p50 ${late?.p50} ms, p99 ${late?.p99} ms, max ${late?.max} ms`)
+    await triggers
+    if (TRIGGERS > 0) {
+      const [now] = await engine.sql<{ n: number; p50: number; p99: number }>(
+        `SELECT count() AS n, quantileExact(0.5)(dateDiff('millisecond', at, written_at)) AS p50, quantileExact(0.99)(dateDiff('millisecond', at, written_at)) AS p99
+         FROM journey_steps WHERE journey_id = 'bench-now' AND step_id = 'hello'`
+      )
+      log(`triggered entries during the burst: ${now?.n}; from the event's arrival to the step written: p50 ${now?.p50} ms, p99 ${now?.p99} ms`)
+    }
     const status = (await import("node:fs")).readFileSync(`/proc/${engine.child.pid}/status`, "utf8")
     log(`engine peak RSS ${Math.round(Number(/^VmHWM:\s+(\d+)/m.exec(status)?.[1] ?? 0) / 1024)} MB`)
   } finally {

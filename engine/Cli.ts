@@ -32,8 +32,9 @@ const ClickhouseLive = Clickhouse.layerConfig
 const NatsLive = Layer.merge(Nats.layer, Topology.layer)
 
 /** The engine: everything `memberflow run` starts, in dependency order. */
-export const EngineLive = Layer.mergeAll(MaintenanceLive, HttpLive, TimersLive, BroadcastsLive, DeliveryLive, ExperimentsLive).pipe(
+export const EngineLive = Layer.mergeAll(MaintenanceLive, HttpLive, BroadcastsLive, DeliveryLive, ExperimentsLive).pipe(
   Layer.provideMerge(IngestLive),
+  Layer.provideMerge(TimersLive),
   Layer.provideMerge(Layer.mergeAll(MemberStore.Default, MemberLookup.Default, ProgramRuntime.Default, JourneyRuntime.Default, Channels.layer(liveSenders), MessageLedger.Default)),
   Layer.provideMerge(Layer.effectDiscard(Effect.all([ensureTopology(), migrate], { discard: true }))),
   Layer.provideMerge(Layer.merge(NatsLive, ClickhouseLive)),

@@ -20,6 +20,8 @@ import * as Metrics from "./Metrics.ts"
 import { Nats } from "./Nats.ts"
 import { ProgramRuntime } from "./ProgramRuntime.ts"
 import { awaitDrained, drainTimeLeft, interruptWithin } from "./Shutdown.ts"
+import { Timers } from "./Timers.ts"
+import { migrateLegacyTimers } from "./timers/Legacy.ts"
 import { Topology } from "./Topology.ts"
 
 export { retryForever } from "./ingest/RecordBatch.ts"
@@ -103,7 +105,9 @@ export const IngestLive = Layer.scoped(
     const count = yield* use("partition count", () => partitionCount(meta, wanted))
     const engineId = yield* EngineId
     const leases = new Leases(meta, engineId, count, leaseMs)
-    const context = yield* Effect.context<Nats | Topology | Clickhouse>()
+    const timers = yield* Timers
+    yield* migrateLegacyTimers(count)
+    const context = yield* Effect.context<Nats | Topology | Clickhouse | Timers>()
     const sink = yield* makeRowSink(yield* Clickhouse, sinkRows)
 
     const owned = new Map<number, Owned>()
@@ -178,6 +182,7 @@ export const IngestLive = Layer.scoped(
       owned.delete(partition)
       part.subscription.unsubscribe()
       store.dropPartition(partition)
+      timers.drop(partition)
     }
 
     /** Hands a partition over: everything of it written and committed, then the lease let go. */
@@ -210,6 +215,7 @@ export const IngestLive = Layer.scoped(
         if (owned.has(partition)) continue
         const now = yield* Clock.currentTimeMillis
         owned.set(partition, { applied: position, processed: position, committed: position, lastCheckpoint: now, flushing: null, releasing: false, subscription: subscribe(partition) })
+        yield* timers.take(partition)
         if (reader === null || readerNext > position + 1) restart = true
         yield* Effect.logInfo("partition taken").pipe(Effect.annotateLogs({ partition, position }))
       }
@@ -248,7 +254,7 @@ export const IngestLive = Layer.scoped(
 
     /** Stage two: publishes, and rows handed to the sink. */
     const record = (work: AppliedBatch, parts: ReadonlyMap<number, Owned>, through: number, started: number) =>
-      recordBatch(work, sink, written(work, parts, through, started)).pipe(Effect.provide(context))
+      recordBatch(work, sink, written(work, parts, through, started), count).pipe(Effect.provide(context))
 
     /** A pass over every member of the owned partitions (a marker reached in the stream). */
     const runPass = (pass: Pass, seq: number, now: number, parts: ReadonlyMap<number, Owned>) =>
@@ -274,7 +280,7 @@ export const IngestLive = Layer.scoped(
                     ])
               )
             }
-            yield* recordBatch(builder.finish(), sink, () => undefined).pipe(Effect.provide(context))
+            yield* recordBatch(builder.finish(), sink, () => undefined, count).pipe(Effect.provide(context))
           }
           members += ids.length
         }
@@ -345,7 +351,7 @@ export const IngestLive = Layer.scoped(
           yield* record(work, new Map(), through, started)
         }
         for (const part of parts.values()) part.applied = Math.max(part.applied, through)
-        yield* recordBatch({ ...emptyBatch }, sink, written(emptyBatch, parts, through, started)).pipe(Effect.provide(context))
+        yield* recordBatch({ ...emptyBatch }, sink, written(emptyBatch, parts, through, started), count).pipe(Effect.provide(context))
       })
 
     const openReader = (from: number) =>

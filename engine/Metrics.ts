@@ -19,6 +19,12 @@ export const eventLatencySeconds = Metric.histogram(
   MetricBoundaries.fromIterable([0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]),
   "from the event's arrival in JetStream to its effects being durable"
 )
+export const timersPending = Metric.gauge("memberflow_timers_pending", { description: "journey timers this engine keeps for its partitions, not yet due" })
+export const timerFireLatenessSeconds = Metric.histogram(
+  "memberflow_timer_fire_lateness_seconds",
+  MetricBoundaries.fromIterable([0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]),
+  "from a timer's due time to its journey.timer event being in the stream"
+)
 export const journeyEnrollments = Metric.counter("memberflow_journey_enrollments_total", { description: "entries into journeys, by journey and variant", incremental: true })
 export const journeyMessages = Metric.counter("memberflow_messages_total", { description: "messages recorded, by channel and status", incremental: true })
 export const providerSeconds = Metric.histogram(

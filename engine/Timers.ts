@@ -1,78 +1,247 @@
-import { Clock, Effect, Fiber, Layer, Schedule } from "effect"
+import { DeliverPolicy, type JsMsg } from "@nats-io/jetstream"
+import { Context, Effect, Fiber, Layer, Schedule } from "effect"
 import { TIMER_EVENT } from "./journeys/Apply.ts"
-import { batcher } from "./ingest/Batcher.ts"
 import { derivedId } from "./member/MemberState/Ids.ts"
+import { timerFireLatenessSeconds, timersPending } from "./Metrics.ts"
 import { Nats } from "./Nats.ts"
 import { awaitDrained, interruptWithin } from "./Shutdown.ts"
-import { subjectOf, Topology, TIMERS_CONSUMER } from "./Topology.ts"
+import { subjectOf, Topology } from "./Topology.ts"
+import { MinHeap } from "./timers/MinHeap.ts"
 
-interface TimerRequest {
+/** A timer request as it is stored (the body of a `journey.timer.request`). */
+export interface TimerRequest {
   readonly memberId: string
   readonly properties: { readonly journeyId: string; readonly enrollmentId: string; readonly due: number; readonly kind?: string }
 }
 
+interface Timer {
+  readonly due: number
+  readonly partition: number
+  /** Its message in the timers stream, deleted once the timer has fired. */
+  readonly seq: number
+  readonly request: TimerRequest
+}
+
+export class Timers extends Context.Tag("memberflow/Timers")<
+  Timers,
+  {
+    /** The subject a timer request of this partition is kept on: one message per timer id. */
+    readonly subjectFor: (partition: number, timerId: string) => string
+    /** This engine now owns the partition: its kept timers are read in and will fire here. */
+    readonly take: (partition: number) => Effect.Effect<void>
+    /** The partition is handed over or lost: its timers are forgotten here (kept in the stream). */
+    readonly drop: (partition: number) => void
+    /** A timer request just written (stream sequence `seq`) for a member of an owned partition. */
+    readonly schedule: (partition: number, request: TimerRequest, seq: number, duplicate: boolean) => void
+    /** Timers held in memory, and partitions whose timers are still being read in. */
+    readonly status: () => { readonly pending: number; readonly loading: number }
+  }
+>() {}
+
+const parse = (msg: JsMsg): TimerRequest | null => {
+  try {
+    const request = JSON.parse(new TextDecoder().decode(msg.data)) as TimerRequest
+    return typeof request?.memberId === "string" && typeof request.properties?.due === "number" && typeof request.properties.enrollmentId === "string"
+      ? request
+      : null
+  } catch {
+    return null
+  }
+}
+
 /**
- * Durable journey timers on JetStream. A wait publishes a timer request (in the same outbox as the
- * member's other effects); this loop holds each request un-acked, NAKing it with a delay until it is
- * due — JetStream redelivers it then, across restarts and engines — and when due publishes a
- * `journey.timer` event for the member with a deterministic id, then acks. The event goes through
- * ingestion like any other, so the step after the wait runs once, in the member's compare-and-set
- * write, whatever engine or restart fires it.
+ * Durable journey timers, kept by the owner of the member's partition.
+ *
+ * A wait (or a date/inactivity entry check) writes a timer request to the timers stream on
+ * `<timersSubject>.<partition>.<timer id>` (one message per timer: the stream keeps one per subject),
+ * from the same outbox as the member's other effects. The engine that owns the partition holds the
+ * partition's timers in memory, in a heap by due time: it reads them in when it takes the partition
+ * (engine/Ingest.ts) and adds each one its own members request. When a timer is due it publishes a
+ * `journey.timer` event for the member with a deterministic id — ingestion applies it like any event,
+ * in stream order, so a replay decides what the first run decided — and then deletes the request
+ * from the stream. A crash between the two fires it again after the restart: same event id, applied
+ * once (the member remembers the events it applied).
+ *
+ * Why not un-acked messages NAKed until due (the first design): NATS then holds every waiting
+ * timer as a pending delivery and scans them all on each redelivery; with 1,000,000 timers pending it
+ * took 1.25 cores of this 2-core machine to hand out a burst of 100,000 due in one minute
+ * (BENCHMARKS.md). A heap in the owner costs a comparison.
  */
-export const TimersLive = Layer.scopedDiscard(
+export const TimersLive = Layer.scoped(
+  Timers,
   Effect.gen(function* () {
-    const { js, use } = yield* Nats
+    const { js, jsm, use } = yield* Nats
     const topology = yield* Topology
-    const consumer = yield* use("get timers consumer", () => js.consumers.get(topology.timersStream, TIMERS_CONSUMER))
-    const messages = yield* use("consume timers", () => consumer.consume({ max_messages: 2000, expires: 5_000 }))
-    const next = batcher(messages, 1000, 10)
+    const heaps = new Map<number, MinHeap<Timer>>()
+    const loading = new Map<number, Fiber.RuntimeFiber<void, never>>()
+    /** Per owned partition: the timers stream's last sequence when it was taken (read in through it). */
+    const readThrough = new Map<number, number>()
+    let wakeUp: (() => void) | null = null
+    const wake = () => {
+      const w = wakeUp
+      wakeUp = null
+      w?.()
+    }
+    let stopping = false
+    const heapOf = (partition: number) => {
+      let heap = heaps.get(partition)
+      if (heap === undefined) heaps.set(partition, (heap = new MinHeap<Timer>((a, b) => a.due - b.due)))
+      return heap
+    }
+    const subjectFor = (partition: number, timerId: string) => `${topology.timersSubject}.${partition}.${timerId}`
+
+    const add = (timer: Timer) => {
+      const heap = heaps.get(timer.partition)
+      if (heap === undefined) return
+      const earliest = heap.peek()?.due ?? Infinity
+      heap.push(timer)
+      if (timer.due < earliest) wake()
+    }
+
+    /** Reads the partition's kept timers, through stream sequence `last`. */
+    const load = (partition: number, last: number) =>
+      use("read timers", async () => {
+        if (last === 0) return 0
+        const consumer = await js.consumers.get(topology.timersStream, {
+          filter_subjects: subjectFor(partition, ">"),
+          deliver_policy: DeliverPolicy.All
+        })
+        if ((await consumer.info(true)).num_pending === 0) return 0
+        const messages = await consumer.consume({ max_messages: 5000 })
+        let count = 0
+        try {
+          for await (const msg of messages) {
+            if (!heaps.has(partition)) break
+            if (msg.seq <= last) {
+              const request = parse(msg)
+              if (request !== null) {
+                add({ due: request.properties.due, partition, seq: msg.seq, request })
+                count++
+              }
+            }
+            if (msg.seq >= last || msg.info.pending === 0) break
+          }
+        } finally {
+          messages.stop()
+        }
+        return count
+      }).pipe(
+        Effect.tap((count) => Effect.logInfo("timers read").pipe(Effect.annotateLogs({ partition, timers: count }))),
+        Effect.tapError((error) => Effect.logWarning("reading timers failed, retrying").pipe(Effect.annotateLogs({ partition, error: error.message }))),
+        Effect.retry(Schedule.exponential("200 millis").pipe(Schedule.union(Schedule.spaced("5 seconds")))),
+        Effect.asVoid,
+        Effect.orDie
+      )
+
+    const take = (partition: number) =>
+      Effect.gen(function* () {
+        if (heaps.has(partition)) return
+        heapOf(partition)
+        // What is in the stream now is read in; what comes later is scheduled as it is written.
+        const last = yield* use("timers stream info", () => jsm.streams.info(topology.timersStream)).pipe(
+          Effect.map((info) => info.state.last_seq),
+          Effect.retry(Schedule.exponential("100 millis").pipe(Schedule.union(Schedule.spaced("2 seconds")))),
+          Effect.orDie
+        )
+        readThrough.set(partition, last)
+        const fiber = yield* load(partition, last).pipe(
+          Effect.ensuring(Effect.sync(() => loading.delete(partition))),
+          Effect.forkDaemon
+        )
+        loading.set(partition, fiber)
+      })
+
+    const drop = (partition: number) => {
+      heaps.delete(partition)
+      readThrough.delete(partition)
+      const fiber = loading.get(partition)
+      loading.delete(partition)
+      if (fiber !== undefined) Effect.runFork(Fiber.interrupt(fiber))
+    }
+
+    /**
+     * A request written again (a replay after a restart or a takeover) that was in the stream when
+     * the partition was taken is in the heap already, or fired and was deleted: not again.
+     */
+    const schedule = (partition: number, request: TimerRequest, seq: number, duplicate: boolean) => {
+      if (duplicate && seq <= (readThrough.get(partition) ?? 0)) return
+      add({ due: request.properties.due, partition, seq, request })
+    }
+
+    /** Publishes the `journey.timer` event of a due timer, then deletes its request. */
+    const fire = async ({ request, seq }: Timer, now: number) => {
+      const { journeyId, enrollmentId, due, kind } = request.properties
+      const id = derivedId("timer-fired", enrollmentId, due)
+      const event = {
+        id,
+        type: TIMER_EVENT,
+        memberId: request.memberId,
+        occurredAt: new Date(Math.min(due, now)).toISOString(),
+        properties: { journeyId, enrollmentId, due, ...(kind === undefined ? {} : { kind }) },
+        source: "memberflow"
+      }
+      await js.publish(subjectOf(topology, TIMER_EVENT), JSON.stringify(event), { msgID: id })
+      timerFireLatenessSeconds.unsafeUpdate(Math.max(0, Date.now() - due) / 1000, [])
+      // Gone already (fired by a previous owner that died before it could say so): nothing to do.
+      await jsm.streams.deleteMessage(topology.timersStream, seq, false).catch(() => false)
+    }
+
     const loop = Effect.gen(function* () {
-      for (;;) {
-        const batch = yield* use("next timers", next)
-        if (batch === null) return
-        const now = yield* Clock.currentTimeMillis
-        yield* use("fire timers", () =>
-          Promise.all(
-            batch.map(async (msg) => {
-              let request: TimerRequest
-              try {
-                request = JSON.parse(new TextDecoder().decode(msg.data)) as TimerRequest
-              } catch {
-                msg.term()
-                return
-              }
-              const { journeyId, enrollmentId, due, kind } = request.properties
-              if (due > now + 20) {
-                msg.nak(due - now)
-                return
-              }
-              const id = derivedId("timer-fired", enrollmentId, due)
-              const event = {
-                id,
-                type: TIMER_EVENT,
-                memberId: request.memberId,
-                occurredAt: new Date(Math.min(due, now)).toISOString(),
-                properties: { journeyId, enrollmentId, due, ...(kind === undefined ? {} : { kind }) },
-                source: "memberflow"
-              }
-              await js.publish(subjectOf(topology, TIMER_EVENT), JSON.stringify(event), { msgID: id })
-              msg.ack()
-            })
-          )
+      while (!stopping) {
+        const now = Date.now()
+        const due: Array<Timer> = []
+        let next = Infinity
+        for (const heap of heaps.values()) {
+          // 20 ms early at most: ingestion applies a fired timer no earlier than its due time.
+          while (due.length < 2000 && (heap.peek()?.due ?? Infinity) <= now + 20) due.push(heap.pop()!)
+          next = Math.min(next, heap.peek()?.due ?? Infinity)
+        }
+        timersPending.unsafeUpdate(pendingCount(), [])
+        if (due.length === 0) {
+          const ms = Math.max(1, Math.min(1000, next - now - 20))
+          yield* Effect.promise(() => new Promise<void>((resolve) => {
+            const timer = setTimeout(resolve, ms)
+            wakeUp = () => {
+              clearTimeout(timer)
+              resolve()
+            }
+          }))
+          continue
+        }
+        yield* use("fire timers", () => Promise.all(due.map((timer) => fire(timer, now)))).pipe(
+          Effect.tapError((error) =>
+            Effect.sync(() => {
+              // Not published: back into their heaps (if still ours), tried again on the next round.
+              for (const timer of due) add(timer)
+            }).pipe(Effect.zipRight(Effect.logWarning("firing timers failed, retrying").pipe(Effect.annotateLogs({ error: error.message }))))
+          ),
+          Effect.catchAll(() => Effect.sleep("500 millis"))
         )
       }
     })
+
+    const pendingCount = () => {
+      let n = 0
+      for (const heap of heaps.values()) n += heap.size
+      return n
+    }
+
     const fiber = yield* loop.pipe(
       Effect.tapErrorCause((cause) => Effect.logError("timers stopped", cause)),
       Effect.retry(Schedule.spaced("1 second")),
-      Effect.fork
+      Effect.forkDaemon
     )
     yield* Effect.addFinalizer(() =>
-      Effect.sync(() => messages.stop()).pipe(
+      Effect.sync(() => {
+        stopping = true
+        wake()
+      }).pipe(
         Effect.zipRight(Effect.logInfo("timers draining")),
         Effect.zipRight(awaitDrained(fiber)),
-        Effect.zipRight(interruptWithin(fiber))
+        Effect.zipRight(interruptWithin(fiber)),
+        Effect.zipRight(Effect.sync(() => [...loading.keys()].forEach(drop)))
       )
     )
+    return { subjectFor, take, drop, schedule, status: () => ({ pending: pendingCount(), loading: loading.size }) }
   })
 )

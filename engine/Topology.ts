@@ -67,7 +67,8 @@ export class Topology extends Context.Tag("memberflow/Topology")<Topology, Topol
     })
 }
 
-export const TIMERS_CONSUMER = "memberflow-timers"
+/** The durable consumer of the first timers design (un-acked requests NAKed until due); removed on upgrade. */
+export const LEGACY_TIMERS_CONSUMER = "memberflow-timers"
 /** One consumer per channel (filtered on `<messagesSubject>.<channel>`): a slow provider holds up only its own. */
 export const messagesConsumer = (channel: "sms" | "email" | "wechat"): string => `memberflow-messages-${channel}`
 
@@ -75,8 +76,8 @@ const isNotFound = (error: NatsError): boolean =>
   error.cause instanceof Error && /not found/i.test(error.cause.message)
 
 /**
- * Creates the event, dead-letter, timers and messages streams and the durable consumers of timers
- * and messages when missing. Events are read by position (engine/Ingest.ts), not through a durable
+ * Creates the event, dead-letter, timers and messages streams and the durable consumers of
+ * messages when missing. Events are read by position (engine/Ingest.ts), not through a durable
  * consumer. Never deletes or purges (events.md). Safe when several engines start at once.
  */
 export const ensureTopology = Effect.fn("Topology.ensure")(function* () {
@@ -84,7 +85,7 @@ export const ensureTopology = Effect.fn("Topology.ensure")(function* () {
   const topology = yield* Topology
   // How long a message pulled by an engine that died stays invisible before another engine gets it.
   const ackWaitMs = yield* Config.integer("MEMBERFLOW_ACK_WAIT_MS").pipe(Config.withDefault(30_000))
-  const ensureStream = (name: string, subjects: Array<string>) =>
+  const ensureStream = (name: string, subjects: Array<string>, perSubject = -1) =>
     use(`stream info ${name}`, () => jsm.streams.info(name)).pipe(
       Effect.catchIf(isNotFound, () =>
         use(`create stream ${name}`, () =>
@@ -93,6 +94,7 @@ export const ensureTopology = Effect.fn("Topology.ensure")(function* () {
             subjects,
             storage: StorageType.File,
             retention: RetentionPolicy.Limits,
+            max_msgs_per_subject: perSubject,
             duplicate_window: nanos(5 * 60_000)
           })
         )
@@ -100,9 +102,11 @@ export const ensureTopology = Effect.fn("Topology.ensure")(function* () {
     )
   yield* ensureStream(topology.stream, [`${topology.subjectPrefix}.>`])
   yield* ensureStream(topology.deadletterStream, [topology.deadletterSubject])
-  yield* ensureStream(topology.timersStream, [topology.timersSubject])
+  // One message per timer (`<timersSubject>.<partition>.<timer id>`), deleted once it fired
+  // (engine/Timers.ts). A stream from before that design is converted by engine/timers/Legacy.ts.
+  yield* ensureStream(topology.timersStream, [`${topology.timersSubject}.>`], 1)
   yield* ensureStream(topology.messagesStream, [`${topology.messagesSubject}.*`])
-  // Every waiting member holds one un-acked timer, every deferred message one request (NAKed until due).
+  // Every deferred message holds one un-acked request (NAKed until due).
   const ensureHolding = (stream: string, name: string, ackWait: number, filter?: string) =>
     use(`consumer info ${name}`, () => jsm.consumers.info(stream, name)).pipe(
       Effect.catchIf(isNotFound, () =>
@@ -119,7 +123,6 @@ export const ensureTopology = Effect.fn("Topology.ensure")(function* () {
         )
       )
     )
-  yield* ensureHolding(topology.timersStream, TIMERS_CONSUMER, 30_000)
   for (const channel of ["sms", "email", "wechat"] as const) {
     yield* ensureHolding(topology.messagesStream, messagesConsumer(channel), ackWaitMs, `${topology.messagesSubject}.${channel}`)
   }

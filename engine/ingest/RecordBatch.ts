@@ -4,12 +4,14 @@ import type { DerivedEvent } from "../../schemas/Event.ts"
 import { MESSAGE_REQUEST, TIMER_REQUEST } from "../journeys/Apply.ts"
 import * as Metrics from "../Metrics.ts"
 import { Nats } from "../Nats.ts"
+import { type TimerRequest, Timers } from "../Timers.ts"
 import { subjectOf, Topology, type TopologyShape } from "../Topology.ts"
 import type { AppliedBatch, JourneyRow } from "./ApplyBatch.ts"
+import { partitionOf } from "./Partition.ts"
 
 /**
  * Stage two of a batch: everything stage one produced leaves the engine — derived events onto the
- * event stream, waits onto the timers stream, messages onto the messages stream, refusals onto the
+ * event stream, waits onto the timers stream (and into this engine's timer heap: engine/Timers.ts), messages onto the messages stream, refusals onto the
  * dead-letter stream, rows to ClickHouse through the row sink — each retried until it succeeds. Ids
  * are deterministic throughout (Nats-Msg-Id; ReplacingMergeTree keys), so a batch recorded twice
  * after a crash lands once.
@@ -33,9 +35,7 @@ const firstChannel = (event: DerivedEvent): string => {
 }
 
 const subjectFor = (topology: TopologyShape, event: DerivedEvent): string =>
-  event.type === TIMER_REQUEST
-    ? topology.timersSubject
-    : event.type === MESSAGE_REQUEST
+  event.type === MESSAGE_REQUEST
       ? `${topology.messagesSubject}.${firstChannel(event)}`
       : subjectOf(topology, event.type)
 
@@ -55,19 +55,26 @@ const countJourneyRows = (rows: ReadonlyArray<JourneyRow>) => {
  * Publishes what a batch made and hands its rows to the sink; `written` runs once the rows are in
  * ClickHouse too. Returns when the publishes are acknowledged and the rows queued.
  */
-export const recordBatch = Effect.fn("Ingest.recordBatch")(function* (work: AppliedBatch, sink: RowSink, written: () => void) {
+export const recordBatch = Effect.fn("Ingest.recordBatch")(function* (work: AppliedBatch, sink: RowSink, written: () => void, partitions: number) {
   const { js, use } = yield* Nats
   const topology = yield* Topology
+  const timers = yield* Timers
   const applied = natsHeaders()
   applied.set(APPLIED_HEADER, "1")
   const publishes = use("publish derived events", () =>
     Promise.all(
-      work.outgoing.map(({ event, applied: isApplied }) =>
-        js.publish(subjectFor(topology, event), JSON.stringify({ ...event, source: "memberflow" }), {
-          msgID: event.id,
-          ...(isApplied ? { headers: applied } : {})
-        })
-      )
+      work.outgoing.map(async ({ event, applied: isApplied }) => {
+        const body = JSON.stringify({ ...event, source: "memberflow" })
+        if (event.type !== TIMER_REQUEST) {
+          await js.publish(subjectFor(topology, event), body, { msgID: event.id, ...(isApplied ? { headers: applied } : {}) })
+          return
+        }
+        // A timer is kept on a subject of its own in its member's partition, and held by this
+        // engine, the partition's owner, until it is due.
+        const partition = partitionOf(event.memberId, partitions)
+        const ack = await js.publish(timers.subjectFor(partition, event.id), body, { msgID: event.id })
+        timers.schedule(partition, event as unknown as TimerRequest, ack.seq, ack.duplicate)
+      })
     )
   ).pipe(Effect.retry(retryForever))
   const deadLetters = Effect.forEach(
