@@ -174,6 +174,9 @@ const main = async () => {
     log(`engine peak RSS ${Math.round(Number(/^VmHWM:\s+(\d+)/m.exec(status)?.[1] ?? 0) / 1024)} MB`)
   } finally {
     await engine.kill("SIGTERM")
+    // BENCH_ENGINE_LOG=<file>: the engine's log, for looking into a run.
+    const logFile = process.env["BENCH_ENGINE_LOG"]
+    if (logFile !== undefined) writeFileSync(logFile, engine.output())
     await nc.close()
     await dropTopology(topology)
   }

@@ -164,11 +164,10 @@ export const IngestLive = Layer.scoped(
       })
 
     /** Starts a checkpoint of one partition: its dirty states as they are now, written in the background. */
-    const checkpoint = (partition: number, part: Owned, now: number) =>
+    const checkpoint = (partition: number, part: Owned) =>
       Effect.gen(function* () {
         const snap = store.snapshot(partition)
         const position = part.applied
-        part.lastCheckpoint = now
         part.flushing = yield* flushAndCommit(partition, part, snap, position).pipe(
           Effect.asVoid,
           Effect.ensuring(Effect.sync(() => (part.flushing = null))),
@@ -214,7 +213,10 @@ export const IngestLive = Layer.scoped(
       for (const { partition, position } of control.gained.splice(0)) {
         if (owned.has(partition)) continue
         const now = yield* Clock.currentTimeMillis
-        owned.set(partition, { applied: position, processed: position, committed: position, lastCheckpoint: now, flushing: null, releasing: false, subscription: subscribe(partition) })
+        // Checkpoints staggered over the interval by partition: one partition's states at a time,
+        // not every member of the engine at once every interval (a pause that made events late).
+        const stagger = Math.round((checkpointMs * partition) / count)
+        owned.set(partition, { applied: position, processed: position, committed: position, lastCheckpoint: now - stagger, flushing: null, releasing: false, subscription: subscribe(partition) })
         yield* timers.take(partition)
         if (reader === null || readerNext > position + 1) restart = true
         yield* Effect.logInfo("partition taken").pipe(Effect.annotateLogs({ partition, position }))
@@ -225,10 +227,14 @@ export const IngestLive = Layer.scoped(
       for (const [partition, part] of owned) {
         if (part.releasing || part.flushing !== null) continue
         const dirty = store.dirtyCount(partition)
+        const due = now - part.lastCheckpoint >= checkpointMs
+        // Each partition keeps its own phase, also through quiet intervals: after a quiet spell the
+        // partitions' checkpoints would otherwise all fall due at once.
+        if (due) part.lastCheckpoint += checkpointMs * Math.floor((now - part.lastCheckpoint) / checkpointMs)
         if (dirty === 0 && part.applied <= part.committed) continue
-        if (now - part.lastCheckpoint < checkpointMs && dirty < checkpointDirty / count) continue
+        if (!due && dirty < checkpointDirty / count) continue
         yield* joinPrevious
-        yield* checkpoint(partition, part, now)
+        yield* checkpoint(partition, part)
         break
       }
     })

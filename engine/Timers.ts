@@ -1,4 +1,5 @@
 import { DeliverPolicy, type JsMsg } from "@nats-io/jetstream"
+import { nuid } from "@nats-io/transport-node"
 import { Context, Effect, Fiber, Layer, Schedule } from "effect"
 import { TIMER_EVENT } from "./journeys/Apply.ts"
 import { derivedId } from "./member/MemberState/Ids.ts"
@@ -70,7 +71,7 @@ const parse = (msg: JsMsg): TimerRequest | null => {
 export const TimersLive = Layer.scoped(
   Timers,
   Effect.gen(function* () {
-    const { js, jsm, use } = yield* Nats
+    const { connection, js, jsm, use } = yield* Nats
     const topology = yield* Topology
     const heaps = new Map<number, MinHeap<Timer>>()
     const loading = new Map<number, Fiber.RuntimeFiber<void, never>>()
@@ -88,6 +89,11 @@ export const TimersLive = Layer.scoped(
       if (heap === undefined) heaps.set(partition, (heap = new MinHeap<Timer>((a, b) => a.due - b.due)))
       return heap
     }
+    const deleteSubject = `$JS.API.STREAM.MSG.DELETE.${topology.timersStream}`
+    // Where the deletes' answers go: one subscription that reads none of them.
+    const deleteReplies = `_INBOX.${nuid.next()}`
+    const answers = connection.subscribe(deleteReplies, { callback: () => undefined })
+    yield* Effect.addFinalizer(() => Effect.sync(() => answers.unsubscribe()))
     const subjectFor = (partition: number, timerId: string) => `${topology.timersSubject}.${partition}.${timerId}`
 
     const add = (timer: Timer) => {
@@ -182,8 +188,10 @@ export const TimersLive = Layer.scoped(
       }
       await js.publish(subjectOf(topology, TIMER_EVENT), JSON.stringify(event), { msgID: id })
       timerFireLatenessSeconds.unsafeUpdate(Math.max(0, Date.now() - due) / 1000, [])
-      // Gone already (fired by a previous owner that died before it could say so): nothing to do.
-      await jsm.streams.deleteMessage(topology.timersStream, seq, false).catch(() => false)
+      // The request goes: sent without waiting for the answer (a request of its own cost the engine's
+      // thread as much as the firing). A delete that did not happen leaves the request to fire again
+      // after a restart, and its member ignores what it already applied.
+      connection.publish(deleteSubject, `{"seq":${seq},"no_erase":true}`, { reply: deleteReplies })
     }
 
     const loop = Effect.gen(function* () {
