@@ -7,6 +7,7 @@ import { Clickhouse } from "./Clickhouse.ts"
 import type { JourneySlot } from "./journeys/Machine.ts"
 import { publicProfile } from "./member/MemberState.ts"
 import { Ingest } from "./Ingest.ts"
+import { Timers } from "./Timers.ts"
 import { JourneyRuntime } from "./JourneyRuntime.ts"
 import { MemberLookup } from "./MemberLookup.ts"
 import { renderPrometheus } from "./Metrics.ts"
@@ -58,12 +59,15 @@ export const HttpLive = Layer.unwrapEffect(
           const ch = yield* clickhouse.ping.pipe(Effect.as("ok"), Effect.orElseSucceed(() => "unreachable"))
           const ready = nats === "ok" && ch === "ok"
           const ingest = yield* (yield* Ingest).status
+          const timers = (yield* Timers).status()
           return json(ready ? 200 : 503, {
             ready,
             nats,
             clickhouse: ch,
             // which member partitions this engine owns, and how far behind the stream it is
             ingest: { engine: ingest.engineId, partitions: ingest.partitions, owned: ingest.owned.map((o) => o.partition), lag: ingest.lag },
+            // journey timers this engine keeps for its partitions; partitions whose timers are still being read in
+            timers,
             program: { dir: runtime.dir, loaded: true },
             // A refused edit keeps the running journeys (still ready) and shows why here.
             journeys: { loaded: journeys.set.current.length, error: journeys.error }

@@ -13,7 +13,7 @@ export interface TopologyShape {
   readonly subjectPrefix: string
   readonly deadletterStream: string
   readonly deadletterSubject: string
-  /** Journey timers waiting to come due (engine/Timers.ts). */
+  /** Journey timers waiting to come due, one message per timer on `<timersSubject>.<partition>.<id>` (engine/Timers.ts). */
   readonly timersStream: string
   readonly timersSubject: string
   /** Message requests waiting to be handed to a provider (engine/Delivery.ts). */

@@ -121,12 +121,24 @@ export interface States {
   readonly put: (memberId: string, partition: number, state: MemberState) => void
 }
 
+/** What a member's journeys add to its outbox without changing its profile (tier, RFM, tags, attributes…). */
+const JOURNEY_ONLY = new Set(["journey.entered", "journey.exited", TIMER_REQUEST, MESSAGE_REQUEST])
+
+interface Working {
+  state: MemberState
+  partition: number
+  changed: boolean
+  /** Whether the member_profiles row may differ: false while only fired timers moved journeys on. */
+  profile: boolean
+  now: number
+}
+
 /**
  * Collects one member's changes over a batch: the working state (taken once, put back once), its
  * outbox and rows moved into the batch's outputs.
  */
 export class BatchBuilder {
-  private readonly working = new Map<string, { state: MemberState; partition: number; changed: boolean; now: number }>()
+  private readonly working = new Map<string, Working>()
   private readonly rejected: Array<AppliedBatch["rejected"][number]> = []
   private readonly eventRows: Array<EventRow> = []
   private readonly tagRows: Array<MemberTagRow> = []
@@ -146,7 +158,7 @@ export class BatchBuilder {
   private stateOf(memberId: string, partition: number, now: number) {
     let work = this.working.get(memberId)
     if (work === undefined) {
-      work = { state: this.states.take(memberId), partition, changed: false, now }
+      work = { state: this.states.take(memberId), partition, changed: false, profile: false, now }
       this.working.set(memberId, work)
     }
     work.now = Math.max(work.now, now)
@@ -164,6 +176,9 @@ export class BatchBuilder {
     const now = nowOf(event, arrival)
     const work = this.stateOf(event.memberId, partition, now)
     const result = runJourneys(applyEvents(work.state, [event], this.ctx, now, { owned: true }), this.journeys, this.ctx, now, { owned: true })
+    // A fired timer moves the member's journeys on and changes its profile only through what the
+    // step does (a tag step, an emit): its profile row is written only then (one row fewer per wait).
+    if (result.changed && (event.type !== TIMER_EVENT || result.state.outbox.some((e) => !JOURNEY_ONLY.has(e.type)))) work.profile = true
     this.take(work, result)
     this.applied += result.applied.length
     this.duplicates += result.duplicates.length
@@ -173,7 +188,9 @@ export class BatchBuilder {
   /** A change with no event (a pass over the members): `f` may mutate the state it is given. */
   change(memberId: string, partition: number, now: number, f: (state: MemberState) => ApplyResult): void {
     const work = this.stateOf(memberId, partition, now)
-    this.take(work, f(work.state))
+    const result = f(work.state)
+    if (result.changed) work.profile = true
+    this.take(work, result)
   }
 
   private take(work: { state: MemberState; changed: boolean }, result: ApplyResult): void {
@@ -207,7 +224,7 @@ export class BatchBuilder {
       state.outbox = []
       state.rows = []
       this.states.put(memberId, work.partition, state)
-      if (work.changed) profileRows.push(profileRow(state, this.ctx, work.now))
+      if (work.changed && work.profile) profileRows.push(profileRow(state, this.ctx, work.now))
     }
     this.working.clear()
     return {

@@ -82,6 +82,8 @@ describe("journey timers are kept by the owner of the member's partition", () =>
     // What the engine still keeps in memory is what is left in the stream: the entry timers.
     const left = (await subjectsIn(nc, `${topology.stream}_TIMERS`, "timers.>")).length
     await eventually(async () => new RegExp(`memberflow_timers_pending\\S* ${left}\\b`).test(String((await second.get("/metrics")).body)), 5_000, "timers pending metric")
+    const ready = (await second.get("/readyz")).body as { timers: { pending: number; loading: number } }
+    expect(ready.timers).toEqual({ pending: left, loading: 0 })
   }, 90_000)
 
   it("upgrading from the first timers design (un-acked requests NAKed until due) keeps every pending timer and drops the old consumer", async () => {

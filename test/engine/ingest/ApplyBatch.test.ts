@@ -67,3 +67,49 @@ describe("applying a batch", () => {
     expect(currentTags(states.get("m1"))).not.toContain("waited")
   })
 })
+
+const TWO_WAITS = journey(`id: after-wait
+name: 兩次等待 (test)
+status: active
+category: transactional
+trigger: { event: { type: test.go } }
+steps:
+  - { id: pause, wait: 3s }
+  - { id: again, wait: 3s }
+  - { id: done, tag: { add: [waited] } }
+`)
+
+describe("profile rows", () => {
+  const T = Date.parse("2026-06-01T04:00:00Z")
+  const twoWaits: JourneySet = { ...set, current: [{ journey: TWO_WAITS, version: "v2" }], versions: new Map([["v2", TWO_WAITS]]) }
+  const applyIn = (states: States, e: ReturnType<typeof event>, arrival: number) => {
+    const batch = new BatchBuilder(states, ctx, twoWaits, "TEST")
+    batch.event(e, 0, arrival)
+    return batch.finish()
+  }
+  const timerOf = (applied: ReturnType<BatchBuilder["finish"]>) => {
+    const request = applied.outgoing.map((o) => o.event).find((e) => e.type === "journey.timer.request")
+    return { enrollmentId: String(request?.properties["enrollmentId"]), due: Number(request?.properties["due"]) }
+  }
+
+  it("a fired timer that only moves the journey on writes the state but no member_profiles row; one whose step changes the profile writes it", () => {
+    const states = store()
+    const entered = applyIn(states, event("m2", "test.go", T), T)
+    expect(entered.profileRows).toHaveLength(1)
+    const first = timerOf(entered)
+    const versionBefore = states.get("m2").version
+
+    const waitedOnce = applyIn(states, event("m2", TIMER_EVENT, first.due, { journeyId: "after-wait", ...first }, "fired-1"), first.due)
+    expect(states.get("m2").version).toBeGreaterThan(versionBefore)
+    expect(waitedOnce.profileRows).toEqual([])
+    expect(waitedOnce.journeyRows.length).toBeGreaterThan(0)
+    const second = timerOf(waitedOnce)
+    expect(second.due).toBe(first.due + 3000)
+
+    // The tag step changes the profile (its tags): the row is written.
+    const tagged = applyIn(states, event("m2", TIMER_EVENT, second.due, { journeyId: "after-wait", ...second }, "fired-2"), second.due)
+    expect(currentTags(states.get("m2"))).toContain("waited")
+    expect(tagged.profileRows).toHaveLength(1)
+    expect(tagged.profileRows[0]?.tags).toContain("waited")
+  })
+})
