@@ -15,12 +15,40 @@ export interface TimerRequest {
   readonly properties: { readonly journeyId: string; readonly enrollmentId: string; readonly due: number; readonly kind?: string }
 }
 
+/**
+ * A timer as the heap holds it: a million members in journeys are a million or more of these, so it
+ * is kept small — few objects for the garbage collector to trace on every full collection (the
+ * parsed request, kept whole, made the collections of a 1,000,000-member engine long enough to
+ * make timers seconds late). Journey ids are shared, and an entry timer's enrollment id is made
+ * again when it fires.
+ */
 interface Timer {
   readonly due: number
   readonly partition: number
   /** Its message in the timers stream, deleted once the timer has fired. */
   readonly seq: number
-  readonly request: TimerRequest
+  readonly memberId: string
+  readonly journeyId: string
+  /** Absent for an entry timer whose enrollment id is `entry:<member>:<journey>` (made again when it fires). */
+  readonly enrollmentId: string | undefined
+  readonly kind: "entry" | undefined
+}
+
+const journeyIds = new Map<string, string>()
+const shared = (journeyId: string): string => {
+  const known = journeyIds.get(journeyId)
+  if (known !== undefined) return known
+  journeyIds.set(journeyId, journeyId)
+  return journeyId
+}
+
+const entryEnrollment = (memberId: string, journeyId: string) => `entry:${memberId}:${journeyId}`
+
+const timerOf = (partition: number, seq: number, request: TimerRequest): Timer => {
+  const { journeyId, enrollmentId, due, kind } = request.properties
+  const entry = kind === "entry"
+  const remade = entry && enrollmentId === entryEnrollment(request.memberId, journeyId)
+  return { due, partition, seq, memberId: request.memberId, journeyId: shared(journeyId), enrollmentId: remade ? undefined : enrollmentId, kind: entry ? "entry" : undefined }
 }
 
 export class Timers extends Context.Tag("memberflow/Timers")<
@@ -121,7 +149,7 @@ export const TimersLive = Layer.scoped(
             if (msg.seq <= last) {
               const request = parse(msg)
               if (request !== null) {
-                add({ due: request.properties.due, partition, seq: msg.seq, request })
+                add(timerOf(partition, msg.seq, request))
                 count++
               }
             }
@@ -171,17 +199,17 @@ export const TimersLive = Layer.scoped(
      */
     const schedule = (partition: number, request: TimerRequest, seq: number, duplicate: boolean) => {
       if (duplicate && seq <= (readThrough.get(partition) ?? 0)) return
-      add({ due: request.properties.due, partition, seq, request })
+      add(timerOf(partition, seq, request))
     }
 
     /** Publishes the `journey.timer` event of a due timer, then deletes its request. */
-    const fire = async ({ request, seq }: Timer, now: number) => {
-      const { journeyId, enrollmentId, due, kind } = request.properties
+    const fire = async ({ due, seq, memberId, journeyId, enrollmentId: kept, kind }: Timer, now: number) => {
+      const enrollmentId = kept ?? entryEnrollment(memberId, journeyId)
       const id = derivedId("timer-fired", enrollmentId, due)
       const event = {
         id,
         type: TIMER_EVENT,
-        memberId: request.memberId,
+        memberId,
         occurredAt: new Date(Math.min(due, now)).toISOString(),
         properties: { journeyId, enrollmentId, due, ...(kind === undefined ? {} : { kind }) },
         source: "memberflow"
