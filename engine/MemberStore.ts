@@ -37,6 +37,8 @@ interface Entry {
   readonly partition: number
   /** Generation of the latest change not yet in KV; 0 = what KV holds. */
   dirty: number
+  /** The `load` that last asked for it: the batch being applied holds it, so it is not evicted. */
+  used: number
 }
 
 /** Dirty states of one partition, taken at a checkpoint barrier, to be written to KV. */
@@ -92,22 +94,34 @@ export class MemberStore extends Effect.Service<MemberStore>()("memberflow/Membe
     /**
      * Drops the least recently used clean states beyond the cache size; dirty ones wait for their
      * write. Looks at a few entries per call, so a cache full of dirty states costs nothing extra.
+     * The walk goes on from where the last call stopped (a Map iterator stays valid while the Map
+     * changes): starting from the front each time, it would step again over every entry deleted
+     * there since the Map last compacted itself, which grows with every eviction.
      */
+    let cursor: Iterator<[string, Entry]> | null = null
+    /** Counts the calls of `load`: the members of the batch being applied are those of the last one. */
+    let loads = 0
     const evict = () => {
-      let looked = 0
-      for (const [memberId, entry] of cache) {
-        if (cache.size <= cacheSize || looked++ >= 64) return
-        if (entry.dirty === 0) cache.delete(memberId)
+      if (cache.size <= cacheSize) return
+      for (let looked = 0; looked < 64 && cache.size > cacheSize; looked++) {
+        cursor ??= cache.entries()
+        const next = cursor.next()
+        if (next.done === true) {
+          cursor = null
+          continue
+        }
+        const [memberId, entry] = next.value
+        if (entry.dirty === 0 && entry.used !== loads && cache.get(memberId) === entry) cache.delete(memberId)
       }
     }
 
     const read = async (memberId: string, partition: number): Promise<Entry> => {
       const found = await persistently(() => kv.get(memberKey(memberId)))
       if (found === null || found.operation !== "PUT") {
-        return { state: emptyState(memberId), revision: found?.revision ?? 0, partition, dirty: 0 }
+        return { state: emptyState(memberId), revision: found?.revision ?? 0, partition, dirty: 0, used: loads }
       }
       try {
-        return { state: JSON.parse(found.string()) as MemberState, revision: found.revision, partition, dirty: 0 }
+        return { state: JSON.parse(found.string()) as MemberState, revision: found.revision, partition, dirty: 0, used: loads }
       } catch (cause) {
         throw new MemberStoreError({ memberId, reason: "stored state is not valid JSON", cause })
       }
@@ -117,6 +131,14 @@ export class MemberStore extends Effect.Service<MemberStore>()("memberflow/Membe
     const load = (members: ReadonlyArray<readonly [memberId: string, partition: number]>) =>
       Effect.tryPromise({
         try: async () => {
+          // The batch about to be applied holds these: none is evicted before its change is put
+          // back (an evicted one would be put back without its KV revision, and its write refused).
+          loads++
+          evict()
+          for (const [memberId] of members) {
+            const entry = cache.get(memberId)
+            if (entry !== undefined) entry.used = loads
+          }
           const missing = members.filter(([memberId]) => !cache.has(memberId))
           let next = 0
           const worker = async () => {
@@ -142,7 +164,7 @@ export class MemberStore extends Effect.Service<MemberStore>()("memberflow/Membe
       const entry = cache.get(memberId)
       generation++
       if (entry === undefined) {
-        touch(memberId, { state, revision: 0, partition, dirty: generation })
+        touch(memberId, { state, revision: 0, partition, dirty: generation, used: loads })
       } else {
         entry.state = state
         entry.dirty = generation

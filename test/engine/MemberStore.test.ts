@@ -1,0 +1,45 @@
+import { describe, expect, it } from "@effect/vitest"
+import { ConfigProvider, Effect, Layer } from "effect"
+import { MemberStore } from "../../engine/MemberStore.ts"
+import { Nats } from "../../engine/Nats.ts"
+import { Topology } from "../../engine/Topology.ts"
+import { dropTopology, NATS_URL, uniqueTopology } from "../support/nats.ts"
+
+const topology = uniqueTopology("store")
+
+const layer = MemberStore.Default.pipe(
+  Layer.provide(Layer.merge(Nats.layer, Topology.make({ stream: topology.stream, subjectPrefix: topology.subjectPrefix, membersBucket: `${topology.kvPrefix}_members` }))),
+  Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map([["NATS_URL", NATS_URL], ["MEMBERFLOW_CACHE_MEMBERS", "10"]]))))
+)
+
+describe("the member store's cache", () => {
+  it.effect(
+    "keeps every changed state until its checkpoint and the batch's own members until the next batch, then only the cache size, and reads the dropped ones back from KV as they were written",
+    () =>
+      Effect.gen(function* () {
+        const store = yield* MemberStore
+        const ids = Array.from({ length: 50 }, (_, i) => `cache-${i}`)
+        for (let round = 1; round <= 3; round++) {
+          yield* store.load(ids.map((id) => [id, 0] as const))
+          for (const id of ids) {
+            const state = store.take(id)
+            store.put(id, 0, { ...state, version: round * 100 + Number(id.slice(6)) })
+          }
+          // Changed since the last checkpoint: all kept, whatever the cache size.
+          expect(store.cacheSize()).toBe(50)
+          expect(store.dirtyCount(0)).toBe(50)
+          expect(yield* store.flush(store.snapshot(0))).toBe(0)
+          expect(store.dirtyCount(0)).toBe(0)
+          // Written, but held by the batch that loaded them until the next one loads its members:
+          // then only the cache size stays (and the next batch's member).
+          expect(store.cacheSize()).toBe(50)
+          yield* store.load([["someone-else", 0]])
+          expect(store.cacheSize()).toBe(11)
+        }
+        // The evicted ones come back from KV with what the last checkpoint wrote.
+        yield* store.load(ids.map((id) => [id, 0] as const))
+        expect(ids.map((id) => store.take(id).version)).toEqual(ids.map((id) => 300 + Number(id.slice(6))))
+      }).pipe(Effect.provide(layer), Effect.ensuring(Effect.promise(() => dropTopology(topology)))),
+    30_000
+  )
+})
