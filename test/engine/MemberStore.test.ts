@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { ConfigProvider, Effect, Layer } from "effect"
+import { ConfigProvider, Context, Effect, Layer } from "effect"
 import { MemberStore } from "../../engine/MemberStore.ts"
 import { Nats } from "../../engine/Nats.ts"
 import { Topology } from "../../engine/Topology.ts"
@@ -39,7 +39,28 @@ describe("the member store's cache", () => {
         // The evicted ones come back from KV with what the last checkpoint wrote.
         yield* store.load(ids.map((id) => [id, 0] as const))
         expect(ids.map((id) => store.take(id).version)).toEqual(ids.map((id) => 300 + Number(id.slice(6))))
-      }).pipe(Effect.provide(layer), Effect.ensuring(Effect.promise(() => dropTopology(topology)))),
+      }).pipe(Effect.provide(layer)),
     30_000
   )
+
+  it.effect("a write over a state another owner wrote since is refused, not made (an engine that lost its partition cannot overwrite the new owner)", () =>
+    Effect.gen(function* () {
+      const old = yield* Layer.build(layer).pipe(Effect.map((context) => Context.get(context, MemberStore)))
+      const next = yield* Layer.build(layer).pipe(Effect.map((context) => Context.get(context, MemberStore)))
+      yield* old.load([["contested", 1]])
+      old.put("contested", 1, { ...old.take("contested"), version: 1 })
+      expect(yield* old.flush(old.snapshot(1))).toBe(0)
+      // The partition moves: the new owner reads what the old one wrote and writes on.
+      yield* next.load([["contested", 1]])
+      expect(next.take("contested").version).toBe(1)
+      next.put("contested", 1, { ...next.take("contested"), version: 2 })
+      expect(yield* next.flush(next.snapshot(1))).toBe(0)
+      // The old owner, not knowing, writes again: refused.
+      old.put("contested", 1, { ...old.take("contested"), version: 99 })
+      expect(yield* old.flush(old.snapshot(1))).toBe(1)
+      const stored = yield* next.stored("contested")
+      expect(stored?.version).toBe(2)
+    }).pipe(Effect.scoped, Effect.ensuring(Effect.promise(() => dropTopology(topology))))
+  )
 })
+
