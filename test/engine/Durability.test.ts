@@ -130,6 +130,12 @@ describe("durability: crashes and several engines change nothing", () => {
     const a = await start(topology, tempDir("two-a"))
     const b = await start(topology, tempDir("two-b"))
     const c = await start(topology, tempDir("two-c"))
+    // The first engine up owns every partition until the others' shares are handed over; on a cold
+    // machine that took long enough for a and b to apply the whole history before c had any.
+    await eventually(async () => {
+      const states = await Promise.all([a, b, c].map(async (engine) => (await engine.get("/readyz")).body as { ingest?: { owned?: ReadonlyArray<unknown> } }))
+      return states.every((state) => (state.ingest?.owned?.length ?? 0) > 0)
+    }, 60_000, "the three engines to own member partitions")
     await publishEvents(nc, topology, events)
     const js = jetstream(nc)
     for (const event of replays) await js.publish(`${topology.subjectPrefix}.purchase`, JSON.stringify(event), { msgID: `again-${event.id}` })
