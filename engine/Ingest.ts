@@ -144,9 +144,11 @@ export const IngestLive = Layer.scoped(
 
     const flushAndCommit = (partition: number, part: Owned, snap: Snapshot, position: number) =>
       Effect.gen(function* () {
-        const conflicts = yield* store.flush(snap)
-        // The position covers effects too: the rows of every batch through it must be in.
+        // The rows of every batch through the position go in before the states: a state in KV says
+        // its events are applied, and a replay after a crash skips them, rows and all. (States
+        // written first lost the rows of the last batches when the engine died between the two.)
         while (part.processed < position && owned.get(partition) === part) yield* sink.flushed.pipe(Effect.zipRight(Effect.sleep("20 millis")))
+        const conflicts = yield* store.flush(snap)
         if (conflicts > 0) {
           yield* Effect.logWarning("another engine wrote members of this partition: giving it up").pipe(Effect.annotateLogs({ partition, conflicts }))
           control.lost.push(partition)
