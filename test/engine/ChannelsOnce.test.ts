@@ -1,3 +1,4 @@
+import { jetstream, jetstreamManager, type StoredMsg } from "@nats-io/jetstream"
 import type { NatsConnection } from "@nats-io/transport-node"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { type EngineProcess, eventually, startEngine, tempDir } from "../support/engine.ts"
@@ -299,5 +300,39 @@ describe("each message reaches its provider once: caps across journeys, a SIGKIL
     const metrics = String((await engine().get("/metrics")).body)
     const retried = (channel: string) => Number(new RegExp(`^memberflow_provider_retries_total\\{channel="${channel}"\\} (\\d+)$`, "m").exec(metrics)?.[1] ?? 0)
     expect({ sms: retried("sms") > 0, email: retried("email") > 0, wechat: retried("wechat") > 0 }).toEqual({ sms: true, email: true, wechat: true })
+  })
+
+  it("a message request published again after its message was sent (past JetStream's duplicate window) is not sent again", async () => {
+    const { twilio } = providers
+    const jsm = await jetstreamManager(nc)
+    const stream = `${topology.stream}_MESSAGES`
+    const subject = `messages.${topology.subjectPrefix}.sms`
+    // A receipt handed over by SMS and recorded sent.
+    const [buyer] = members("r", 501, 1)
+    await publishEvents(nc, topology, [register(buyer!.id, buyer!.n)])
+    await publishEvents(nc, topology, [trigger("buy.test", buyer!.id)])
+    await settled(`journey_id = 'receipt' AND member_id = '${buyer!.id}'`, 3, "the receipts sent")
+    const sent = await messageRows(engine(), `journey_id = 'receipt' AND member_id = '${buyer!.id}' AND channel = 'sms' AND status IN ('sent', 'delivered')`)
+    expect(sent).toHaveLength(1)
+    const { messages } = await jsm.streams.info(stream).then((info) => ({ messages: info.state.last_seq }))
+    let original: StoredMsg | null = null
+    for (let seq = 1; seq <= messages && original === null; seq++) {
+      const msg = await jsm.streams.getMessage(stream, { seq })
+      if (msg?.subject === subject && msg.json<{ properties: { messageId: string } }>().properties.messageId === sent[0]!.message_id) original = msg
+    }
+    const request = original!.json<{ properties: { messageId: string } }>().properties
+    const row = sent[0]!
+    expect(receivedFor(row)).toHaveLength(1)
+    // The same request again under another Nats-Msg-Id, as a replay past the duplicate window makes it.
+    const ack = await jetstream(nc).publish(subject, original!.data, { msgID: `again-${request.messageId}` })
+    expect(ack.duplicate).toBe(false)
+    await eventually(async () => {
+      const info = await jsm.consumers.info(stream, "memberflow-messages-sms")
+      return info.ack_floor.stream_seq >= ack.seq && info.num_ack_pending === 0
+    }, 20_000, "the request taken and settled")
+    expect(receivedFor(row)).toHaveLength(1)
+    expect(twilio.received.filter((sms) => callbackMessageId(sms.statusCallback) === request.messageId)).toHaveLength(1)
+    const [after] = await messageRows(engine(), `message_id = '${request.messageId}'`)
+    expect(after?.status).toBe(row.status)
   })
 })
