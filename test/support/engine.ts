@@ -53,7 +53,9 @@ export const startEngine = async (env: Record<string, string>, label = "engine")
   const dataDir = env["MEMBERFLOW_DATA_DIR"] ?? tempDir(label)
   // BENCH_CPU_PROFILE=<dir>: each engine writes a V8 CPU profile there when it exits (benchmarks).
   const profile = process.env["BENCH_CPU_PROFILE"]
-  const nodeArgs = profile === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${profile}`]
+  // BENCH_NODE_ARGS="--trace-gc …": more Node flags for the engines (benchmarks).
+  const extra = (process.env["BENCH_NODE_ARGS"] ?? "").split(" ").filter((arg) => arg !== "")
+  const nodeArgs = [...(profile === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${profile}`]), ...extra]
   const child = spawn(process.execPath, ["--stack-trace-limit=20", ...ENGINE_NODE_FLAGS, ...nodeArgs, join(ROOT, "bin/memberflow.js"), "run"], {
     cwd: ROOT,
     env: { ...process.env, JOURNEYS_DIR: join(ROOT, "journeys"), CHANNELS_MODE: "sandbox", ...env, MEMBERFLOW_DATA_DIR: dataDir, MEMBERFLOW_HTTP_PORT: String(port) },
