@@ -7,7 +7,7 @@ import { timerFireLatenessSeconds, timersPending } from "./Metrics.ts"
 import { Nats } from "./Nats.ts"
 import { awaitDrained, interruptWithin } from "./Shutdown.ts"
 import { subjectOf, Topology } from "./Topology.ts"
-import { MinHeap } from "./timers/MinHeap.ts"
+import { TimerHeap } from "./timers/TimerHeap.ts"
 
 /** A timer request as it is stored (the body of a `journey.timer.request`). */
 export interface TimerRequest {
@@ -16,30 +16,17 @@ export interface TimerRequest {
 }
 
 /**
- * A timer as the heap holds it: a million members in journeys are a million or more of these, so it
- * is kept small — few objects for the garbage collector to trace on every full collection (the
- * parsed request, kept whole, made the collections of a 1,000,000-member engine long enough to
- * make timers seconds late). Journey ids are shared, and an entry timer's enrollment id is made
- * again when it fires.
+ * A timer on its way to firing. In its heap (engine/timers/TimerHeap.ts) it is a due time, its
+ * message's sequence in the timers stream (deleted once it fired) and this payload as bytes: a
+ * million members in journeys are millions of timers, and as objects they were what made the full
+ * collections of a 1,000,000-member engine long enough to make timers late.
  */
 interface Timer {
   readonly due: number
   readonly partition: number
-  /** Its message in the timers stream, deleted once the timer has fired. */
   readonly seq: number
-  readonly memberId: string
-  readonly journeyId: string
-  /** Absent for an entry timer whose enrollment id is `entry:<member>:<journey>` (made again when it fires). */
-  readonly enrollmentId: string | undefined
-  readonly kind: "entry" | undefined
-}
-
-const journeyIds = new Map<string, string>()
-const shared = (journeyId: string): string => {
-  const known = journeyIds.get(journeyId)
-  if (known !== undefined) return known
-  journeyIds.set(journeyId, journeyId)
-  return journeyId
+  /** JSON `[memberId, journeyId, enrollmentId, kind]`; enrollmentId null for an entry timer's `entry:<member>:<journey>` (made again when it fires). */
+  readonly payload: string
 }
 
 const entryEnrollment = (memberId: string, journeyId: string) => `entry:${memberId}:${journeyId}`
@@ -48,7 +35,7 @@ const timerOf = (partition: number, seq: number, request: TimerRequest): Timer =
   const { journeyId, enrollmentId, due, kind } = request.properties
   const entry = kind === "entry"
   const remade = entry && enrollmentId === entryEnrollment(request.memberId, journeyId)
-  return { due, partition, seq, memberId: request.memberId, journeyId: shared(journeyId), enrollmentId: remade ? undefined : enrollmentId, kind: entry ? "entry" : undefined }
+  return { due, partition, seq, payload: JSON.stringify([request.memberId, journeyId, remade ? null : enrollmentId, entry ? "entry" : null]) }
 }
 
 export class Timers extends Context.Tag("memberflow/Timers")<
@@ -101,7 +88,7 @@ export const TimersLive = Layer.scoped(
   Effect.gen(function* () {
     const { connection, js, jsm, use } = yield* Nats
     const topology = yield* Topology
-    const heaps = new Map<number, MinHeap<Timer>>()
+    const heaps = new Map<number, TimerHeap>()
     const loading = new Map<number, Fiber.RuntimeFiber<void, never>>()
     /** Per owned partition: the timers stream's last sequence when it was taken (read in through it). */
     const readThrough = new Map<number, number>()
@@ -114,7 +101,7 @@ export const TimersLive = Layer.scoped(
     let stopping = false
     const heapOf = (partition: number) => {
       let heap = heaps.get(partition)
-      if (heap === undefined) heaps.set(partition, (heap = new MinHeap<Timer>((a, b) => a.due - b.due)))
+      if (heap === undefined) heaps.set(partition, (heap = new TimerHeap()))
       return heap
     }
     const deleteSubject = `$JS.API.STREAM.MSG.DELETE.${topology.timersStream}`
@@ -127,8 +114,8 @@ export const TimersLive = Layer.scoped(
     const add = (timer: Timer) => {
       const heap = heaps.get(timer.partition)
       if (heap === undefined) return
-      const earliest = heap.peek()?.due ?? Infinity
-      heap.push(timer)
+      const earliest = heap.peekDue()
+      heap.push(timer.due, timer.seq, timer.payload)
       if (timer.due < earliest) wake()
     }
 
@@ -203,7 +190,8 @@ export const TimersLive = Layer.scoped(
     }
 
     /** Publishes the `journey.timer` event of a due timer, then deletes its request. */
-    const fire = async ({ due, seq, memberId, journeyId, enrollmentId: kept, kind }: Timer, now: number) => {
+    const fire = async ({ due, seq, payload }: Timer, now: number) => {
+      const [memberId, journeyId, kept, kind] = JSON.parse(payload) as [string, string, string | null, "entry" | null]
       const enrollmentId = kept ?? entryEnrollment(memberId, journeyId)
       const id = derivedId("timer-fired", enrollmentId, due)
       const event = {
@@ -211,7 +199,7 @@ export const TimersLive = Layer.scoped(
         type: TIMER_EVENT,
         memberId,
         occurredAt: new Date(Math.min(due, now)).toISOString(),
-        properties: { journeyId, enrollmentId, due, ...(kind === undefined ? {} : { kind }) },
+        properties: { journeyId, enrollmentId, due, ...(kind === null ? {} : { kind }) },
         source: "memberflow"
       }
       await js.publish(subjectOf(topology, TIMER_EVENT), JSON.stringify(event), { msgID: id })
@@ -227,10 +215,13 @@ export const TimersLive = Layer.scoped(
         const now = Date.now()
         const due: Array<Timer> = []
         let next = Infinity
-        for (const heap of heaps.values()) {
+        for (const [partition, heap] of heaps) {
           // 20 ms early at most: ingestion applies a fired timer no earlier than its due time.
-          while (due.length < 2000 && (heap.peek()?.due ?? Infinity) <= now + 20) due.push(heap.pop()!)
-          next = Math.min(next, heap.peek()?.due ?? Infinity)
+          while (due.length < 2000 && heap.peekDue() <= now + 20) {
+            const { due: at, seq, payload } = heap.pop()!
+            due.push({ due: at, partition, seq, payload })
+          }
+          next = Math.min(next, heap.peekDue())
         }
         timersPending.unsafeUpdate(pendingCount(), [])
         if (due.length === 0) {
