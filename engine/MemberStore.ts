@@ -64,7 +64,7 @@ export interface Snapshot {
  */
 export class MemberStore extends Effect.Service<MemberStore>()("memberflow/MemberStore", {
   scoped: Effect.gen(function* () {
-    const { kvm, use } = yield* Nats
+    const { kvm, publisher, use } = yield* Nats
     const topology = yield* Topology
     const cacheSize = yield* Config.integer("MEMBERFLOW_CACHE_MEMBERS").pipe(Config.withDefault(150_000))
     const kv: KV = yield* use("open members bucket", () => kvm.create(topology.membersBucket, { history: 1 }))
@@ -202,7 +202,9 @@ export class MemberStore extends Effect.Service<MemberStore>()("memberflow/Membe
               const { memberId, json, revision, dirty } = snap.states[next++]!
               const key = memberKey(memberId)
               try {
-                const written = await persistently(() => (revision === 0 ? kv.create(key, json) : kv.update(key, json, revision)))
+                // What `kv.create` / `kv.update` send (members are never deleted, so a create is an
+                // update of nothing), through the engine's publisher: a checkpoint is thousands of these.
+                const written = await persistently(() => publisher.publish(`$KV.${topology.membersBucket}.${key}`, json, { expectLastSubjectSequence: revision }).then((ack) => ack.seq))
                 const entry = cache.get(memberId)
                 if (entry !== undefined) {
                   entry.revision = written

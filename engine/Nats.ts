@@ -3,6 +3,7 @@ import { Kvm } from "@nats-io/kv"
 import { connect, credsAuthenticator, type NatsConnection } from "@nats-io/transport-node"
 import { Config, Context, Data, Effect, Layer, Option, Redacted, Stream } from "effect"
 import { readFileSync } from "node:fs"
+import { StreamPublisher } from "./nats/StreamPublisher.ts"
 
 export class NatsError extends Data.TaggedError("NatsError")<{
   readonly operation: string
@@ -19,6 +20,8 @@ export interface NatsShape {
   readonly js: JetStreamClient
   readonly jsm: JetStreamManager
   readonly kvm: Kvm
+  /** JetStream publishes of the hot path (engine/nats/StreamPublisher.ts). */
+  readonly publisher: StreamPublisher
   /** Runs one NATS client promise as an Effect; `operation` names it in errors and spans. */
   readonly use: <A>(operation: string, f: () => Promise<A>) => Effect.Effect<A, NatsError>
 }
@@ -62,7 +65,12 @@ export class Nats extends Context.Tag("memberflow/Nats")<Nats, NatsShape>() {
       )
       const js = jetstream(connection)
       const jsm = yield* use("jetstreamManager", () => jetstreamManager(connection))
-      return { connection, js, jsm, kvm: new Kvm(connection), use }
+      // Closed before the connection drains (finalizers run in reverse order).
+      const publisher = yield* Effect.acquireRelease(
+        Effect.sync(() => new StreamPublisher(connection)),
+        (p) => Effect.sync(() => p.close())
+      )
+      return { connection, js, jsm, kvm: new Kvm(connection), publisher, use }
     })
   )
 }

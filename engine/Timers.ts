@@ -86,7 +86,7 @@ const parse = (msg: JsMsg): TimerRequest | null => {
 export const TimersLive = Layer.scoped(
   Timers,
   Effect.gen(function* () {
-    const { connection, js, jsm, use } = yield* Nats
+    const { connection, js, jsm, publisher, use } = yield* Nats
     const topology = yield* Topology
     const heaps = new Map<number, TimerHeap>()
     const loading = new Map<number, Fiber.RuntimeFiber<void, never>>()
@@ -202,7 +202,7 @@ export const TimersLive = Layer.scoped(
         properties: { journeyId, enrollmentId, due, ...(kind === null ? {} : { kind }) },
         source: "memberflow"
       }
-      await js.publish(subjectOf(topology, TIMER_EVENT), JSON.stringify(event), { msgID: id })
+      await publisher.publish(subjectOf(topology, TIMER_EVENT), JSON.stringify(event), { msgID: id })
       timerFireLatenessSeconds.unsafeUpdate(Math.max(0, Date.now() - due) / 1000, [])
       // The request goes: sent without waiting for the answer (a request of its own cost the engine's
       // thread as much as the firing). A delete that did not happen leaves the request to fire again

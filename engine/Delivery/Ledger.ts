@@ -7,6 +7,7 @@ import type { Channel } from "../../schemas/Program.ts"
 import { chTime, type MessageRow } from "../../schemas/Rows.ts"
 import type { MessageRequest } from "../journeys/Apply.ts"
 import type { NatsError } from "../Nats.ts"
+import type { StreamPublisher } from "../nats/StreamPublisher.ts"
 
 /**
  * The send ledger: one NATS KV entry per message, written with compare-and-set before and after the
@@ -77,7 +78,12 @@ export interface Ledger {
 
 const decoder = new TextDecoder()
 
-export const makeLedger = (kv: KV, use: <A>(operation: string, f: () => Promise<A>) => Effect.Effect<A, NatsError>): Ledger => ({
+export const makeLedger = (
+  kv: KV,
+  bucket: string,
+  publisher: StreamPublisher,
+  use: <A>(operation: string, f: () => Promise<A>) => Effect.Effect<A, NatsError>
+): Ledger => ({
   read: (messageId) =>
     use("ledger get", async () => {
       const found = await kv.get(ledgerKey(messageId))
@@ -87,8 +93,10 @@ export const makeLedger = (kv: KV, use: <A>(operation: string, f: () => Promise<
   write: (messageId, entry, revision) =>
     use("ledger put", async () => {
       try {
-        const key = ledgerKey(messageId)
-        return revision === 0 ? await kv.create(key, JSON.stringify(entry)) : await kv.update(key, JSON.stringify(entry), revision)
+        // `kv.create` / `kv.update` as the engine's publisher sends them (ledger entries are never
+        // deleted, so a create is an update of nothing): two of these per message.
+        const ack = await publisher.publish(`$KV.${bucket}.${ledgerKey(messageId)}`, JSON.stringify(entry), { expectLastSubjectSequence: revision })
+        return ack.seq
       } catch (cause) {
         // "wrong last sequence" / "key exists": someone else wrote it first
         if (cause instanceof Error && /wrong last sequence|key exists|10071/i.test(cause.message)) return null
@@ -100,9 +108,9 @@ export const makeLedger = (kv: KV, use: <A>(operation: string, f: () => Promise<
 /** The ledger bucket, opened once per engine and shared by delivery and the provider webhooks. */
 export class MessageLedger extends Effect.Service<MessageLedger>()("memberflow/MessageLedger", {
   effect: Effect.gen(function* () {
-    const { kvm, use } = yield* Nats
+    const { kvm, publisher, use } = yield* Nats
     const topology = yield* Topology
     const kv = yield* use("open ledger bucket", () => kvm.create(topology.ledgerBucket, { history: 1 }))
-    return makeLedger(kv, use)
+    return makeLedger(kv, topology.ledgerBucket, publisher, use)
   })
 }) {}

@@ -19,6 +19,7 @@ import { partitionOf } from "./Partition.ts"
 
 /** Set on the engine's own events that their write already applied: readers skip them. */
 export const APPLIED_HEADER = "Memberflow-Applied"
+const APPLIED = [[APPLIED_HEADER, "1"]] as const
 
 const JOURNEY_TABLES = ["journey_enrollments", "journey_steps", "messages", "conversions"] as const
 
@@ -56,23 +57,21 @@ const countJourneyRows = (rows: ReadonlyArray<JourneyRow>) => {
  * ClickHouse too. Returns when the publishes are acknowledged and the rows queued.
  */
 export const recordBatch = Effect.fn("Ingest.recordBatch")(function* (work: AppliedBatch, sink: RowSink, written: () => void, partitions: number) {
-  const { js, use } = yield* Nats
+  const { js, publisher, use } = yield* Nats
   const topology = yield* Topology
   const timers = yield* Timers
-  const applied = natsHeaders()
-  applied.set(APPLIED_HEADER, "1")
   const publishes = use("publish derived events", () =>
     Promise.all(
       work.outgoing.map(async ({ event, applied: isApplied }) => {
         const body = JSON.stringify({ ...event, source: "memberflow" })
         if (event.type !== TIMER_REQUEST) {
-          await js.publish(subjectFor(topology, event), body, { msgID: event.id, ...(isApplied ? { headers: applied } : {}) })
+          await publisher.publish(subjectFor(topology, event), body, { msgID: event.id, ...(isApplied ? { headers: APPLIED } : {}) })
           return
         }
         // A timer is kept on a subject of its own in its member's partition, and held by this
         // engine, the partition's owner, until it is due.
         const partition = partitionOf(event.memberId, partitions)
-        const ack = await js.publish(timers.subjectFor(partition, event.id), body, { msgID: event.id })
+        const ack = await publisher.publish(timers.subjectFor(partition, event.id), body, { msgID: event.id })
         timers.schedule(partition, event as unknown as TimerRequest, ack.seq, ack.duplicate)
       })
     )

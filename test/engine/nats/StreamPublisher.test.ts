@@ -1,0 +1,66 @@
+import { jetstreamManager } from "@nats-io/jetstream"
+import type { NatsConnection } from "@nats-io/transport-node"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { PublishError, StreamPublisher } from "../../../engine/nats/StreamPublisher.ts"
+import { natsConnect, uniqueTopology } from "../../support/nats.ts"
+
+const { stream, subjectPrefix } = uniqueTopology("publisher")
+
+describe("StreamPublisher: JetStream publishes acknowledged on one subscription", () => {
+  let nc: NatsConnection
+  let publisher: StreamPublisher
+
+  beforeAll(async () => {
+    nc = await natsConnect()
+    const jsm = await jetstreamManager(nc)
+    await jsm.streams.add({ name: stream, subjects: [`${subjectPrefix}.>`] })
+    publisher = new StreamPublisher(nc, 300)
+  })
+
+  afterAll(async () => {
+    publisher?.close()
+    await (await jetstreamManager(nc)).streams.delete(stream).catch(() => undefined)
+    await nc?.close()
+  })
+
+  it("answers each publish with its own sequence, drops a repeated Nats-Msg-Id, and writes the headers as given", async () => {
+    const acks = await Promise.all(Array.from({ length: 200 }, (_, i) => publisher.publish(`${subjectPrefix}.a`, `{"n":${i}}`, { msgID: `id-${i}`, headers: [["Memberflow-Applied", "1"]] })))
+    expect(new Set(acks.map((a) => a.seq)).size).toBe(200)
+    expect(acks.every((a) => a.stream === stream && !a.duplicate)).toBe(true)
+    const again = await publisher.publish(`${subjectPrefix}.a`, "{}", { msgID: "id-7" })
+    expect(again).toEqual({ stream, seq: acks[7]!.seq, duplicate: true })
+    const stored = await (await jetstreamManager(nc)).streams.getMessage(stream, { seq: acks[7]!.seq })
+    expect(stored?.string()).toBe('{"n":7}')
+    expect(stored?.header.get("Nats-Msg-Id")).toBe("id-7")
+    expect(stored?.header.get("Memberflow-Applied")).toBe("1")
+  })
+
+  it("writes only over the expected last message of a subject (JetStream's compare-and-set), refusing with its error code", async () => {
+    const subject = `${subjectPrefix}.cas`
+    const first = await publisher.publish(subject, "1", { expectLastSubjectSequence: 0 })
+    const second = await publisher.publish(subject, "2", { expectLastSubjectSequence: first.seq })
+    expect(second.seq).toBeGreaterThan(first.seq)
+    const stale = await publisher.publish(subject, "3", { expectLastSubjectSequence: first.seq }).catch((e: unknown) => e)
+    expect(stale).toBeInstanceOf(PublishError)
+    expect((stale as PublishError).errCode).toBe(10071)
+    expect((stale as PublishError).message).toMatch(/wrong last sequence/)
+    const created = await publisher.publish(subject, "4", { expectLastSubjectSequence: 0 }).catch((e: unknown) => e)
+    expect((created as PublishError).errCode).toBe(10071)
+  })
+
+  it("fails clearly when no stream takes the subject, when nobody answers in time, and on a header with a line break", async () => {
+    const none = await publisher.publish(`nostream.${subjectPrefix}.x`, "x").catch((e: unknown) => e)
+    expect(none).toBeInstanceOf(PublishError)
+    expect((none as PublishError).code).toBe(503)
+    // A plain subscriber takes the message and never answers: the sweep fails the publish.
+    const silent = nc.subscribe(`silent.${subjectPrefix}`, { callback: () => undefined })
+    const started = Date.now()
+    const late = await publisher.publish(`silent.${subjectPrefix}`, "x").catch((e: unknown) => e)
+    silent.unsubscribe()
+    expect((late as Error).message).toMatch(/no acknowledgement within 300 ms/)
+    expect(Date.now() - started).toBeGreaterThanOrEqual(300)
+    const broken = await publisher.publish(`${subjectPrefix}.a`, "x", { msgID: "two\r\nlines" }).catch((e: unknown) => e)
+    expect((broken as Error).message).toMatch(/line break/)
+    expect(publisher.inFlight).toBe(0)
+  })
+})
