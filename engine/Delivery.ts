@@ -21,7 +21,8 @@ import { messagesConsumer, subjectOf, Topology } from "./Topology.ts"
 /**
  * Hands each queued message to its provider once (channels.md rules 4–5, operations.md promises).
  * Message requests wait in `<stream>_MESSAGES` (NAKed until quiet hours end or a retry is due);
- * for each one the ledger (Delivery/Ledger.ts) is read, the member's consent read again (an
+ * for each one the ledger (Delivery/Ledger.ts) is read (on a redelivery; a first delivery's first
+ * write is a create instead), the member's consent read again (an
  * opt-out after scheduling wins), the engine-wide rate limit taken, `attempt` written with
  * compare-and-set, the provider called, and the outcome written before the request is acked.
  *
