@@ -70,25 +70,18 @@ export class TimerHeap {
 
   /** Moves the record (due, seq, offset, length) up from the hole at `i` to its place. */
   private siftUp(i: number, due: number, seq: number, offset: number, length: number): void {
-    const { dues, seqs, offsets, lengths } = this
     while (i > 0) {
       const parent = (i - 1) >> 1
-      if (dues[parent]! <= due) break
-      dues[i] = dues[parent]!
-      seqs[i] = seqs[parent]!
-      offsets[i] = offsets[parent]!
-      lengths[i] = lengths[parent]!
+      if (this.dues[parent]! <= due) break
+      this.move(parent, i)
       i = parent
     }
-    dues[i] = due
-    seqs[i] = seq
-    offsets[i] = offset
-    lengths[i] = length
+    this.place(i, due, seq, offset, length)
   }
 
   /** Moves the record down from the hole at `i`. */
   private siftDown(i: number, due: number, seq: number, offset: number, length: number): void {
-    const { dues, seqs, offsets, lengths } = this
+    const dues = this.dues
     const n = this.count
     for (;;) {
       const left = 2 * i + 1
@@ -96,16 +89,21 @@ export class TimerHeap {
       const right = left + 1
       const child = right < n && dues[right]! < dues[left]! ? right : left
       if (dues[child]! >= due) break
-      dues[i] = dues[child]!
-      seqs[i] = seqs[child]!
-      offsets[i] = offsets[child]!
-      lengths[i] = lengths[child]!
+      this.move(child, i)
       i = child
     }
-    dues[i] = due
-    seqs[i] = seq
-    offsets[i] = offset
-    lengths[i] = length
+    this.place(i, due, seq, offset, length)
+  }
+
+  private move(from: number, to: number): void {
+    this.place(to, this.dues[from]!, this.seqs[from]!, this.offsets[from]!, this.lengths[from]!)
+  }
+
+  private place(i: number, due: number, seq: number, offset: number, length: number): void {
+    this.dues[i] = due
+    this.seqs[i] = seq
+    this.offsets[i] = offset
+    this.lengths[i] = length
   }
 
   private growRecords(): void {
