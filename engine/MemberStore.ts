@@ -202,9 +202,8 @@ export class MemberStore extends Effect.Service<MemberStore>()("memberflow/Membe
               const { memberId, json, revision, dirty } = snap.states[next++]!
               const key = memberKey(memberId)
               try {
-                // What `kv.create` / `kv.update` send (members are never deleted, so a create is an
-                // update of nothing), through the engine's publisher: a checkpoint is thousands of these.
-                const written = await persistently(() => publisher.publish(`$KV.${topology.membersBucket}.${key}`, json, { expectLastSubjectSequence: revision }).then((ack) => ack.seq))
+                // Through the engine's publisher (members are never deleted): a checkpoint is thousands of these.
+                const written = await persistently(() => publisher.kvWrite(topology.membersBucket, key, json, revision))
                 const entry = cache.get(memberId)
                 if (entry !== undefined) {
                   entry.revision = written

@@ -93,10 +93,8 @@ export const makeLedger = (
   write: (messageId, entry, revision) =>
     use("ledger put", async () => {
       try {
-        // `kv.create` / `kv.update` as the engine's publisher sends them (ledger entries are never
-        // deleted, so a create is an update of nothing): two of these per message.
-        const ack = await publisher.publish(`$KV.${bucket}.${ledgerKey(messageId)}`, JSON.stringify(entry), { expectLastSubjectSequence: revision })
-        return ack.seq
+        // Through the engine's publisher (ledger entries are never deleted): two of these per message.
+        return await publisher.kvWrite(bucket, ledgerKey(messageId), JSON.stringify(entry), revision)
       } catch (cause) {
         // "wrong last sequence" / "key exists": someone else wrote it first
         if (cause instanceof Error && /wrong last sequence|key exists|10071/i.test(cause.message)) return null

@@ -135,6 +135,16 @@ export class StreamPublisher {
     })
   }
 
+  /**
+   * Writes a KV entry with compare-and-set, as `kv.create` (revision 0) and `kv.update` send it:
+   * resolves to the new revision, fails with err_code 10071 ("wrong last sequence") when another
+   * writer came first. Only for buckets whose keys are never deleted (members, the send ledger):
+   * `kv.create` also writes over a delete marker, this does not.
+   */
+  kvWrite(bucket: string, key: string, value: string, revision: number): Promise<number> {
+    return this.publish(`$KV.${bucket}.${key}`, value, { expectLastSubjectSequence: revision }).then((ack) => ack.seq)
+  }
+
   /** Acknowledgements still awaited. */
   get inFlight(): number {
     return this.waiting.size

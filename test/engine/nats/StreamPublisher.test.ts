@@ -1,4 +1,5 @@
 import { jetstreamManager } from "@nats-io/jetstream"
+import { Kvm } from "@nats-io/kv"
 import type { NatsConnection } from "@nats-io/transport-node"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { PublishError, StreamPublisher } from "../../../engine/nats/StreamPublisher.ts"
@@ -46,6 +47,23 @@ describe("StreamPublisher: JetStream publishes acknowledged on one subscription"
     expect((stale as PublishError).message).toMatch(/wrong last sequence/)
     const created = await publisher.publish(subject, "4", { expectLastSubjectSequence: 0 }).catch((e: unknown) => e)
     expect((created as PublishError).errCode).toBe(10071)
+  })
+
+  it("writes KV entries as kv.create and kv.update do: read back by the KV client at the revision it answered, a stale revision refused", async () => {
+    const bucket = `${stream.toLowerCase()}_kv`
+    const kv = await new Kvm(nc).create(bucket, { history: 1 })
+    try {
+      const first = await publisher.kvWrite(bucket, "m.a", '{"v":1}', 0)
+      expect((await kv.get("m.a"))?.revision).toBe(first)
+      const second = await publisher.kvWrite(bucket, "m.a", '{"v":2}', first)
+      const read = await kv.get("m.a")
+      expect({ revision: read?.revision, value: read?.string() }).toEqual({ revision: second, value: '{"v":2}' })
+      const stale = await publisher.kvWrite(bucket, "m.a", '{"v":3}', first).catch((e: unknown) => e)
+      expect((stale as PublishError).errCode).toBe(10071)
+      expect((await kv.get("m.a"))?.string()).toBe('{"v":2}')
+    } finally {
+      await kv.destroy()
+    }
   })
 
   it("fails clearly when no stream takes the subject, when nobody answers in time, and on a header with a line break", async () => {
