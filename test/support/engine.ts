@@ -117,8 +117,11 @@ export const startEngine = async (env: Record<string, string>, label = "engine")
   }
 }
 
-/** Polls `check` until it returns true (or throws after `ms`). */
-export const eventually = async (check: () => Promise<boolean>, ms = 30_000, what = "condition"): Promise<void> => {
+/**
+ * Polls `check` until it returns true (or throws after `ms`). `explain`, when given, adds what the
+ * system looked like at the time-out to the error (a CI failure is then readable without a rerun).
+ */
+export const eventually = async (check: () => Promise<boolean>, ms = 30_000, what = "condition", explain?: () => Promise<string>): Promise<void> => {
   const deadline = Date.now() + ms
   let lastError: unknown
   while (Date.now() < deadline) {
@@ -129,7 +132,24 @@ export const eventually = async (check: () => Promise<boolean>, ms = 30_000, wha
     }
     await new Promise((r) => setTimeout(r, 250))
   }
-  throw new Error(`timed out waiting for ${what}${lastError ? `: ${String(lastError)}` : ""}`)
+  const state = explain === undefined ? "" : await explain().then((text) => `\n${text}`, (error: unknown) => `\n(no explanation: ${String(error)})`)
+  throw new Error(`timed out waiting for ${what}${lastError ? `: ${String(lastError)}` : ""}${state}`)
+}
+
+/** An engine's state for a time-out message: its warnings and errors, and its ingest metrics. */
+export const engineState = async (engine: EngineProcess): Promise<string> => {
+  const logs = engine
+    .output()
+    .split("\n")
+    // "events rejected" is every refusal, counted in the metrics below.
+    .filter((line) => /"(WARN|ERROR|FATAL)"/.test(line) && !line.includes('"message":"events rejected"'))
+    .join("\n")
+    .slice(-3_000)
+  const metrics = String((await engine.get("/metrics")).body)
+    .split("\n")
+    .filter((line) => /^memberflow_(events_|retries|consumer_lag|partitions_owned|derived_)/.test(line))
+    .join("\n")
+  return `engine exit code: ${String(engine.child.exitCode)}\nwarnings and errors (last 3,000 characters):\n${logs || "(none)"}\nmetrics:\n${metrics}`
 }
 
 export interface Readiness {
