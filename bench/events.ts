@@ -2,7 +2,10 @@
 export const makeEvent = (i: number, base: number, events: number, members: number) => {
   const member = i % members
   const memberId = `bm${member}`
-  const at = new Date(base - ((events - i) % 300) * 86_400_000 - (i % 86_400) * 1000).toISOString()
+  // Up to 300 days before `base`, never after it (past `events`, as the paced events are, the
+  // remainder of a negative number would be negative: a future date, which the engine refuses).
+  const days = (((events - i) % 300) + 300) % 300
+  const at = new Date(base - days * 86_400_000 - (i % 86_400) * 1000).toISOString()
   if (i < members) {
     return { id: `be${i}`, type: "member.registered", memberId, occurredAt: at, properties: { name: `Member ${member}`, phone: `+86138${String(member).padStart(8, "0")}`, birthday: "1990-05-17", consent: { sms: true, email: true } } }
   }

@@ -45,7 +45,15 @@ const parseMetrics = (text: string) => {
   for (const match of text.matchAll(/^memberflow_event_latency_seconds_bucket\{le="([^"]+)"\} (\S+)$/gm)) {
     buckets.push([match[1] === "+Inf" ? Infinity : Number(match[1]), Number(match[2])])
   }
+  // ClickHouse group commits by table: [count, seconds in total].
+  const inserts = new Map<string, [number, number]>()
+  for (const match of text.matchAll(/^memberflow_clickhouse_insert_seconds_(count|sum)\{table="([^"]+)"\} (\S+)$/gm)) {
+    const entry = inserts.get(match[2]!) ?? [0, 0]
+    entry[match[1] === "count" ? 0 : 1] = Number(match[3])
+    inserts.set(match[2]!, entry)
+  }
   return {
+    inserts,
     received: value("memberflow_events_received_total"),
     applied: value("memberflow_events_applied_total"),
     derived: value("memberflow_derived_events_published_total"),
@@ -84,6 +92,7 @@ const main = async () => {
   const metrics = async () => {
     const each = await Promise.all(engines.map(async (engine) => parseMetrics(String((await engine.get("/metrics")).body))))
     return each.reduce((sum, m) => ({
+      inserts: new Map([...sum.inserts, ...m.inserts].map(([table]) => [table, [0, 1].map((k) => (sum.inserts.get(table)?.[k] ?? 0) + (m.inserts.get(table)?.[k] ?? 0)) as [number, number]])),
       received: sum.received + m.received,
       applied: sum.applied + m.applied,
       derived: sum.derived + m.derived,
@@ -142,6 +151,7 @@ const main = async () => {
     const pacedRate = PACED_RATE > 0 ? PACED_RATE : Math.round((rate * 0.5) / 100) * 100
     if (pacedRate > 0) {
       const before = last.latency
+      const insertsBefore = last.inserts
       const seconds = 20
       for (let s = 0; s < seconds; s++) {
         const tick = performance.now()
@@ -152,11 +162,20 @@ const main = async () => {
         }
         await Promise.all(batch)
         await new Promise((r) => setTimeout(r, Math.max(0, 1000 - (performance.now() - tick))))
+        // Where a paced event waits: still unread (received behind published), or read and not yet written.
+        const lags = await Promise.all(engines.map(async (engine) => ((await engine.get("/readyz")).body as { ingest?: { lag?: number } }).ingest?.lag ?? -1))
+        const durable = (await metrics()).latency.count - before.count
+        log(`  paced ${s + 1} s: ${((s + 1) * pacedRate).toLocaleString()} published, ${durable.toLocaleString()} durable; engines behind the stream by ${lags.map((l) => l.toLocaleString()).join(", ")}`)
       }
       const target = EVENTS + seconds * pacedRate
       while ((last = await metrics()).received < target || !(await drained())) await new Promise((r) => setTimeout(r, 250))
       paced = `latency at a paced ${pacedRate.toLocaleString()} events/s for ${seconds} s: p50 ${quantile(last.latency, before, 0.5)}, p99 ${quantile(last.latency, before, 0.99)}`
       log(paced)
+      const inserts = [...last.inserts].map(([table, [count, sum]]) => {
+        const [count0, sum0] = insertsBefore.get(table) ?? [0, 0]
+        return `${table} ${(count - count0).toLocaleString()}, mean ${((1000 * (sum - sum0)) / Math.max(1, count - count0)).toFixed(0)} ms`
+      })
+      log(`ClickHouse group commits while paced: ${inserts.join("; ")}`)
     }
     log(`engine peak RSS ${rss.map((r) => `${r.peakMb.toFixed(0)} MB`).join(", ")}`)
 

@@ -19,6 +19,11 @@ export const eventLatencySeconds = Metric.histogram(
   MetricBoundaries.fromIterable([0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]),
   "from the event's arrival in JetStream to its effects being durable"
 )
+export const insertSeconds = Metric.histogram(
+  "memberflow_clickhouse_insert_seconds",
+  MetricBoundaries.exponential({ start: 0.005, factor: 2, count: 12 }),
+  "time one group-commit insert of analyst rows took ClickHouse, by table"
+)
 export const timersPending = Metric.gauge("memberflow_timers_pending", { description: "journey timers this engine keeps for its partitions, not yet due" })
 export const timerFireLatenessSeconds = Metric.histogram(
   "memberflow_timer_fire_lateness_seconds",

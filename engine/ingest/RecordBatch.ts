@@ -1,4 +1,3 @@
-import { headers as natsHeaders } from "@nats-io/transport-node"
 import { Effect, MetricLabel } from "effect"
 import type { DerivedEvent } from "../../schemas/Event.ts"
 import { MESSAGE_REQUEST, TIMER_REQUEST } from "../journeys/Apply.ts"
@@ -57,7 +56,7 @@ const countJourneyRows = (rows: ReadonlyArray<JourneyRow>) => {
  * ClickHouse too. Returns when the publishes are acknowledged and the rows queued.
  */
 export const recordBatch = Effect.fn("Ingest.recordBatch")(function* (work: AppliedBatch, sink: RowSink, written: () => void, partitions: number) {
-  const { js, publisher, use } = yield* Nats
+  const { publisher, use } = yield* Nats
   const topology = yield* Topology
   const timers = yield* Timers
   const publishes = use("publish derived events", () =>
@@ -76,18 +75,21 @@ export const recordBatch = Effect.fn("Ingest.recordBatch")(function* (work: Appl
       })
     )
   ).pipe(Effect.retry(retryForever))
-  const deadLetters = Effect.forEach(
-    work.rejected,
-    (row) => {
-      const h = natsHeaders()
-      h.set("Memberflow-Reason", row.reason.slice(0, 1024).replace(/[\r\n]+/g, " "))
-      h.set("Memberflow-Subject", row.subject)
-      return use("publish dead letter", () => js.publish(topology.deadletterSubject, row.data, { msgID: row.rejection_id, headers: h })).pipe(
-        Effect.retry(retryForever)
+  // All of a batch's dead letters in flight at once, as its derived events: a flood of bad input
+  // costs about what as many good events cost, not a round trip each.
+  const deadLetters = use("publish dead letters", () =>
+    Promise.all(
+      work.rejected.map((row) =>
+        publisher.publish(topology.deadletterSubject, row.data, {
+          msgID: row.rejection_id,
+          headers: [
+            ["Memberflow-Reason", row.reason.slice(0, 1024).replace(/[\r\n]+/g, " ")],
+            ["Memberflow-Subject", row.subject]
+          ]
+        })
       )
-    },
-    { concurrency: 64, discard: true }
-  )
+    )
+  ).pipe(Effect.retry(retryForever))
   yield* Effect.all([publishes, deadLetters], { concurrency: "unbounded", discard: true })
   const byTable = new Map<string, Array<unknown>>(JOURNEY_TABLES.map((table) => [table, []]))
   for (const { table, row } of work.journeyRows) byTable.get(table)?.push(row)

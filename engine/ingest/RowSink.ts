@@ -1,5 +1,6 @@
-import { Effect, Fiber } from "effect"
+import { Effect, Fiber, MetricLabel } from "effect"
 import type { Clickhouse } from "../Clickhouse.ts"
+import * as Metrics from "../Metrics.ts"
 import { retryForever } from "./Retry.ts"
 
 /**
@@ -66,10 +67,20 @@ export const makeRowSink = (clickhouse: Clickhouse["Type"], maxRows: number) =>
           else for (const row of rows) all.push(row)
         }
       }
-      yield* Effect.forEach(byTable, ([table, rows]) => clickhouse.insert(table, rows).pipe(Effect.retry(retryForever)), {
-        concurrency: "unbounded",
-        discard: true
-      })
+      yield* Effect.forEach(
+        byTable,
+        ([table, rows]) => {
+          const started = Date.now()
+          return clickhouse.insert(table, rows).pipe(
+            Effect.retry(retryForever),
+            Effect.tap(() => Metrics.insertSeconds.unsafeUpdate((Date.now() - started) / 1000, [MetricLabel.make("table", table)]))
+          )
+        },
+        {
+          concurrency: "unbounded",
+          discard: true
+        }
+      )
       inFlight = 0
       for (const pending of taken) pending.done()
       settle()
