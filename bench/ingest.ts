@@ -9,7 +9,7 @@
  * nothing else) on the same stream as the ceiling.
  */
 import { AckPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream"
-import { copyFileSync, readFileSync } from "node:fs"
+import { copyFileSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { dropTopology, natsConnect, uniqueTopology } from "../test/support/nats.ts"
 import { drained as enginesDrained, ROOT, startEngine, tempDir } from "../test/support/engine.ts"
@@ -39,6 +39,8 @@ const makeEvent = (i: number, base: number) => makeBenchEvent(i, base, EVENTS, M
 
 interface Histogram { readonly buckets: Array<[number, number]>; readonly count: number }
 
+const mb = (bytes: number) => `${Math.round(bytes / 1048576).toLocaleString()} MB`
+
 const parseMetrics = (text: string) => {
   const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, "m").exec(text)?.[1] ?? 0)
   const buckets: Array<[number, number]> = []
@@ -53,6 +55,7 @@ const parseMetrics = (text: string) => {
     inserts.set(match[2]!, entry)
   }
   return {
+    memory: `RSS ${mb(value("process_resident_memory_bytes"))}, V8 heap ${mb(value("nodejs_heap_used_bytes"))} of ${mb(value("nodejs_heap_size_total_bytes"))}, external ${mb(value("nodejs_external_memory_bytes"))}`,
     inserts,
     received: value("memberflow_events_received_total"),
     applied: value("memberflow_events_applied_total"),
@@ -92,6 +95,7 @@ const main = async () => {
   const metrics = async () => {
     const each = await Promise.all(engines.map(async (engine) => parseMetrics(String((await engine.get("/metrics")).body))))
     return each.reduce((sum, m) => ({
+      memory: `${sum.memory}; ${m.memory}`,
       inserts: new Map([...sum.inserts, ...m.inserts].map(([table]) => [table, [0, 1].map((k) => (sum.inserts.get(table)?.[k] ?? 0) + (m.inserts.get(table)?.[k] ?? 0)) as [number, number]])),
       received: sum.received + m.received,
       applied: sum.applied + m.applied,
@@ -136,7 +140,7 @@ const main = async () => {
       if (Math.round(performance.now() - d0) % 5000 < 500) {
         const lags = await Promise.all(engines.map(async (engine) => ((await engine.get("/readyz")).body as { ingest?: { lag?: number } }).ingest?.lag ?? -1))
         const stream = await jsm.streams.info(topology.stream)
-        log(`  ${((performance.now() - d0) / 1000).toFixed(0)} s: ${last.received.toLocaleString()} received, ${last.applied.toLocaleString()} applied, ${last.derived.toLocaleString()} derived published; stream at ${stream.state.last_seq.toLocaleString()}, engines behind by ${lags.map((l) => l.toLocaleString()).join(", ")}`)
+        log(`  ${((performance.now() - d0) / 1000).toFixed(0)} s: ${last.received.toLocaleString()} received, ${last.applied.toLocaleString()} applied, ${last.derived.toLocaleString()} derived published; stream at ${stream.state.last_seq.toLocaleString()}, engines behind by ${lags.map((l) => l.toLocaleString()).join(", ")}; ${last.memory}`)
       }
       if (performance.now() - d0 > 30 * 60_000) throw new Error("engine did not finish in 30 minutes")
     }
@@ -195,6 +199,9 @@ const main = async () => {
     log(`ratio engine / raw consume: ${(rate / rawRate).toFixed(2)}`)
   } finally {
     await Promise.all(engines.map((engine) => engine.kill("SIGTERM")))
+    // BENCH_ENGINE_LOG=<file>: the engines' logs, for looking into a run.
+    const logFile = process.env["BENCH_ENGINE_LOG"]
+    if (logFile !== undefined) writeFileSync(logFile, engines.map((engine) => engine.output()).join("\n"))
     await nc.close()
     await dropTopology(topology)
   }

@@ -9,7 +9,7 @@ import { EngineId } from "./ingest/EngineIdentity.ts"
 import { Leases, partitionCount } from "./ingest/Leases.ts"
 import { partitionOf, partitionOfSequence } from "./ingest/Partition.ts"
 import { type Pass, PASS_EVENT, PASS_MEMBER, passOf } from "./ingest/Passes.ts"
-import { APPLIED_HEADER, recordBatch, retryForever } from "./ingest/RecordBatch.ts"
+import { isApplied, recordBatch, retryForever } from "./ingest/RecordBatch.ts"
 import { makeRowSink } from "./ingest/RowSink.ts"
 import { runJourneys } from "./journeys/Apply.ts"
 import { JourneyRuntime } from "./JourneyRuntime.ts"
@@ -307,7 +307,7 @@ export const IngestLive = Layer.scoped(
         const segments: Array<{ items: Array<Item>; load: Array<readonly [string, number]> }> = [{ items: [], load: [] }]
         const routed = new Map<JsMsg, { partition: number; decoded: ReturnType<typeof decode> }>()
         for (const msg of batch) {
-          if (msg.headers?.get(APPLIED_HEADER) === "1") continue
+          if (isApplied(msg)) continue
           const arrival = arrivalMs(msg)
           const decoded = decode(msg, topology.subjectPrefix, maxBytes, arrival)
           const event = decoded.event

@@ -56,7 +56,10 @@ export const startEngine = async (env: Record<string, string>, label = "engine")
   // BENCH_NODE_ARGS="--trace-gc …": more Node flags for the engines (benchmarks).
   const extra = (process.env["BENCH_NODE_ARGS"] ?? "").split(" ").filter((arg) => arg !== "")
   const nodeArgs = [...(profile === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${profile}`]), ...extra]
-  const child = spawn(process.execPath, ["--stack-trace-limit=20", ...ENGINE_NODE_FLAGS, ...nodeArgs, join(ROOT, "bin/memberflow.js"), "run"], {
+  // BENCH_ENGINE_ENTRY=<main.js of a tsc build>: profiles with the source's line numbers (tsx puts
+  // each module on one line); see BENCHMARKS.md, "Profiling".
+  const entry = process.env["BENCH_ENGINE_ENTRY"] ?? join(ROOT, "bin/memberflow.js")
+  const child = spawn(process.execPath, ["--stack-trace-limit=20", ...ENGINE_NODE_FLAGS, ...nodeArgs, entry, "run"], {
     cwd: ROOT,
     env: { ...process.env, JOURNEYS_DIR: join(ROOT, "journeys"), CHANNELS_MODE: "sandbox", ...env, MEMBERFLOW_DATA_DIR: dataDir, MEMBERFLOW_HTTP_PORT: String(port) },
     stdio: ["ignore", "pipe", "pipe"]
