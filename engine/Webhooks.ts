@@ -2,7 +2,7 @@ import { HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { Clock, Config, Effect, Either, Option } from "effect"
 import { callbackMessageId, decodeTwilioStatusCallback, formParams, verifyTwilioSignature } from "../channels/sms/TwilioWebhook.ts"
 import { Clickhouse } from "./Clickhouse.ts"
-import { type LedgerEntry, type LedgerStatus, MessageLedger, rowOf } from "./Delivery/Ledger.ts"
+import { type LedgerEntry, type LedgerStatus, MessageLedger, rowOf, rowTime } from "./Delivery/Ledger.ts"
 import { derivedId } from "./member/MemberState/Ids.ts"
 import { Nats } from "./Nats.ts"
 import { subjectOf, Topology } from "./Topology.ts"
@@ -76,7 +76,8 @@ export const twilioStatusCallback = Effect.gen(function* () {
     const next: LedgerEntry = {
       ...entry,
       status,
-      at: now,
+      // after the row it replaces (the greatest `updated_at` wins), whatever the clocks said
+      at: Math.max(now, rowTime(entry) + 1),
       providerMessageId: decoded.right.messageSid,
       ...(status === "failed" ? { reason: `twilio ${decoded.right.status}${code === undefined ? "" : ` ${code}`}` } : {})
     }

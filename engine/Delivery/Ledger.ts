@@ -54,15 +54,32 @@ export const rowBase = (request: MessageRequest, memberId: string): LedgerEntry[
   created_at: chTime(request.createdAt)
 })
 
-/** The messages row an entry stands for (final and webhook states; `updated_at` is when it became so). */
+/** Milliseconds of a `chTime` text (UTC); NaN when it is not one. */
+const chTimeMs = (text: string): number => Date.parse(`${text.replace(" ", "T")}Z`)
+
+/**
+ * The messages row an entry stands for (final and webhook states; `updated_at` is when it became
+ * so). `messages` keeps the row with the greatest `updated_at` (ReplacingMergeTree(updated_at)), so
+ * an outcome must come after the `queued` row the journey wrote at `created_at`. Those two times are
+ * read from different clocks: `created_at` is the journey's `now` (a stream arrival, or a timer's due
+ * time, which the engine fires a few milliseconds early), the outcome's time this process's clock.
+ * A sandbox send can finish within those milliseconds: its `sent` row then lost to `queued` and the
+ * message looked stuck. An outcome is therefore never dated before `created_at` + 1 ms.
+ */
 export const rowOf = (entry: LedgerEntry): MessageRow => ({
   ...entry.row,
   channel: entry.channel,
   status: entry.status === "attempt" || entry.status === "retry" ? "queued" : entry.status,
   reason: entry.reason ?? "",
   provider_message_id: entry.providerMessageId ?? "",
-  updated_at: chTime(entry.at)
+  updated_at: chTime(rowTime(entry))
 })
+
+/** The `updated_at` of an entry's row, in milliseconds: its time, and after `created_at`. */
+export const rowTime = (entry: LedgerEntry): number => {
+  const created = chTimeMs(entry.row.created_at)
+  return Number.isFinite(created) ? Math.max(entry.at, created + 1) : entry.at
+}
 
 export interface Stored {
   readonly entry: LedgerEntry | null
