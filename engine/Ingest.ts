@@ -273,7 +273,10 @@ export const IngestLive = Layer.scoped(
         let members = 0
         const started = Date.now()
         const due = new Map([...parts].filter(([, part]) => seq > part.applied))
-        const byPartition = yield* store.membersOf(new Set(due.keys()), (memberId) => partitionOf(memberId, count))
+        const byPartition = yield* store.membersOf(new Set(due.keys()), (memberId) => partitionOf(memberId, count)).pipe(
+          Effect.tapError((error) => Effect.logWarning("listing the members for a pass failed, retrying").pipe(Effect.annotateLogs({ error: error.message }))),
+          Effect.retry(retryForever)
+        )
         for (const [partition, ids] of byPartition) {
           for (let offset = 0; offset < ids.length; offset += 2000) {
             const slice = ids.slice(offset, offset + 2000)
@@ -410,11 +413,25 @@ export const IngestLive = Layer.scoped(
           yield* closeReader
           restart = false
           readerNext = Math.min(...[...owned.values()].map((part) => part.applied)) + 1
-          reader = yield* openReader(readerNext)
+          reader = yield* openReader(readerNext).pipe(
+            Effect.tapError((error) => Effect.logWarning("opening the event reader failed, retrying").pipe(Effect.annotateLogs({ error: error.message }))),
+            Effect.retry(retryForever)
+          )
         }
         const current = reader
         if (!(yield* ready(current, 500))) continue
-        const batch = yield* use("next batch", current.next)
+        // A read that fails (NATS slow or away) opens the reader again where the owned partitions
+        // stand; it used to stop ingestion, and with it the engine.
+        const batch = yield* use("next batch", current.next).pipe(
+          Effect.catchAll((error) =>
+            Effect.logWarning("reading events failed, reopening the reader").pipe(
+              Effect.annotateLogs({ error: error.message }),
+              Effect.zipRight(closeReader),
+              Effect.zipRight(Effect.sleep("200 millis")),
+              Effect.as(null)
+            )
+          )
+        )
         if (batch === null || batch.length === 0) {
           reader = null
           continue

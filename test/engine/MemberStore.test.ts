@@ -43,6 +43,41 @@ describe("the member store's cache", () => {
     30_000
   )
 
+  it.effect(
+    "lists every member of the asked partitions for a pass: those written to KV by this store or another, evicted or not, and those not written yet",
+    () =>
+      Effect.gen(function* () {
+        const store = yield* MemberStore
+        const other = yield* Layer.build(layer).pipe(Effect.map((context) => Context.get(context, MemberStore)))
+        const partitionOf = (memberId: string) => Number(memberId.split("|")[0])
+        // Written and evicted past the cache size (10), with ids KV keys cannot hold as they are.
+        const written = Array.from({ length: 40 }, (_, i) => `${i % 3}|會員 ${i}.x/y`)
+        for (const partition of [0, 1, 2]) {
+          const mine = written.filter((id) => partitionOf(id) === partition)
+          yield* store.load(mine.map((id) => [id, partition] as const))
+          for (const id of mine) store.put(id, partition, { ...store.take(id), version: 1 })
+          expect(yield* store.flush(store.snapshot(partition))).toBe(0)
+        }
+        yield* store.load([["1|loaded, never changed", 1]])
+        expect(store.cacheSize()).toBeLessThan(40)
+        // Written by another engine's store: only in KV.
+        yield* other.load([["0|from the other engine", 0]])
+        other.put("0|from the other engine", 0, { ...other.take("0|from the other engine"), version: 1 })
+        expect(yield* other.flush(other.snapshot(0))).toBe(0)
+        // Changed here, not written yet: only in the cache.
+        yield* store.load([["2|not written yet", 2]])
+        store.put("2|not written yet", 2, { ...store.take("2|not written yet"), version: 1 })
+
+        const listed = yield* store.membersOf(new Set([0, 2]), partitionOf)
+        expect([...listed.keys()].sort()).toEqual([0, 2])
+        expect([...(listed.get(0) ?? [])].sort()).toEqual([...written.filter((id) => partitionOf(id) === 0), "0|from the other engine"].sort())
+        expect([...(listed.get(2) ?? [])].sort()).toEqual([...written.filter((id) => partitionOf(id) === 2), "2|not written yet"].sort())
+        // Partitions not asked for are not listed; a partition with no member is listed empty.
+        expect((yield* store.membersOf(new Set([7]), partitionOf)).get(7)).toEqual([])
+      }).pipe(Effect.scoped, Effect.provide(layer)),
+    30_000
+  )
+
   it.effect("a write over a state another owner wrote since is refused, not made (an engine that lost its partition cannot overwrite the new owner)", () =>
     Effect.gen(function* () {
       const old = yield* Layer.build(layer).pipe(Effect.map((context) => Context.get(context, MemberStore)))
