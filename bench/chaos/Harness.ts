@@ -32,6 +32,8 @@ export interface ChaosOptions {
   /** SIGKILL + restart of a random engine, this many times */
   readonly kills: number
   readonly restartNats: boolean
+  /** freeze the NATS server (SIGSTOP, then SIGCONT) this long once mid-run; requests time out after 5 s */
+  readonly pauseNatsMs?: number
   readonly providerOutageMs: number
   /** SIGTERM a busy engine once mid-run (it must drain and exit 0 within 10 s), then start it again */
   readonly busySigterm?: boolean
@@ -56,6 +58,9 @@ export interface ChaosReport {
   readonly waitsFiredTwice: number
   readonly kills: number
   readonly natsRestarts: number
+  readonly natsPauses: number
+  /** engines that exited while the harness had not stopped them (an engine must outlive NATS trouble) */
+  readonly unexpectedExits: number
   /** the busy SIGTERM mid-run: exit code and seconds to exit */
   readonly busySigterm: { readonly code: number | null; readonly seconds: number } | null
   readonly sigtermExitCodes: ReadonlyArray<number | null>
@@ -115,8 +120,16 @@ const natsServer = async () => {
     await exited
     child = null
   }
+  /** Freezes the server (SIGSTOP) for `ms`: every request times out meanwhile, no connection drops. */
+  const pause = async (ms: number) => {
+    const running = child
+    if (running === null) return
+    running.kill("SIGSTOP")
+    await sleep(ms)
+    running.kill("SIGCONT")
+  }
   await start()
-  return { url: `nats://127.0.0.1:${port}`, start, stop }
+  return { url: `nats://127.0.0.1:${port}`, start, stop, pause }
 }
 
 interface Slot {
@@ -126,6 +139,8 @@ interface Slot {
   child: ChildProcess | null
   exited: Promise<number | null> | null
   output: string
+  /** The harness stopped it (SIGKILL, SIGTERM): its exit is not counted as unexpected. */
+  stopped: boolean
 }
 
 export const runChaos = async (options: ChaosOptions): Promise<ChaosReport> => {
@@ -142,7 +157,7 @@ export const runChaos = async (options: ChaosOptions): Promise<ChaosReport> => {
   const wechat = await startWechatServer({ appId: "wxchaos", appSecret: "chaos-secret" })
   const topology = uniqueTopology("chaos")
   const slots: Array<Slot> = []
-  for (let i = 0; i < options.engines; i++) slots.push({ index: i, port: await freePort(), dataDir: tempDir(`chaos-${i}`), child: null, exited: null, output: "" })
+  for (let i = 0; i < options.engines; i++) slots.push({ index: i, port: await freePort(), dataDir: tempDir(`chaos-${i}`), child: null, exited: null, output: "", stopped: false })
 
   const envOf = (slot: Slot): Record<string, string> => ({
     ...(process.env as Record<string, string>),
@@ -174,13 +189,20 @@ export const runChaos = async (options: ChaosOptions): Promise<ChaosReport> => {
     }
     return false
   }
+  let unexpectedExits = 0
   const startSlot = async (slot: Slot) => {
     const child = spawn(process.execPath, [...ENGINE_NODE_FLAGS, join(ROOT, "bin/memberflow.js"), "run"], { cwd: ROOT, env: envOf(slot), stdio: ["ignore", "pipe", "pipe"] })
     slot.child = child
     slot.output = ""
+    slot.stopped = false
     child.stdout?.on("data", (chunk: Buffer) => (slot.output = (slot.output + chunk.toString()).slice(-20_000)))
     child.stderr?.on("data", (chunk: Buffer) => (slot.output = (slot.output + chunk.toString()).slice(-20_000)))
     slot.exited = new Promise((ok) => child.on("exit", (code) => ok(code)))
+    child.on("exit", (code, signal) => {
+      if (slot.stopped || slot.child !== child) return
+      unexpectedExits++
+      log(`chaos: engine ${slot.index} exited on its own (code ${code}, signal ${signal}); the end of its log:\n${slot.output.slice(-5_000)}`)
+    })
     if (!(await ready(slot))) throw new Error(`engine ${slot.index} did not become ready:\n${slot.output}`)
   }
   const sql = async <A>(slot: Slot, query: string): Promise<Array<A>> => {
@@ -229,6 +251,7 @@ export const runChaos = async (options: ChaosOptions): Promise<ChaosReport> => {
   })
 
   let natsRestarts = 0
+  let natsPauses = 0
   let busySigterm: { code: number | null; seconds: number } | null = null
   let kills = 0
   let reportOut: ChaosReport | null = null
@@ -263,10 +286,11 @@ export const runChaos = async (options: ChaosOptions): Promise<ChaosReport> => {
 
     // ---- chaos: kills at random moments, one NATS restart, one provider outage
     const span = (options.publishSeconds + 20) * 1000
-    const plan: Array<{ at: number; what: "kill" | "nats" | "outage" | "term" }> = []
+    const plan: Array<{ at: number; what: "kill" | "nats" | "pause" | "outage" | "term" }> = []
     if (options.busySigterm === true) plan.push({ at: span * 0.55, what: "term" })
     for (let k = 0; k < options.kills; k++) plan.push({ at: 3_000 + Math.random() * span, what: "kill" })
     if (options.restartNats) plan.push({ at: span * 0.4, what: "nats" })
+    if ((options.pauseNatsMs ?? 0) > 0) plan.push({ at: span * 0.25, what: "pause" })
     if (options.providerOutageMs > 0) plan.push({ at: span * 0.3, what: "outage" })
     plan.sort((a, b) => a.at - b.at)
     const t0 = Date.now()
@@ -275,6 +299,7 @@ export const runChaos = async (options: ChaosOptions): Promise<ChaosReport> => {
       if (wait > 0) await sleep(wait)
       if (step.what === "kill") {
         const slot = slots[Math.floor(Math.random() * slots.length)] as Slot
+        slot.stopped = true
         slot.child?.kill("SIGKILL")
         await slot.exited
         kills++
@@ -283,6 +308,7 @@ export const runChaos = async (options: ChaosOptions): Promise<ChaosReport> => {
       } else if (step.what === "term") {
         const slot = slots[0] as Slot
         const from = Date.now()
+        slot.stopped = true
         slot.child?.kill("SIGTERM")
         const code = await Promise.race([slot.exited, sleep(15_000).then(() => "timeout" as const)])
         busySigterm = { code: code === "timeout" ? null : (code ?? null), seconds: (Date.now() - from) / 1000 }
@@ -299,6 +325,10 @@ export const runChaos = async (options: ChaosOptions): Promise<ChaosReport> => {
         await sleep(1_000)
         await nats.start()
         natsRestarts++
+      } else if (step.what === "pause") {
+        log(`chaos: NATS frozen for ${(options.pauseNatsMs ?? 0) / 1000} s at ${((Date.now() - started) / 1000).toFixed(1)} s`)
+        await nats.pause(options.pauseNatsMs ?? 0)
+        natsPauses++
       } else {
         log(`chaos: providers fail for ${options.providerOutageMs / 1000} s`)
         smtp.failAll(451, options.providerOutageMs)
@@ -430,6 +460,7 @@ export const runChaos = async (options: ChaosOptions): Promise<ChaosReport> => {
     const stopStarted = Date.now()
     const codes = await Promise.all(
       slots.map(async (slot) => {
+        slot.stopped = true
         slot.child?.kill("SIGTERM")
         const code = await Promise.race([slot.exited, sleep(15_000).then(() => "timeout" as const)])
         if (code === "timeout") {
@@ -450,6 +481,7 @@ export const runChaos = async (options: ChaosOptions): Promise<ChaosReport> => {
       otherDuplicated === 0 &&
       waitsFiredTwice === 0 &&
       waitsFiredOnce === 2 * options.members &&
+      unexpectedExits === 0 &&
       codes.every((c) => c === 0) &&
       (busySigterm === null || (busySigterm.code === 0 && busySigterm.seconds <= 10)) &&
       sigtermSeconds <= 10
@@ -469,6 +501,8 @@ export const runChaos = async (options: ChaosOptions): Promise<ChaosReport> => {
       waitsFiredTwice,
       kills,
       natsRestarts,
+      natsPauses,
+      unexpectedExits,
       busySigterm,
       sigtermExitCodes: codes,
       sigtermSeconds,
@@ -477,7 +511,10 @@ export const runChaos = async (options: ChaosOptions): Promise<ChaosReport> => {
     }
     return reportOut
   } finally {
-    for (const slot of slots) slot.child?.kill("SIGKILL")
+    for (const slot of slots) {
+      slot.stopped = true
+      slot.child?.kill("SIGKILL")
+    }
     await publisher?.close().catch(() => undefined)
     await Promise.all([smtp.close(), twilio.close(), wechat.close()]).catch(() => undefined)
     await nats.stop()
@@ -486,7 +523,8 @@ export const runChaos = async (options: ChaosOptions): Promise<ChaosReport> => {
 
 export const formatReport = (r: ChaosReport): string =>
   [
-    `members ${r.members}, events ${r.events}, engines killed ${r.kills} times, NATS restarted ${r.natsRestarts} time(s), ${r.seconds.toFixed(0)} s`,
+    `members ${r.members}, events ${r.events}, engines killed ${r.kills} times, NATS restarted ${r.natsRestarts} time(s), frozen ${r.natsPauses} time(s), ${r.seconds.toFixed(0)} s`,
+    `engines that exited on their own: ${r.unexpectedExits}`,
     `events applied exactly once (profile totals): ${r.members - r.profileMismatches}/${r.members} members right, ${r.profileMismatches} wrong`,
     `chaos messages: expected ${r.expectedMessages}, received once ${r.receivedOnce}, missing ${r.missing}, duplicated ${r.duplicated}, interrupted (recorded, not resent) ${r.interrupted}`,
     `other journeys' messages: ${r.otherMessages} received, ${r.otherDuplicated} duplicated`,
