@@ -11,6 +11,9 @@
  * burst is measured with that many more timers pending (BENCH_WAITING=900000: 1,000,000 members
  * inside journeys). BENCH_TRIGGERS (default 0) triggering events for other members, spread over the
  * minute the timers come due, enter a journey with one send while the timers fire.
+ *
+ * BENCH_SWEEP=1 puts a sweep marker on the stream 15 s into the burst, as the hourly sweep
+ * (`rfm.recompute`) would when its hour falls there: a pass over every member while the timers fire.
  */
 import { writeFileSync } from "node:fs"
 import { join } from "node:path"
@@ -26,6 +29,7 @@ const WAIT_S = Number(process.env["BENCH_WAIT_S"] ?? 180)
 const SPREAD_S = Number(process.env["BENCH_SPREAD_S"] ?? 60)
 const WAITING = Number(process.env["BENCH_WAITING"] ?? 0)
 const TRIGGERS = Number(process.env["BENCH_TRIGGERS"] ?? 0)
+const SWEEP = process.env["BENCH_SWEEP"] === "1"
 const log = (line: string) => process.stdout.write(`${line}\n`)
 
 const JOURNEY = `id: bench-wait
@@ -109,6 +113,14 @@ const main = async () => {
       subject: `${topology.subjectPrefix}.bench.enter`,
       event: { id: `enter-${i}`, type: "bench.enter", memberId: `jm${i}`, occurredAt: new Date().toISOString() }
     }))
+    const sweep = !SWEEP
+      ? Promise.resolve()
+      : new Promise((r) => setTimeout(r, Math.max(0, t0 + (WAIT_S + 15) * 1000 - performance.now()))).then(async () => {
+          const at = Date.now()
+          const marker = { id: `mf-pass-sweep-bench-${at}`, type: "memberflow.pass", memberId: "memberflow", occurredAt: new Date(at).toISOString(), properties: { kind: "sweep", cutpoints: null }, source: "memberflow" }
+          await js.publish(`${topology.subjectPrefix}.memberflow.pass`, JSON.stringify(marker), { msgID: marker.id })
+          log(`sweep marker published at ${new Date(at).toISOString().slice(11, 19)}`)
+        })
     // Triggering events during the minute the timers come due (they start WAIT_S after the first entry).
     const triggers =
       TRIGGERS === 0
@@ -163,12 +175,17 @@ const main = async () => {
     log(`all ${MEMBERS.toLocaleString()} timers fired; the steps after them ran within ${ranSeconds.toFixed(1)} s = ${Math.round(MEMBERS / ranSeconds).toLocaleString()} timer steps/s`)
     log(`timers due within ${late?.span} s of each other; lateness p50 ${late?.p50} ms, p99 ${late?.p99} ms, max ${late?.max} ms`)
     await triggers
+    await sweep
     if (TRIGGERS > 0) {
       const [now] = await engine.sql<{ n: number; p50: number; p99: number }>(
         `SELECT count() AS n, quantileExact(0.5)(dateDiff('millisecond', at, written_at)) AS p50, quantileExact(0.99)(dateDiff('millisecond', at, written_at)) AS p99
          FROM journey_steps WHERE journey_id = 'bench-now' AND step_id = 'hello'`
       )
       log(`triggered entries during the burst: ${now?.n}; from the event's arrival to the step written: p50 ${now?.p50} ms, p99 ${now?.p99} ms`)
+    }
+    for (const line of engine.output().split("\n").filter((l) => l.includes('"sweep done"'))) {
+      const { timestamp, annotations } = JSON.parse(line) as { timestamp: string; annotations: { members: number; ms: number } }
+      log(`sweep done at ${timestamp.slice(11, 19)}: ${annotations.members.toLocaleString()} members in ${(annotations.ms / 1000).toFixed(1)} s`)
     }
     const status = (await import("node:fs")).readFileSync(`/proc/${engine.child.pid}/status`, "utf8")
     log(`engine peak RSS ${Math.round(Number(/^VmHWM:\s+(\d+)/m.exec(status)?.[1] ?? 0) / 1024)} MB`)

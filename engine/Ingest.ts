@@ -11,9 +11,9 @@ import { partitionOf, partitionOfSequence } from "./ingest/Partition.ts"
 import { type Pass, PASS_EVENT, PASS_MEMBER, passOf } from "./ingest/Passes.ts"
 import { isApplied, recordBatch, retryForever } from "./ingest/RecordBatch.ts"
 import { makeRowSink } from "./ingest/RowSink.ts"
-import { runJourneys } from "./journeys/Apply.ts"
+import { type JourneySet, runJourneys } from "./journeys/Apply.ts"
 import { JourneyRuntime } from "./JourneyRuntime.ts"
-import { refresh } from "./member/MemberState.ts"
+import { type ApplyResult, type MemberContext, type MemberState, refresh } from "./member/MemberState.ts"
 import { memberSubject } from "./MemberLookup.ts"
 import { MemberStore, type Snapshot } from "./MemberStore.ts"
 import * as Metrics from "./Metrics.ts"
@@ -81,6 +81,27 @@ interface Reader {
   readonly next: ReturnType<typeof batcher<JsMsg>>
 }
 
+/** A pass started at its marker and not over yet (engine/Ingest.ts, `startPass`). */
+interface PendingPass {
+  readonly pass: Pass
+  /** The marker's arrival: the pass's `now` for every member. */
+  readonly now: number
+  readonly ctx: MemberContext
+  readonly set: JourneySet
+  /** The partitions it is due for; one handed over or lost leaves it. */
+  readonly partitions: Set<number>
+  readonly started: number
+  /** Members passed over (by the slices, or first thing before an event of theirs after the marker). */
+  readonly passed: Set<string>
+  members: number
+  /** Every member to pass over, once listed; `offset` is where the slices are. */
+  queue: ReadonlyArray<readonly [string, number]> | null
+  offset: number
+  /** Every member passed over; over once its rows are written. */
+  ending: boolean
+  readonly change: (state: MemberState) => ApplyResult
+}
+
 type Item =
   | { readonly kind: "event"; readonly msg: JsMsg }
   | { readonly kind: "pass"; readonly msg: JsMsg; readonly pass: Pass; readonly arrival: number }
@@ -111,6 +132,8 @@ export const IngestLive = Layer.scoped(
     const sink = yield* makeRowSink(yield* Clickhouse, sinkRows)
 
     const owned = new Map<number, Owned>()
+    /** The pass under way (a marker reached), worked through between batches; see `startPass`. */
+    let pending: PendingPass | null = null
     const control = { gained: [] as Array<{ partition: number; position: number }>, lost: [] as Array<number>, surplus: [] as Array<number> }
     let wakeUp: (() => void) | null = null
     const wake = () => {
@@ -181,6 +204,7 @@ export const IngestLive = Layer.scoped(
       const part = owned.get(partition)
       if (part === undefined) return
       owned.delete(partition)
+      pending?.partitions.delete(partition)
       part.subscription.unsubscribe()
       store.dropPartition(partition)
       timers.drop(partition)
@@ -193,6 +217,15 @@ export const IngestLive = Layer.scoped(
         yield* joinPrevious
         if (part.flushing !== null) yield* Fiber.await(part.flushing)
         if (!owned.has(partition)) return
+        if (pending?.partitions.has(partition) === true) {
+          // A pass under way: the states are ahead of the marker for some members and behind it
+          // for others, so no position past the last checkpoint is true of them all. Handed over
+          // there: the next owner replays the marker and what followed it.
+          yield* use("release partition", () => leases.release(partition, part.committed)).pipe(Effect.ignore)
+          forget(partition)
+          yield* Effect.logInfo("partition handed over at its last checkpoint, a pass under way").pipe(Effect.annotateLogs({ partition, position: part.committed }))
+          return
+        }
         const done = yield* flushAndCommit(partition, part, store.snapshot(partition), part.applied)
         if (done) yield* use("release partition", () => leases.release(partition, part.applied)).pipe(Effect.ignore)
         forget(partition)
@@ -228,6 +261,8 @@ export const IngestLive = Layer.scoped(
       const now = yield* Clock.currentTimeMillis
       for (const [partition, part] of owned) {
         if (part.releasing || part.flushing !== null) continue
+        // Not while a pass is under way for it (a checkpoint is one position true of every member).
+        if (pending?.partitions.has(partition) === true) continue
         const dirty = store.dirtyCount(partition)
         const due = now - part.lastCheckpoint >= checkpointMs
         // Each partition keeps its own phase, also through quiet intervals: after a quiet spell the
@@ -264,41 +299,111 @@ export const IngestLive = Layer.scoped(
     const record = (work: AppliedBatch, parts: ReadonlyMap<number, Owned>, through: number, started: number) =>
       recordBatch(work, sink, written(work, parts, through, started), count).pipe(Effect.provide(context))
 
-    /** A pass over every member of the owned partitions (a marker reached in the stream). */
-    const runPass = (pass: Pass, seq: number, now: number, parts: ReadonlyMap<number, Owned>) =>
+    /**
+     * A pass over every member of the owned partitions (a marker reached in the stream), worked
+     * through without holding up the events behind it.
+     *
+     * It used to run at the marker, all of it before the next event: with 1,000,000 members that
+     * was about a minute every hour in which no event was applied (BENCHMARKS.md). Now the marker
+     * starts it: its members are listed in the background, and between batches the loop passes over
+     * 2,000 of them at a time. Each member still sees exactly what it saw before — its events before
+     * the marker, then the pass with the marker's arrival as `now`, then its events after — because
+     * an event after the marker for a member not passed over yet passes over that member first
+     * (`apply`). So a replay decides what the first run decided. While a pass is under way for a
+     * partition no checkpoint is taken of it (one position must be true of all its members), and a
+     * partition handed over meanwhile is handed over at its last checkpoint.
+     */
+    const startPass = (pass: Pass, seq: number, now: number, parts: ReadonlyMap<number, Owned>) =>
       Effect.gen(function* () {
         const set = yield* journeys.current
         const ctx0 = yield* runtime.context
         const ctx = pass.kind === "sweep" && pass.cutpoints !== null && ctx0.program.rfm.scores === "quintiles" ? { ...ctx0, cutpoints: pass.cutpoints } : ctx0
-        let members = 0
-        const started = Date.now()
-        const due = new Map([...parts].filter(([, part]) => seq > part.applied))
-        const byPartition = yield* store.membersOf(new Set(due.keys()), (memberId) => partitionOf(memberId, count)).pipe(
-          Effect.tapError((error) => Effect.logWarning("listing the members for a pass failed, retrying").pipe(Effect.annotateLogs({ error: error.message }))),
-          Effect.retry(retryForever)
-        )
-        for (const [partition, ids] of byPartition) {
-          for (let offset = 0; offset < ids.length; offset += 2000) {
-            const slice = ids.slice(offset, offset + 2000)
-            yield* store.load(slice.map((memberId) => [memberId, partition] as const)).pipe(Effect.retry(retryForever))
-            const builder = new BatchBuilder(store, ctx, set, topology.stream)
-            for (const memberId of slice) {
-              builder.change(memberId, partition, now, (state) =>
-                pass.kind === "sweep"
-                  ? runJourneys(refresh(state, ctx, now, { owned: true }), set, ctx, now, { owned: true })
-                  : runJourneys({ state, changed: false, applied: [], duplicates: [], derived: [] }, set, ctx, now, { owned: true }, [
-                      { journeyId: pass.journeyId, tick: pass.tick }
-                    ])
-              )
-            }
-            yield* recordBatch(builder.finish(), sink, () => undefined, count).pipe(Effect.provide(context))
-          }
-          members += ids.length
+        const partitions = new Set([...parts].filter(([, part]) => seq > part.applied).map(([partition]) => partition))
+        if (partitions.size === 0) return
+        const passing: PendingPass = {
+          pass,
+          now,
+          ctx,
+          set,
+          partitions,
+          started: Date.now(),
+          passed: new Set(),
+          members: 0,
+          queue: null,
+          offset: 0,
+          ending: false,
+          change: (state) =>
+            pass.kind === "sweep"
+              ? runJourneys(refresh(state, ctx, now, { owned: true }), set, ctx, now, { owned: true })
+              : runJourneys({ state, changed: false, applied: [], duplicates: [], derived: [] }, set, ctx, now, { owned: true }, [
+                  { journeyId: pass.journeyId, tick: pass.tick }
+                ])
         }
-        yield* Effect.logInfo(pass.kind === "sweep" ? "sweep done" : "broadcast done").pipe(
-          Effect.annotateLogs({ members, ms: Date.now() - started, ...(pass.kind === "tick" ? { journey: pass.journeyId, tick: new Date(pass.tick).toISOString() } : {}) })
+        pending = passing
+        // Listed as of now: every member in KV, and every one in the cache (changed, not written yet).
+        yield* store.membersOf(new Set(partitions), (memberId) => partitionOf(memberId, count)).pipe(
+          Effect.tapError((error) => Effect.logWarning("listing the members for a pass failed, retrying").pipe(Effect.annotateLogs({ error: error.message }))),
+          Effect.retry(retryForever),
+          Effect.tap((byPartition) =>
+            Effect.sync(() => {
+              passing.queue = [...byPartition].flatMap(([partition, ids]) => ids.map((memberId) => [memberId, partition] as const))
+              wake()
+            })
+          ),
+          Effect.forkDaemon
         )
       })
+
+    /** A member existed before the marker when its state is more than the empty one. */
+    const existed = (memberId: string) => store.take(memberId).version > 0
+
+    /** Passes over the next members of the pass under way (up to 2,000), or ends it. */
+    const passSlice = Effect.gen(function* () {
+      const passing = pending
+      if (passing === null || passing.queue === null || passing.ending) return
+      const slice: Array<readonly [string, number]> = []
+      while (slice.length < 2000 && passing.offset < passing.queue.length) {
+        const item = passing.queue[passing.offset++]!
+        if (passing.partitions.has(item[1]) && !passing.passed.has(item[0])) slice.push(item)
+      }
+      if (slice.length > 0) {
+        yield* store.load(slice).pipe(Effect.retry(retryForever))
+        const builder = new BatchBuilder(store, passing.ctx, passing.set, topology.stream)
+        for (const [memberId, partition] of slice) {
+          passing.passed.add(memberId)
+          if (existed(memberId)) builder.change(memberId, partition, passing.now, passing.change)
+        }
+        passing.members += slice.length
+        // Written like a batch: while the next one is applied.
+        const work = builder.finish()
+        yield* joinPrevious
+        previous = yield* Effect.forkDaemon(recordBatch(work, sink, () => undefined, count).pipe(Effect.provide(context)))
+      }
+      if (passing.offset >= passing.queue.length && !passing.ending) {
+        // Over once its rows are written: until then no checkpoint may say its states are applied
+        // (a crash would replay from past the marker, and the rows would be lost).
+        passing.ending = true
+        const last = previous
+        const { pass } = passing
+        yield* Effect.gen(function* () {
+          if (last !== null) yield* Fiber.await(last)
+          yield* sink.flushed
+          if (pending === passing) pending = null
+          wake()
+          yield* Effect.logInfo(pass.kind === "sweep" ? "sweep done" : "broadcast done").pipe(
+            Effect.annotateLogs({ members: passing.members, ms: Date.now() - passing.started, ...(pass.kind === "tick" ? { journey: pass.journeyId, tick: new Date(pass.tick).toISOString() } : {}) })
+          )
+        }).pipe(Effect.forkDaemon)
+      }
+    })
+
+    /** Works the pass under way through to its end (another marker reached before it ended). */
+    const finishPass = Effect.gen(function* () {
+      while (pending !== null) {
+        if (pending.queue === null || pending.ending) yield* Effect.sleep("20 millis")
+        else yield* passSlice
+      }
+    })
 
     /** One batch from the reader: routed to the owned partitions, applied, recorded. */
     const handle = (batch: ReadonlyArray<JsMsg>) =>
@@ -333,12 +438,22 @@ export const IngestLive = Layer.scoped(
           Effect.gen(function* () {
             yield* store.load(segment.load).pipe(Effect.retry(retryForever))
             const builder = new BatchBuilder(store, ctx, set, topology.stream)
+            const passing = pending
             for (const item of segment.items) {
               const route = routed.get(item.msg)
               if (route === undefined) continue
               const arrival = arrivalMs(item.msg)
-              if (route.decoded.event === null) builder.reject(item.msg, route.decoded.reason ?? "refused", arrival)
-              else builder.event(route.decoded.event, route.partition, arrival)
+              const event = route.decoded.event
+              if (event === null) {
+                builder.reject(item.msg, route.decoded.reason ?? "refused", arrival)
+                continue
+              }
+              // The pass under way comes first for a member it has not reached: as at the marker.
+              if (passing !== null && passing.partitions.has(route.partition) && !passing.passed.has(event.memberId)) {
+                passing.passed.add(event.memberId)
+                if (existed(event.memberId)) builder.change(event.memberId, route.partition, passing.now, passing.change)
+              }
+              builder.event(event, route.partition, arrival)
             }
             return builder.finish()
           })
@@ -355,7 +470,8 @@ export const IngestLive = Layer.scoped(
         for (const segment of segments) {
           const first = segment.items[0]
           if (first?.kind === "pass") {
-            yield* runPass(first.pass, first.msg.seq, first.arrival, parts)
+            yield* finishPass
+            yield* startPass(first.pass, first.msg.seq, first.arrival, parts)
             continue
           }
           const work = yield* apply(segment)
@@ -418,8 +534,10 @@ export const IngestLive = Layer.scoped(
             Effect.retry(retryForever)
           )
         }
+        if (pending !== null) yield* passSlice
         const current = reader
-        if (!(yield* ready(current, 500))) continue
+        const slices = pending !== null && pending.queue !== null && !pending.ending
+        if (!(yield* ready(current, slices ? 0 : 500))) continue
         // A read that fails (NATS slow or away) opens the reader again where the owned partitions
         // stand; it used to stop ingestion, and with it the engine.
         const batch = yield* use("next batch", current.next).pipe(

@@ -1,0 +1,136 @@
+import type { NatsConnection } from "@nats-io/transport-node"
+import { writeFileSync } from "node:fs"
+import { join } from "node:path"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { PASS_EVENT, PASS_MEMBER } from "../../engine/ingest/Passes.ts"
+import { type EngineProcess, engineState, eventually, startEngine, tempDir } from "../support/engine.ts"
+import { journeysDir } from "../support/journeys.ts"
+import { dropTopology, type EventInput, natsConnect, publishEvents, type TestTopology, uniqueTopology } from "../support/nats.ts"
+
+// A schedule journey whose cron never comes due while the test runs: its only tick is the marker
+// the test puts on the stream, as the engine that claims a tick would.
+const JOURNEY = `id: pass-order
+name: pass order (test)
+status: active
+category: transactional
+trigger: { schedule: { cron: "0 0 1 1 *", timezone: Asia/Shanghai } }
+audience: { attribute: locale, eq: en }
+reentry: afterExit
+steps:
+  - id: announce
+    send: { channel: sms, template: welcome }
+`
+
+const MEMBERS = 5_000
+
+/**
+ * A pass over every member (a broadcast tick, the hourly sweep) is worked through between batches,
+ * not all at its marker: the events behind the marker are not held up for it. What each member sees
+ * must not change — its events before the marker, the pass, then its events after — also for a
+ * member whose event after the marker comes before the pass has reached it.
+ */
+describe("a pass over every member, worked through between batches", () => {
+  let topology: TestTopology
+  let nc: NatsConnection
+  let engine: EngineProcess
+
+  beforeAll(async () => {
+    topology = uniqueTopology("passorder")
+    nc = await natsConnect()
+    const dir = journeysDir()
+    writeFileSync(join(dir, "pass-order.yaml"), JOURNEY)
+    engine = await startEngine({ ...topology.env, JOURNEYS_DIR: dir, MEMBERFLOW_DATA_DIR: tempDir("passorder") }, "passorder")
+  })
+
+  afterAll(async () => {
+    await engine?.kill("SIGTERM")
+    await nc?.close()
+    if (topology) await dropTopology(topology)
+  })
+
+  it("enters the members the audience matched at the marker, whatever their events right after it changed", async () => {
+    const now = Date.now()
+    const at = (ms: number) => new Date(now + ms).toISOString()
+    const id = (i: number) => `p${String(i).padStart(5, "0")}`
+    const english = (i: number) => i % 2 === 0
+    await publishEvents(
+      nc,
+      topology,
+      Array.from({ length: MEMBERS }, (_, i) => ({
+        id: `reg-${i}`,
+        type: "member.registered",
+        memberId: id(i),
+        occurredAt: at(-60_000),
+        properties: { phone: "+8613500000000", locale: english(i) ? "en" : "zh-CN" }
+      }))
+    )
+    await eventually(
+      async () => {
+        const rows = await engine.sql<{ n: number }>("SELECT count() AS n FROM member_profiles_latest")
+        return Number(rows[0]?.n) >= MEMBERS
+      },
+      60_000,
+      "the registrations applied",
+      () => engineState(engine)
+    )
+
+    // The tick, then at once: every tenth member changes language (the English ones to Chinese and
+    // the Chinese ones to English), and a new English member registers. Published in this order on
+    // one connection, so the stream holds them in this order.
+    const tick = now
+    const marker: EventInput = {
+      id: `mf-pass-tick-pass-order-${tick}`,
+      type: PASS_EVENT,
+      memberId: PASS_MEMBER,
+      occurredAt: at(0),
+      properties: { kind: "tick", journeyId: "pass-order", tick },
+      source: "memberflow"
+    }
+    const flipped = Array.from({ length: MEMBERS }, (_, i) => i).filter((i) => i % 10 < 2)
+    await publishEvents(nc, topology, [
+      marker,
+      ...flipped.map((i) => ({
+        id: `flip-${i}`,
+        type: "member.updated",
+        memberId: id(i),
+        occurredAt: at(0),
+        properties: { locale: english(i) ? "zh-CN" : "en" }
+      })),
+      { id: "reg-late", type: "member.registered", memberId: "p-late", occurredAt: at(0), properties: { phone: "+8613500000001", locale: "en" } }
+    ])
+
+    const expected = Array.from({ length: MEMBERS }, (_, i) => i).filter(english).map(id).sort()
+    await eventually(
+      async () => {
+        const rows = await engine.sql<{ n: number }>("SELECT count() AS n FROM journey_enrollments FINAL WHERE journey_id = 'pass-order'")
+        return Number(rows[0]?.n) >= expected.length
+      },
+      90_000,
+      "the tick's enrollments",
+      () => engineState(engine)
+    )
+    // Every flip after the marker applied too (the pass did not hold them back for good).
+    await eventually(
+      async () => {
+        const rows = await engine.sql<{ n: number }>(
+          `SELECT count() AS n FROM member_profiles_latest WHERE member_id IN (${flipped.map((i) => `'${id(i)}'`).join(", ")}) AND JSONExtractString(attributes, 'locale') = if(toUInt32(substring(member_id, 2)) % 2 = 0, 'zh-CN', 'en')`
+        )
+        return Number(rows[0]?.n) === flipped.length
+      },
+      60_000,
+      "the changes after the marker applied",
+      () => engineState(engine)
+    )
+    const rows = await engine.sql<{ member_id: string }>("SELECT DISTINCT member_id FROM journey_enrollments FINAL WHERE journey_id = 'pass-order' ORDER BY member_id")
+    const entered = rows.map((r) => r.member_id)
+    // Exactly those English at the marker: the ones who changed to Chinese right after it are in,
+    // the ones who changed to English are not, nor the member who registered after it.
+    expect(entered.length).toBe(expected.length)
+    expect(entered).toEqual(expected)
+    expect(entered).toContain(id(0))
+    expect(entered).not.toContain(id(1))
+    expect(entered).not.toContain("p-late")
+    const log = await engineState(engine)
+    expect(log).not.toContain("ingest stopped")
+  }, 240_000)
+})
