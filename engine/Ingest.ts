@@ -348,7 +348,15 @@ export const IngestLive = Layer.scoped(
             Effect.sync(() => {
               passing.queue = [...byPartition].flatMap(([partition, ids]) => ids.map((memberId) => [memberId, partition] as const))
               wake()
-            })
+            }).pipe(
+              Effect.zipRight(
+                Effect.suspend(() =>
+                  Effect.logInfo("pass under way").pipe(
+                    Effect.annotateLogs({ kind: pass.kind, members: passing.queue?.length ?? 0, listedMs: Date.now() - passing.started })
+                  )
+                )
+              )
+            )
           ),
           Effect.forkDaemon
         )

@@ -33,11 +33,12 @@ describe("a pass over every member, worked through between batches", () => {
   let topology: TestTopology
   let nc: NatsConnection
   let engine: EngineProcess
+  let dir: string
 
   beforeAll(async () => {
     topology = uniqueTopology("passorder")
     nc = await natsConnect()
-    const dir = journeysDir()
+    dir = journeysDir()
     writeFileSync(join(dir, "pass-order.yaml"), JOURNEY)
     engine = await startEngine({ ...topology.env, JOURNEYS_DIR: dir, MEMBERFLOW_DATA_DIR: tempDir("passorder") }, "passorder")
   })
@@ -133,4 +134,66 @@ describe("a pass over every member, worked through between batches", () => {
     const log = await engineState(engine)
     expect(log).not.toContain("ingest stopped")
   }, 240_000)
+
+  it("an engine stopped while a pass is under way hands its partitions over at the last checkpoint, and the engine after it enters every member once", async () => {
+    const stopped = uniqueTopology("passstop")
+    const dataDir = tempDir("passstop")
+    // A small cache: the pass reads its members from KV, so that it is still under way when stopped.
+    const env = { ...stopped.env, JOURNEYS_DIR: dir, MEMBERFLOW_DATA_DIR: dataDir, MEMBERFLOW_CACHE_MEMBERS: "200", MEMBERFLOW_CHECKPOINT_MS: "1000" }
+    const first = await startEngine(env, "passstop-1")
+    let second: EngineProcess | null = null
+    try {
+      const count = 20_000
+      const member = (i: number) => `s${String(i).padStart(5, "0")}`
+      const now = Date.now()
+      await publishEvents(
+        nc,
+        stopped,
+        Array.from({ length: count }, (_, i) => ({
+          id: `reg-${i}`,
+          type: "member.registered",
+          memberId: member(i),
+          occurredAt: new Date(now - 60_000).toISOString(),
+          properties: { phone: "+8613500000000", locale: i % 4 === 0 ? "en" : "zh-CN" }
+        }))
+      )
+      await eventually(
+        async () => Number((await first.sql<{ n: number }>("SELECT count() AS n FROM member_profiles_latest"))[0]?.n) >= count,
+        90_000,
+        "the registrations applied",
+        () => engineState(first)
+      )
+      // A few checkpoints (every second here): the states in KV, the cache down to its 200.
+      await new Promise((resolve) => setTimeout(resolve, 4_000))
+      await publishEvents(nc, stopped, [
+        { id: `mf-pass-tick-pass-order-${now}`, type: PASS_EVENT, memberId: PASS_MEMBER, occurredAt: new Date(now).toISOString(), properties: { kind: "tick", journeyId: "pass-order", tick: now }, source: "memberflow" }
+      ])
+      await eventually(async () => first.output().includes('"pass under way"'), 60_000, "the pass to be under way", () => engineState(first))
+      expect(await first.kill("SIGTERM")).toBe(0)
+      expect(first.output()).toContain("partition handed over at its last checkpoint, a pass under way")
+
+      second = await startEngine(env, "passstop-2")
+      const expected = Array.from({ length: count }, (_, i) => i).filter((i) => i % 4 === 0).map(member)
+      await eventually(
+        async () => second!.output().includes('"broadcast done"'),
+        120_000,
+        "the replayed pass to end on the next engine",
+        () => engineState(second!)
+      )
+      await eventually(
+        async () => Number((await second!.sql<{ n: number }>("SELECT count(DISTINCT member_id) AS n FROM journey_enrollments FINAL WHERE journey_id = 'pass-order'"))[0]?.n) >= expected.length,
+        60_000,
+        "the tick's enrollments"
+      )
+      const rows = await second.sql<{ member_id: string; enrollments: number }>(
+        "SELECT member_id, uniqExact(enrollment_id) AS enrollments FROM journey_enrollments FINAL WHERE journey_id = 'pass-order' GROUP BY member_id ORDER BY member_id"
+      )
+      expect(rows.map((r) => r.member_id)).toEqual(expected)
+      expect(rows.filter((r) => Number(r.enrollments) !== 1)).toEqual([])
+    } finally {
+      await first.kill("SIGKILL").catch(() => null)
+      await second?.kill("SIGTERM")
+      await dropTopology(stopped)
+    }
+  }, 300_000)
 })
