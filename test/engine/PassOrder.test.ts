@@ -23,6 +23,20 @@ steps:
 
 const MEMBERS = 5_000
 
+/** Registers `count` members a minute ago, `member(i)` each, English where `english(i)`. */
+const register = (nc: NatsConnection, topology: TestTopology, count: number, member: (i: number) => string, english: (i: number) => boolean) =>
+  publishEvents(
+    nc,
+    topology,
+    Array.from({ length: count }, (_, i) => ({
+      id: `reg-${i}`,
+      type: "member.registered",
+      memberId: member(i),
+      occurredAt: new Date(Date.now() - 60_000).toISOString(),
+      properties: { phone: "+8613500000000", locale: english(i) ? "en" : "zh-CN" }
+    }))
+  )
+
 /**
  * A pass over every member (a broadcast tick, the hourly sweep) is worked through between batches,
  * not all at its marker: the events behind the marker are not held up for it. What each member sees
@@ -54,17 +68,7 @@ describe("a pass over every member, worked through between batches", () => {
     const at = (ms: number) => new Date(now + ms).toISOString()
     const id = (i: number) => `p${String(i).padStart(5, "0")}`
     const english = (i: number) => i % 2 === 0
-    await publishEvents(
-      nc,
-      topology,
-      Array.from({ length: MEMBERS }, (_, i) => ({
-        id: `reg-${i}`,
-        type: "member.registered",
-        memberId: id(i),
-        occurredAt: at(-60_000),
-        properties: { phone: "+8613500000000", locale: english(i) ? "en" : "zh-CN" }
-      }))
-    )
+    await register(nc, topology, MEMBERS, id, english)
     await eventually(
       async () => {
         const rows = await engine.sql<{ n: number }>("SELECT count() AS n FROM member_profiles_latest")
@@ -146,17 +150,7 @@ describe("a pass over every member, worked through between batches", () => {
       const count = 20_000
       const member = (i: number) => `s${String(i).padStart(5, "0")}`
       const now = Date.now()
-      await publishEvents(
-        nc,
-        stopped,
-        Array.from({ length: count }, (_, i) => ({
-          id: `reg-${i}`,
-          type: "member.registered",
-          memberId: member(i),
-          occurredAt: new Date(now - 60_000).toISOString(),
-          properties: { phone: "+8613500000000", locale: i % 4 === 0 ? "en" : "zh-CN" }
-        }))
-      )
+      await register(nc, stopped, count, member, (i) => i % 4 === 0)
       await eventually(
         async () => Number((await first.sql<{ n: number }>("SELECT count() AS n FROM member_profiles_latest"))[0]?.n) >= count,
         90_000,
