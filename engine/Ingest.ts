@@ -132,8 +132,11 @@ export const IngestLive = Layer.scoped(
     const sink = yield* makeRowSink(yield* Clickhouse, sinkRows)
 
     const owned = new Map<number, Owned>()
-    /** The pass under way (a marker reached), worked through between batches; see `startPass`. */
-    let pending: PendingPass | null = null
+    /** The passes under way (markers reached), oldest first, worked through between batches; see `startPass`. */
+    const pending: Array<PendingPass> = []
+    /** Passes whose rows are all written, to be logged. */
+    const passesOver: Array<PendingPass> = []
+    const passUnderWay = (partition: number) => pending.some((passing) => passing.partitions.has(partition))
     const control = { gained: [] as Array<{ partition: number; position: number }>, lost: [] as Array<number>, surplus: [] as Array<number> }
     let wakeUp: (() => void) | null = null
     const wake = () => {
@@ -204,7 +207,7 @@ export const IngestLive = Layer.scoped(
       const part = owned.get(partition)
       if (part === undefined) return
       owned.delete(partition)
-      pending?.partitions.delete(partition)
+      for (const passing of pending) passing.partitions.delete(partition)
       part.subscription.unsubscribe()
       store.dropPartition(partition)
       timers.drop(partition)
@@ -217,7 +220,7 @@ export const IngestLive = Layer.scoped(
         yield* joinPrevious
         if (part.flushing !== null) yield* Fiber.await(part.flushing)
         if (!owned.has(partition)) return
-        if (pending?.partitions.has(partition) === true) {
+        if (passUnderWay(partition)) {
           // A pass under way: the states are ahead of the marker for some members and behind it
           // for others, so no position past the last checkpoint is true of them all. Handed over
           // there: the next owner replays the marker and what followed it.
@@ -234,6 +237,12 @@ export const IngestLive = Layer.scoped(
 
     /** Between batches: take in what the lease rounds decided, and start the checkpoints due. */
     const between = Effect.gen(function* () {
+      for (const passing of passesOver.splice(0)) {
+        const { pass } = passing
+        yield* Effect.logInfo(pass.kind === "sweep" ? "sweep done" : "broadcast done").pipe(
+          Effect.annotateLogs({ members: passing.members, ms: Date.now() - passing.started, ...(pass.kind === "tick" ? { journey: pass.journeyId, tick: new Date(pass.tick).toISOString() } : {}) })
+        )
+      }
       for (const partition of control.lost.splice(0)) {
         if (!owned.has(partition)) continue
         yield* joinPrevious
@@ -262,7 +271,7 @@ export const IngestLive = Layer.scoped(
       for (const [partition, part] of owned) {
         if (part.releasing || part.flushing !== null) continue
         // Not while a pass is under way for it (a checkpoint is one position true of every member).
-        if (pending?.partitions.has(partition) === true) continue
+        if (passUnderWay(partition)) continue
         const dirty = store.dirtyCount(partition)
         const due = now - part.lastCheckpoint >= checkpointMs
         // Each partition keeps its own phase, also through quiet intervals: after a quiet spell the
@@ -339,7 +348,7 @@ export const IngestLive = Layer.scoped(
                   { journeyId: pass.journeyId, tick: pass.tick }
                 ])
         }
-        pending = passing
+        pending.push(passing)
         // Listed as of now: every member in KV, and every one in the cache (changed, not written yet).
         yield* store.membersOf(new Set(partitions), (memberId) => partitionOf(memberId, count)).pipe(
           Effect.tapError((error) => Effect.logWarning("listing the members for a pass failed, retrying").pipe(Effect.annotateLogs({ error: error.message }))),
@@ -365,15 +374,23 @@ export const IngestLive = Layer.scoped(
     /** A member existed before the marker when its state is more than the empty one. */
     const existed = (memberId: string) => store.take(memberId).version > 0
 
-    /** Passes over the next members of the pass under way (up to 2,000), or ends it. */
+    /**
+     * The pass the slices work on: the oldest not ending. A later pass waits for the earlier ones
+     * to have passed over every member, so that each member sees them in the stream's order.
+     */
+    const slicing = () => pending.find((passing) => !passing.ending) ?? null
+
+    /** Passes over the next members of the oldest pass under way (up to 2,000), or ends it. */
     const passSlice = Effect.gen(function* () {
-      const passing = pending
-      if (passing === null || passing.queue === null || passing.ending) return
+      const passing = slicing()
+      if (passing === null || passing.queue === null) return
       const slice: Array<readonly [string, number]> = []
       while (slice.length < 2000 && passing.offset < passing.queue.length) {
         const item = passing.queue[passing.offset++]!
         if (passing.partitions.has(item[1]) && !passing.passed.has(item[0])) slice.push(item)
       }
+      const ends = passing.offset >= passing.queue.length
+      let work: AppliedBatch = { ...emptyBatch }
       if (slice.length > 0) {
         yield* store.load(slice).pipe(Effect.retry(retryForever))
         const builder = new BatchBuilder(store, passing.ctx, passing.set, topology.stream)
@@ -382,35 +399,23 @@ export const IngestLive = Layer.scoped(
           if (existed(memberId)) builder.change(memberId, partition, passing.now, passing.change)
         }
         passing.members += slice.length
-        // Written like a batch: while the next one is applied.
-        const work = builder.finish()
-        yield* joinPrevious
-        previous = yield* Effect.forkDaemon(recordBatch(work, sink, () => undefined, count).pipe(Effect.provide(context)))
-      }
-      if (passing.offset >= passing.queue.length && !passing.ending) {
-        // Over once its rows are written: until then no checkpoint may say its states are applied
-        // (a crash would replay from past the marker, and the rows would be lost).
-        passing.ending = true
-        const last = previous
-        const { pass } = passing
-        yield* Effect.gen(function* () {
-          if (last !== null) yield* Fiber.await(last)
-          yield* sink.flushed
-          if (pending === passing) pending = null
-          wake()
-          yield* Effect.logInfo(pass.kind === "sweep" ? "sweep done" : "broadcast done").pipe(
-            Effect.annotateLogs({ members: passing.members, ms: Date.now() - passing.started, ...(pass.kind === "tick" ? { journey: pass.journeyId, tick: new Date(pass.tick).toISOString() } : {}) })
-          )
-        }).pipe(Effect.forkDaemon)
-      }
-    })
-
-    /** Works the pass under way through to its end (another marker reached before it ended). */
-    const finishPass = Effect.gen(function* () {
-      while (pending !== null) {
-        if (pending.queue === null || pending.ending) yield* Effect.sleep("20 millis")
-        else yield* passSlice
-      }
+        work = builder.finish()
+      } else if (!ends) return
+      // Written like a batch: while the next one is applied. The pass is over once the rows of its
+      // last slice are written (the sink writes in order, so every slice's are): until then no
+      // checkpoint may say its states are applied, or a crash would replay from past the marker
+      // and its rows would be lost.
+      if (ends) passing.ending = true
+      const over = ends
+        ? () => {
+            const at = pending.indexOf(passing)
+            if (at !== -1) pending.splice(at, 1)
+            passesOver.push(passing)
+            wake()
+          }
+        : () => undefined
+      yield* joinPrevious
+      previous = yield* Effect.forkDaemon(recordBatch(work, sink, over, count).pipe(Effect.provide(context)))
     })
 
     /** One batch from the reader: routed to the owned partitions, applied, recorded. */
@@ -446,7 +451,7 @@ export const IngestLive = Layer.scoped(
           Effect.gen(function* () {
             yield* store.load(segment.load).pipe(Effect.retry(retryForever))
             const builder = new BatchBuilder(store, ctx, set, topology.stream)
-            const passing = pending
+            const passes = [...pending]
             for (const item of segment.items) {
               const route = routed.get(item.msg)
               if (route === undefined) continue
@@ -456,8 +461,9 @@ export const IngestLive = Layer.scoped(
                 builder.reject(item.msg, route.decoded.reason ?? "refused", arrival)
                 continue
               }
-              // The pass under way comes first for a member it has not reached: as at the marker.
-              if (passing !== null && passing.partitions.has(route.partition) && !passing.passed.has(event.memberId)) {
+              // The passes under way come first, oldest first, for a member they have not reached: as at their markers.
+              for (const passing of passes) {
+                if (!passing.partitions.has(route.partition) || passing.passed.has(event.memberId)) continue
                 passing.passed.add(event.memberId)
                 if (existed(event.memberId)) builder.change(event.memberId, route.partition, passing.now, passing.change)
               }
@@ -478,7 +484,6 @@ export const IngestLive = Layer.scoped(
         for (const segment of segments) {
           const first = segment.items[0]
           if (first?.kind === "pass") {
-            yield* finishPass
             yield* startPass(first.pass, first.msg.seq, first.arrival, parts)
             continue
           }
@@ -542,9 +547,9 @@ export const IngestLive = Layer.scoped(
             Effect.retry(retryForever)
           )
         }
-        if (pending !== null) yield* passSlice
+        if (pending.length > 0) yield* passSlice
         const current = reader
-        const slices = pending !== null && pending.queue !== null && !pending.ending
+        const slices = slicing()?.queue != null
         if (!(yield* ready(current, slices ? 0 : 500))) continue
         // A read that fails (NATS slow or away) opens the reader again where the owned partitions
         // stand; it used to stop ingestion, and with it the engine.

@@ -21,7 +21,19 @@ steps:
     send: { channel: sms, template: welcome }
 `
 
+// The same, a second journey: two ticks one right behind the other.
+const JOURNEY_B = JOURNEY.replace("id: pass-order", "id: pass-order-b")
+
 const MEMBERS = 5_000
+
+const tickMarker = (journeyId: string, tick: number): EventInput => ({
+  id: `mf-pass-tick-${journeyId}-${tick}`,
+  type: PASS_EVENT,
+  memberId: PASS_MEMBER,
+  occurredAt: new Date(tick).toISOString(),
+  properties: { kind: "tick", journeyId, tick },
+  source: "memberflow"
+})
 
 /** Registers `count` members a minute ago, `member(i)` each, English where `english(i)`. */
 const register = (nc: NatsConnection, topology: TestTopology, count: number, member: (i: number) => string, english: (i: number) => boolean) =>
@@ -29,7 +41,7 @@ const register = (nc: NatsConnection, topology: TestTopology, count: number, mem
     nc,
     topology,
     Array.from({ length: count }, (_, i) => ({
-      id: `reg-${i}`,
+      id: `reg-${member(i)}`,
       type: "member.registered",
       memberId: member(i),
       occurredAt: new Date(Date.now() - 60_000).toISOString(),
@@ -54,6 +66,7 @@ describe("a pass over every member, worked through between batches", () => {
     nc = await natsConnect()
     dir = journeysDir()
     writeFileSync(join(dir, "pass-order.yaml"), JOURNEY)
+    writeFileSync(join(dir, "pass-order-b.yaml"), JOURNEY_B)
     engine = await startEngine({ ...topology.env, JOURNEYS_DIR: dir, MEMBERFLOW_DATA_DIR: tempDir("passorder") }, "passorder")
   })
 
@@ -82,15 +95,7 @@ describe("a pass over every member, worked through between batches", () => {
     // The tick, then at once: every tenth member changes language (the English ones to Chinese and
     // the Chinese ones to English), and a new English member registers. Published in this order on
     // one connection, so the stream holds them in this order.
-    const tick = now
-    const marker: EventInput = {
-      id: `mf-pass-tick-pass-order-${tick}`,
-      type: PASS_EVENT,
-      memberId: PASS_MEMBER,
-      occurredAt: at(0),
-      properties: { kind: "tick", journeyId: "pass-order", tick },
-      source: "memberflow"
-    }
+    const marker = tickMarker("pass-order", now)
     const flipped = Array.from({ length: MEMBERS }, (_, i) => i).filter((i) => i % 10 < 2)
     await publishEvents(nc, topology, [
       marker,
@@ -139,6 +144,51 @@ describe("a pass over every member, worked through between batches", () => {
     expect(log).not.toContain("ingest stopped")
   }, 240_000)
 
+  it("two passes one right behind the other: each member sees the first, its events between, the second, then its events after", async () => {
+    const count = 3_000
+    const id = (i: number) => `q${String(i).padStart(5, "0")}`
+    await register(nc, topology, count, id, (i) => i % 2 === 0)
+    await eventually(
+      async () => Number((await engine.sql<{ n: number }>("SELECT count() AS n FROM member_profiles_latest WHERE member_id LIKE 'q%'"))[0]?.n) >= count,
+      60_000,
+      "the registrations applied",
+      () => engineState(engine)
+    )
+    const flip = (i: number, locale: string, round: string) => ({ id: `flip-${round}-${i}`, type: "member.updated", memberId: id(i), occurredAt: new Date().toISOString(), properties: { locale } })
+    const all = Array.from({ length: count }, (_, i) => i)
+    const now = Date.now()
+    // Tick A; the languages of those ending in 0 or 1 turned over; tick B (published before A has
+    // passed over anyone); then theirs turned back and those ending in 2 turned over for the first
+    // time, which neither tick may see.
+    await publishEvents(nc, topology, [
+      tickMarker("pass-order", now),
+      ...all.filter((i) => i % 10 < 2).map((i) => flip(i, i % 2 === 0 ? "zh-CN" : "en", "a")),
+      tickMarker("pass-order-b", now + 1),
+      ...all.filter((i) => i % 10 < 2).map((i) => flip(i, i % 2 === 0 ? "en" : "zh-CN", "b")),
+      ...all.filter((i) => i % 10 === 2).map((i) => flip(i, "zh-CN", "b"))
+    ])
+    const atA = all.filter((i) => i % 2 === 0).map(id)
+    const atB = all.filter((i) => i % 10 === 1 || (i % 2 === 0 && i % 10 !== 0)).map(id)
+    const entered = async (journey: string) =>
+      (await engine.sql<{ member_id: string }>(`SELECT DISTINCT member_id FROM journey_enrollments FINAL WHERE journey_id = '${journey}' AND member_id LIKE 'q%' ORDER BY member_id`)).map((r) => r.member_id)
+    await eventually(
+      async () => (await entered("pass-order")).length >= atA.length && (await entered("pass-order-b")).length >= atB.length,
+      90_000,
+      "both ticks' enrollments",
+      () => engineState(engine)
+    )
+    // The last changes applied: the rows are there for both ticks by now.
+    const finalLocale = (i: number) => (i % 10 === 2 ? "zh-CN" : i % 2 === 0 ? "en" : "zh-CN")
+    const locales = async () =>
+      (await engine.sql<{ member_id: string; locale: string }>("SELECT member_id, JSONExtractString(attributes, 'locale') AS locale FROM member_profiles_latest WHERE member_id LIKE 'q%' ORDER BY member_id")).map(
+        (r) => `${r.member_id}:${r.locale}`
+      )
+    const finalLocales = all.map((i) => `${id(i)}:${finalLocale(i)}`)
+    await eventually(async () => JSON.stringify(await locales()) === JSON.stringify(finalLocales), 60_000, "the changes after the second marker applied")
+    expect(await entered("pass-order")).toEqual(atA)
+    expect(await entered("pass-order-b")).toEqual(atB)
+  }, 240_000)
+
   it("an engine stopped while a pass is under way hands its partitions over at the last checkpoint, and the engine after it enters every member once", async () => {
     const stopped = uniqueTopology("passstop")
     const dataDir = tempDir("passstop")
@@ -160,7 +210,7 @@ describe("a pass over every member, worked through between batches", () => {
       // A few checkpoints (every second here): the states in KV, the cache down to its 200.
       await new Promise((resolve) => setTimeout(resolve, 4_000))
       await publishEvents(nc, stopped, [
-        { id: `mf-pass-tick-pass-order-${now}`, type: PASS_EVENT, memberId: PASS_MEMBER, occurredAt: new Date(now).toISOString(), properties: { kind: "tick", journeyId: "pass-order", tick: now }, source: "memberflow" }
+        tickMarker("pass-order", now)
       ])
       await eventually(async () => first.output().includes('"pass under way"'), 60_000, "the pass to be under way", () => engineState(first))
       expect(await first.kill("SIGTERM")).toBe(0)
