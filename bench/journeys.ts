@@ -88,6 +88,8 @@ const main = async () => {
   const nc = await natsConnect()
   const engine = await startEngine({ ...topology.env, JOURNEYS_DIR: dir, MEMBERFLOW_DATA_DIR: tempDir("benchj") }, "benchj")
   const count = async (sql: string) => Number((await engine.sql<{ n: number }>(sql))[0]?.n ?? 0)
+  /** The engine's "sweep done" log lines so far (the one at its start, and the injected one). */
+  const sweepsDone = () => engine.output().split("\n").filter((line) => line.includes('"sweep done"'))
   try {
     log(`memberflow journeys benchmark: ${MEMBERS.toLocaleString()} members, each waiting ${WAIT_S} s; ${WAITING.toLocaleString()} more waiting 30 days; ${TRIGGERS.toLocaleString()} triggering events during the burst`)
     const js = jetstream(nc)
@@ -179,7 +181,7 @@ const main = async () => {
     // The injected sweep's own end (a pass over every member, worked through between batches).
     if (SWEEP) {
       const s0 = performance.now()
-      while (engine.output().split("\n").filter((l) => l.includes('"sweep done"')).length < 2 && performance.now() - s0 < 600_000) {
+      while (sweepsDone().length < 2 && performance.now() - s0 < 600_000) {
         await new Promise((r) => setTimeout(r, 2000))
       }
     }
@@ -190,7 +192,7 @@ const main = async () => {
       )
       log(`triggered entries during the burst: ${now?.n}; from the event's arrival to the step written: p50 ${now?.p50} ms, p99 ${now?.p99} ms`)
     }
-    for (const line of engine.output().split("\n").filter((l) => l.includes('"sweep done"'))) {
+    for (const line of sweepsDone()) {
       const { timestamp, annotations } = JSON.parse(line) as { timestamp: string; annotations: { members: number; ms: number } }
       log(`sweep done at ${timestamp.slice(11, 19)}: ${annotations.members.toLocaleString()} members in ${(annotations.ms / 1000).toFixed(1)} s`)
     }

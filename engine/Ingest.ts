@@ -97,8 +97,6 @@ interface PendingPass {
   /** Every member to pass over, once listed; `offset` is where the slices are. */
   queue: ReadonlyArray<readonly [string, number]> | null
   offset: number
-  /** Every member passed over; over once its rows are written. */
-  ending: boolean
   readonly change: (state: MemberState) => ApplyResult
 }
 
@@ -134,8 +132,8 @@ export const IngestLive = Layer.scoped(
     const owned = new Map<number, Owned>()
     /** The passes under way (markers reached), oldest first, worked through between batches; see `startPass`. */
     const pending: Array<PendingPass> = []
-    /** Passes whose rows are all written, to be logged. */
-    const passesOver: Array<PendingPass> = []
+    /** Passes whose rows are all written, with how long they took, to be logged. */
+    const passesOver: Array<{ readonly passing: PendingPass; readonly ms: number }> = []
     const passUnderWay = (partition: number) => pending.some((passing) => passing.partitions.has(partition))
     const control = { gained: [] as Array<{ partition: number; position: number }>, lost: [] as Array<number>, surplus: [] as Array<number> }
     let wakeUp: (() => void) | null = null
@@ -237,10 +235,10 @@ export const IngestLive = Layer.scoped(
 
     /** Between batches: take in what the lease rounds decided, and start the checkpoints due. */
     const between = Effect.gen(function* () {
-      for (const passing of passesOver.splice(0)) {
+      for (const { passing, ms } of passesOver.splice(0)) {
         const { pass } = passing
         yield* Effect.logInfo(pass.kind === "sweep" ? "sweep done" : "broadcast done").pipe(
-          Effect.annotateLogs({ members: passing.members, ms: Date.now() - passing.started, ...(pass.kind === "tick" ? { journey: pass.journeyId, tick: new Date(pass.tick).toISOString() } : {}) })
+          Effect.annotateLogs({ members: passing.members, ms, ...(pass.kind === "tick" ? { journey: pass.journeyId, tick: new Date(pass.tick).toISOString() } : {}) })
         )
       }
       for (const partition of control.lost.splice(0)) {
@@ -340,7 +338,6 @@ export const IngestLive = Layer.scoped(
           members: 0,
           queue: null,
           offset: 0,
-          ending: false,
           change: (state) =>
             pass.kind === "sweep"
               ? runJourneys(refresh(state, ctx, now, { owned: true }), set, ctx, now, { owned: true })
@@ -371,14 +368,23 @@ export const IngestLive = Layer.scoped(
         )
       })
 
-    /** A member existed before the marker when its state is more than the empty one. */
-    const existed = (memberId: string) => store.take(memberId).version > 0
+    /**
+     * Passes over one member (in `builder`, before anything else of it there): a member existed
+     * before the marker when its state is more than the empty one, and only then is it changed.
+     */
+    const passOver = (builder: BatchBuilder, passing: PendingPass, memberId: string, partition: number) => {
+      passing.passed.add(memberId)
+      if (store.take(memberId).version > 0) builder.change(memberId, partition, passing.now, passing.change)
+    }
+
+    /** Every member of the pass is passed over (or in the last slice, being written). */
+    const passedEveryone = (passing: PendingPass) => passing.queue !== null && passing.offset >= passing.queue.length
 
     /**
-     * The pass the slices work on: the oldest not ending. A later pass waits for the earlier ones
-     * to have passed over every member, so that each member sees them in the stream's order.
+     * The pass the slices work on: the oldest with members to go. A later pass waits for the
+     * earlier ones to have passed over every member, so that each member sees them in the stream's order.
      */
-    const slicing = () => pending.find((passing) => !passing.ending) ?? null
+    const slicing = () => pending.find((passing) => !passedEveryone(passing)) ?? null
 
     /** Passes over the next members of the oldest pass under way (up to 2,000), or ends it. */
     const passSlice = Effect.gen(function* () {
@@ -389,28 +395,25 @@ export const IngestLive = Layer.scoped(
         const item = passing.queue[passing.offset++]!
         if (passing.partitions.has(item[1]) && !passing.passed.has(item[0])) slice.push(item)
       }
-      const ends = passing.offset >= passing.queue.length
+      // An empty slice only at the end (every member left was passed over already): written all the
+      // same, to end the pass.
       let work: AppliedBatch = { ...emptyBatch }
       if (slice.length > 0) {
         yield* store.load(slice).pipe(Effect.retry(retryForever))
         const builder = new BatchBuilder(store, passing.ctx, passing.set, topology.stream)
-        for (const [memberId, partition] of slice) {
-          passing.passed.add(memberId)
-          if (existed(memberId)) builder.change(memberId, partition, passing.now, passing.change)
-        }
+        for (const [memberId, partition] of slice) passOver(builder, passing, memberId, partition)
         passing.members += slice.length
         work = builder.finish()
-      } else if (!ends) return
+      }
       // Written like a batch: while the next one is applied. The pass is over once the rows of its
       // last slice are written (the sink writes in order, so every slice's are): until then no
       // checkpoint may say its states are applied, or a crash would replay from past the marker
       // and its rows would be lost.
-      if (ends) passing.ending = true
-      const over = ends
+      const over = passedEveryone(passing)
         ? () => {
             const at = pending.indexOf(passing)
             if (at !== -1) pending.splice(at, 1)
-            passesOver.push(passing)
+            passesOver.push({ passing, ms: Date.now() - passing.started })
             wake()
           }
         : () => undefined
@@ -463,9 +466,7 @@ export const IngestLive = Layer.scoped(
               }
               // The passes under way come first, oldest first, for a member they have not reached: as at their markers.
               for (const passing of passes) {
-                if (!passing.partitions.has(route.partition) || passing.passed.has(event.memberId)) continue
-                passing.passed.add(event.memberId)
-                if (existed(event.memberId)) builder.change(event.memberId, route.partition, passing.now, passing.change)
+                if (passing.partitions.has(route.partition) && !passing.passed.has(event.memberId)) passOver(builder, passing, event.memberId, route.partition)
               }
               builder.event(event, route.partition, arrival)
             }

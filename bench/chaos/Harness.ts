@@ -205,6 +205,11 @@ export const runChaos = async (options: ChaosOptions): Promise<ChaosReport> => {
     })
     if (!(await ready(slot))) throw new Error(`engine ${slot.index} did not become ready:\n${slot.output}`)
   }
+  /** The harness stops an engine: its exit is not counted as one on its own. */
+  const signal = (slot: Slot, sig: NodeJS.Signals) => {
+    slot.stopped = true
+    slot.child?.kill(sig)
+  }
   const sql = async <A>(slot: Slot, query: string): Promise<Array<A>> => {
     const response = await fetch(`${base(slot)}/sql`, { method: "POST", headers: { "content-type": "text/plain" }, body: query })
     const body = (await response.json()) as { rows?: Array<A>; error?: string }
@@ -299,8 +304,7 @@ export const runChaos = async (options: ChaosOptions): Promise<ChaosReport> => {
       if (wait > 0) await sleep(wait)
       if (step.what === "kill") {
         const slot = slots[Math.floor(Math.random() * slots.length)] as Slot
-        slot.stopped = true
-        slot.child?.kill("SIGKILL")
+        signal(slot, "SIGKILL")
         await slot.exited
         kills++
         log(`chaos: SIGKILL engine ${slot.index} at ${((Date.now() - started) / 1000).toFixed(1)} s; restarting`)
@@ -308,8 +312,7 @@ export const runChaos = async (options: ChaosOptions): Promise<ChaosReport> => {
       } else if (step.what === "term") {
         const slot = slots[0] as Slot
         const from = Date.now()
-        slot.stopped = true
-        slot.child?.kill("SIGTERM")
+        signal(slot, "SIGTERM")
         const code = await Promise.race([slot.exited, sleep(15_000).then(() => "timeout" as const)])
         busySigterm = { code: code === "timeout" ? null : (code ?? null), seconds: (Date.now() - from) / 1000 }
         if (code === "timeout") {
@@ -460,8 +463,7 @@ export const runChaos = async (options: ChaosOptions): Promise<ChaosReport> => {
     const stopStarted = Date.now()
     const codes = await Promise.all(
       slots.map(async (slot) => {
-        slot.stopped = true
-        slot.child?.kill("SIGTERM")
+        signal(slot, "SIGTERM")
         const code = await Promise.race([slot.exited, sleep(15_000).then(() => "timeout" as const)])
         if (code === "timeout") {
           slot.child?.kill("SIGKILL")
@@ -511,10 +513,7 @@ export const runChaos = async (options: ChaosOptions): Promise<ChaosReport> => {
     }
     return reportOut
   } finally {
-    for (const slot of slots) {
-      slot.stopped = true
-      slot.child?.kill("SIGKILL")
-    }
+    for (const slot of slots) signal(slot, "SIGKILL")
     await publisher?.close().catch(() => undefined)
     await Promise.all([smtp.close(), twilio.close(), wechat.close()]).catch(() => undefined)
     await nats.stop()

@@ -35,9 +35,16 @@ const tickMarker = (journeyId: string, tick: number): EventInput => ({
   source: "memberflow"
 })
 
-/** Registers `count` members a minute ago, `member(i)` each, English where `english(i)`. */
-const register = (nc: NatsConnection, topology: TestTopology, count: number, member: (i: number) => string, english: (i: number) => boolean) =>
-  publishEvents(
+/** The i-th member of a test: `prefix` and five digits (the prefix keeps each test's members apart). */
+const memberOf = (prefix: string) => (i: number) => `${prefix}${String(i).padStart(5, "0")}`
+
+/**
+ * Registers `count` members a minute ago, `memberOf(prefix)(i)` each, English where `english(i)`,
+ * and waits until the engine has applied every registration.
+ */
+const register = async (nc: NatsConnection, topology: TestTopology, engine: EngineProcess, prefix: string, count: number, english: (i: number) => boolean, ms: number) => {
+  const member = memberOf(prefix)
+  await publishEvents(
     nc,
     topology,
     Array.from({ length: count }, (_, i) => ({
@@ -48,6 +55,13 @@ const register = (nc: NatsConnection, topology: TestTopology, count: number, mem
       properties: { phone: "+8613500000000", locale: english(i) ? "en" : "zh-CN" }
     }))
   )
+  await eventually(
+    async () => Number((await engine.sql<{ n: number }>(`SELECT count() AS n FROM member_profiles_latest WHERE member_id LIKE '${prefix}%'`))[0]?.n) >= count,
+    ms,
+    "the registrations applied",
+    () => engineState(engine)
+  )
+}
 
 /**
  * A pass over every member (a broadcast tick, the hourly sweep) is worked through between batches,
@@ -79,18 +93,9 @@ describe("a pass over every member, worked through between batches", () => {
   it("enters the members the audience matched at the marker, whatever their events right after it changed", async () => {
     const now = Date.now()
     const at = (ms: number) => new Date(now + ms).toISOString()
-    const id = (i: number) => `p${String(i).padStart(5, "0")}`
+    const id = memberOf("p")
     const english = (i: number) => i % 2 === 0
-    await register(nc, topology, MEMBERS, id, english)
-    await eventually(
-      async () => {
-        const rows = await engine.sql<{ n: number }>("SELECT count() AS n FROM member_profiles_latest")
-        return Number(rows[0]?.n) >= MEMBERS
-      },
-      60_000,
-      "the registrations applied",
-      () => engineState(engine)
-    )
+    await register(nc, topology, engine, "p", MEMBERS, english, 60_000)
 
     // The tick, then at once: every tenth member changes language (the English ones to Chinese and
     // the Chinese ones to English), and a new English member registers. Published in this order on
@@ -146,14 +151,8 @@ describe("a pass over every member, worked through between batches", () => {
 
   it("two passes one right behind the other: each member sees the first, its events between, the second, then its events after", async () => {
     const count = 3_000
-    const id = (i: number) => `q${String(i).padStart(5, "0")}`
-    await register(nc, topology, count, id, (i) => i % 2 === 0)
-    await eventually(
-      async () => Number((await engine.sql<{ n: number }>("SELECT count() AS n FROM member_profiles_latest WHERE member_id LIKE 'q%'"))[0]?.n) >= count,
-      60_000,
-      "the registrations applied",
-      () => engineState(engine)
-    )
+    const id = memberOf("q")
+    await register(nc, topology, engine, "q", count, (i) => i % 2 === 0, 60_000)
     const flip = (i: number, locale: string, round: string) => ({ id: `flip-${round}-${i}`, type: "member.updated", memberId: id(i), occurredAt: new Date().toISOString(), properties: { locale } })
     const all = Array.from({ length: count }, (_, i) => i)
     const now = Date.now()
@@ -198,15 +197,9 @@ describe("a pass over every member, worked through between batches", () => {
     let second: EngineProcess | null = null
     try {
       const count = 20_000
-      const member = (i: number) => `s${String(i).padStart(5, "0")}`
+      const member = memberOf("s")
       const now = Date.now()
-      await register(nc, stopped, count, member, (i) => i % 4 === 0)
-      await eventually(
-        async () => Number((await first.sql<{ n: number }>("SELECT count() AS n FROM member_profiles_latest"))[0]?.n) >= count,
-        90_000,
-        "the registrations applied",
-        () => engineState(first)
-      )
+      await register(nc, stopped, first, "s", count, (i) => i % 4 === 0, 90_000)
       // A few checkpoints (every second here): the states in KV, the cache down to its 200.
       await new Promise((resolve) => setTimeout(resolve, 4_000))
       await publishEvents(nc, stopped, [
