@@ -40,12 +40,51 @@ interface Entry {
   dirty: number
   /** The `load` that last asked for it: the batch being applied holds it, so it is not evicted. */
   used: number
+  /** A checkpoint's copy of the state not made yet (see `Snapshot`). */
+  copy: Copy | null
 }
 
-/** Dirty states of one partition, taken at a checkpoint barrier, to be written to KV. */
+/**
+ * One state of a snapshot, as it was at the barrier. Its JSON is made when it is written, or
+ * earlier if a batch is about to change the state first (`take`), whichever comes first.
+ */
+interface Copy {
+  readonly memberId: string
+  readonly revision: number
+  readonly dirty: number
+  /** The state itself, unchanged since the barrier; null once `json` is made. */
+  state: MemberState | null
+  json: string | null
+}
+
+/**
+ * Dirty states of one partition, taken at a checkpoint barrier, to be written to KV.
+ *
+ * Copy on write: the barrier only notes the states. Serializing them all there held every state of
+ * a partition as JSON until its KV writes were done, and with checkpoints of several partitions in
+ * flight that was a quarter of the engine's live heap (210 MB of 700 MB in the 1,000,000-event
+ * benchmark, BENCHMARKS.md). Now a state is serialized just before it is written, unless a batch
+ * changes it in between; then it is serialized just before that batch takes it.
+ */
 export interface Snapshot {
   readonly partition: number
-  readonly states: ReadonlyArray<{ readonly memberId: string; readonly json: string; readonly revision: number; readonly dirty: number }>
+  readonly states: ReadonlyArray<Copy>
+}
+
+/** The copy's JSON, made now if not yet: the state has not changed since the barrier. */
+const jsonOf = (copy: Copy): string => {
+  if (copy.json === null) {
+    copy.json = JSON.stringify(copy.state)
+    copy.state = null
+  }
+  return copy.json
+}
+
+/** Makes the entry's pending copy before its state changes. */
+const settle = (entry: Entry): void => {
+  if (entry.copy === null) return
+  jsonOf(entry.copy)
+  entry.copy = null
 }
 
 /**
@@ -65,7 +104,7 @@ export interface Snapshot {
  */
 export class MemberStore extends Effect.Service<MemberStore>()("memberflow/MemberStore", {
   scoped: Effect.gen(function* () {
-    const { js, kvm, publisher, use } = yield* Nats
+    const { js, jsm, kvm, publisher, use } = yield* Nats
     const topology = yield* Topology
     const cacheSize = yield* Config.integer("MEMBERFLOW_CACHE_MEMBERS").pipe(Config.withDefault(150_000))
     const kv: KV = yield* use("open members bucket", () => kvm.create(topology.membersBucket, { history: 1 }))
@@ -119,10 +158,10 @@ export class MemberStore extends Effect.Service<MemberStore>()("memberflow/Membe
     const read = async (memberId: string, partition: number): Promise<Entry> => {
       const found = await persistently(() => kv.get(memberKey(memberId)))
       if (found === null || found.operation !== "PUT") {
-        return { state: emptyState(memberId), revision: found?.revision ?? 0, partition, dirty: 0, used: loads }
+        return { state: emptyState(memberId), revision: found?.revision ?? 0, partition, dirty: 0, used: loads, copy: null }
       }
       try {
-        return { state: JSON.parse(found.string()) as MemberState, revision: found.revision, partition, dirty: 0, used: loads }
+        return { state: JSON.parse(found.string()) as MemberState, revision: found.revision, partition, dirty: 0, used: loads, copy: null }
       } catch (cause) {
         throw new MemberStoreError({ memberId, reason: "stored state is not valid JSON", cause })
       }
@@ -156,17 +195,27 @@ export class MemberStore extends Effect.Service<MemberStore>()("memberflow/Membe
 
     /**
      * A member's state, the caller's to change in place (it must have been loaded): only the
-     * partition's owner, one batch at a time, changes it, and `put` says it did.
+     * partition's owner, one batch at a time, changes it, and `put` says it did. A checkpoint's copy
+     * of it still to be made is made now.
      */
-    const take = (memberId: string): MemberState => cache.get(memberId)?.state ?? emptyState(memberId)
+    const take = (memberId: string): MemberState => {
+      const entry = cache.get(memberId)
+      if (entry === undefined) return emptyState(memberId)
+      settle(entry)
+      return entry.state
+    }
+
+    /** A member's state to read, not to change. */
+    const peek = (memberId: string): MemberState => cache.get(memberId)?.state ?? emptyState(memberId)
 
     /** Records a changed state; it is written to KV at its partition's next checkpoint. */
     const put = (memberId: string, partition: number, state: MemberState) => {
       const entry = cache.get(memberId)
       generation++
       if (entry === undefined) {
-        touch(memberId, { state, revision: 0, partition, dirty: generation, used: loads })
+        touch(memberId, { state, revision: 0, partition, dirty: generation, used: loads, copy: null })
       } else {
+        settle(entry)
         entry.state = state
         entry.dirty = generation
         touch(memberId, entry)
@@ -179,14 +228,39 @@ export class MemberStore extends Effect.Service<MemberStore>()("memberflow/Membe
 
     const dirtyCount = (partition: number): number => dirtyByPartition.get(partition)?.size ?? 0
 
-    /** The partition's dirty states as they are now (as JSON): call it between batches. */
+    /** The partition's dirty states as they are now: call it between batches. */
     const snapshot = (partition: number): Snapshot => {
-      const states: Array<Snapshot["states"][number]> = []
+      const states: Array<Copy> = []
       for (const memberId of dirtyByPartition.get(partition) ?? []) {
         const entry = cache.get(memberId)
-        if (entry !== undefined && entry.dirty !== 0) states.push({ memberId, json: JSON.stringify(entry.state), revision: entry.revision, dirty: entry.dirty })
+        if (entry === undefined || entry.dirty === 0) continue
+        settle(entry)
+        entry.copy = { memberId, revision: entry.revision, dirty: entry.dirty, state: entry.state, json: null }
+        states.push(entry.copy)
       }
       return { partition, states }
+    }
+
+    /**
+     * One state's compare-and-set write, through the engine's publisher (members are never deleted:
+     * a checkpoint is thousands of these), retried while NATS is away. An attempt whose answer did
+     * not come in time may have been written all the same: its retry then finds "wrong last
+     * sequence", and it is this write, not another writer's, when the value there is ours. (Counted
+     * as a conflict, it made a lone engine give up a partition, under load.)
+     */
+    const writeState = async (key: string, json: string, revision: number): Promise<number> => {
+      let attempts = 0
+      try {
+        return await persistently(() => {
+          attempts++
+          return publisher.kvWrite(topology.membersBucket, key, json, revision)
+        })
+      } catch (error) {
+        if (!isConflict(error) || attempts === 1) throw error
+        const found = await persistently(() => kv.get(key))
+        if (found !== null && found.operation === "PUT" && found.string() === json) return found.revision
+        throw error
+      }
     }
 
     /**
@@ -200,11 +274,17 @@ export class MemberStore extends Effect.Service<MemberStore>()("memberflow/Membe
           let next = 0
           const worker = async () => {
             while (next < snap.states.length) {
-              const { memberId, json, revision, dirty } = snap.states[next++]!
+              const copy = snap.states[next++]!
+              const { memberId, revision, dirty } = copy
               const key = memberKey(memberId)
+              const json = jsonOf(copy)
+              // Written from here on: the next change of the state needs no copy of it.
+              const held = cache.get(memberId)
+              if (held?.copy === copy) held.copy = null
+              copy.json = null
               try {
-                // Through the engine's publisher (members are never deleted): a checkpoint is thousands of these.
-                const written = await persistently(() => publisher.kvWrite(topology.membersBucket, key, json, revision))
+                const written = await writeState(key, json, revision)
+                for (const listing of listings) listing.add(memberId)
                 const entry = cache.get(memberId)
                 if (entry !== undefined) {
                   entry.revision = written
@@ -255,6 +335,9 @@ export class MemberStore extends Effect.Service<MemberStore>()("memberflow/Membe
         )
       )
 
+    /** Members written while a listing runs, one set per listing (see `membersOf`). */
+    const listings = new Set<Set<string>>()
+
     /**
      * Every member of the given partitions, by partition: those in KV and those not written there yet.
      *
@@ -263,35 +346,48 @@ export class MemberStore extends Effect.Service<MemberStore>()("memberflow/Membe
      * server for the last message of each subject instead; with 1,000,000 members the server took
      * 4.4 s to start answering (12.5 s in all, against 6.8 s this way, on an idle machine), and
      * under load its request timed out — which stopped ingestion (BENCHMARKS.md).
+     *
+     * It reads up to the stream's last message at the start, in fetches: a key written meanwhile
+     * moves to the end of the stream, so a read to the end chased this engine's own checkpoints and,
+     * in the 1,000,000-event benchmark, read 180,000 messages for 100,000 keys and then hung (a
+     * `consume` that stopped being given messages). What is written meanwhile is this engine's
+     * (only the owner writes a partition's members), and it is listed from the writes themselves.
      */
     const membersOf = (partitions: ReadonlySet<number>, partitionOf: (memberId: string) => number) =>
       use("list members", async () => {
-        const ids = new Map<number, Set<string>>([...partitions].map((p) => [p, new Set<string>()]))
-        const prefix = `$KV.${topology.membersBucket}.`
-        const consumer = await js.consumers.get(`KV_${topology.membersBucket}`, {
-          filter_subjects: `${prefix}m.>`,
-          deliver_policy: DeliverPolicy.All,
-          headers_only: true
-        })
-        if ((await consumer.info(true)).num_pending > 0) {
-          const messages = await consumer.consume({ max_messages: 10_000 })
-          try {
+        const written = new Set<string>()
+        listings.add(written)
+        try {
+          const ids = new Map<number, Set<string>>([...partitions].map((p) => [p, new Set<string>()]))
+          const add = (memberId: string) => ids.get(partitionOf(memberId))?.add(memberId)
+          const stream = `KV_${topology.membersBucket}`
+          const prefix = `$KV.${topology.membersBucket}.`
+          const end = (await jsm.streams.info(stream)).state.last_seq
+          const consumer = await js.consumers.get(stream, { filter_subjects: `${prefix}m.>`, deliver_policy: DeliverPolicy.All, headers_only: true })
+          for (let done = end === 0; !done; ) {
+            const messages = await consumer.fetch({ max_messages: 10_000, expires: 5_000 })
+            let got = 0
             for await (const msg of messages) {
+              got++
               const operation = msg.headers?.get("KV-Operation")
-              if (operation !== "DEL" && operation !== "PURGE") {
-                const memberId = memberIdOfKey(msg.subject.slice(prefix.length))
-                ids.get(partitionOf(memberId))?.add(memberId)
+              if (operation !== "DEL" && operation !== "PURGE") add(memberIdOfKey(msg.subject.slice(prefix.length)))
+              if (msg.seq >= end || msg.info.pending === 0) {
+                done = true
+                break
               }
-              if (msg.info.pending === 0) break
             }
-          } finally {
-            messages.stop()
+            // None within the fetch's time: done only if none is pending (every message up to `end`
+            // written over since, and listed below), not if the server was slow to answer.
+            if (got === 0) done = (await consumer.info(false)).num_pending === 0
           }
+          for (const memberId of written) add(memberId)
+          for (const [memberId, entry] of cache) ids.get(entry.partition)?.add(memberId)
+          return new Map([...ids].map(([p, set]) => [p, [...set]] as const))
+        } finally {
+          listings.delete(written)
         }
-        for (const [memberId, entry] of cache) ids.get(entry.partition)?.add(memberId)
-        return new Map([...ids].map(([p, set]) => [p, [...set]] as const))
       })
 
-    return { load, take, put, dirtyCount, snapshot, flush, dropPartition, answer, stored, membersOf, cacheSize: () => cache.size } as const
+    return { load, take, peek, put, dirtyCount, snapshot, flush, dropPartition, answer, stored, membersOf, cacheSize: () => cache.size } as const
   })
 }) {}

@@ -21,6 +21,7 @@ import { ENGINE_NODE_FLAGS } from "../../engine/NodeFlags.ts"
 import { allDrained, freePort, type Readiness, ROOT, tempDir } from "../../test/support/engine.ts"
 import { journeysDir } from "../../test/support/journeys.ts"
 import { uniqueTopology } from "../../test/support/nats.ts"
+import { privateNats } from "../../test/support/natsServer.ts"
 import { startSmtpServer } from "../../test/support/smtp.ts"
 import { startTwilioServer } from "../../test/support/twilio.ts"
 import { startWechatServer } from "../../test/support/wechat.ts"
@@ -98,40 +99,6 @@ const writeChaosJourney = (dir: string) => {
   )
 }
 
-/** The harness's own NATS server, so that restarting it touches nothing else on the machine. */
-const natsServer = async () => {
-  const port = await freePort()
-  const store = tempDir("chaos-nats")
-  let child: ChildProcess | null = null
-  const start = async () => {
-    child = spawn("nats-server", ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", store], { stdio: "ignore" })
-    for (let i = 0; i < 100; i++) {
-      const ok = await connect({ servers: `nats://127.0.0.1:${port}` }).then((nc) => nc.close().then(() => true), () => false)
-      if (ok) return
-      await sleep(100)
-    }
-    throw new Error("the chaos NATS server did not start")
-  }
-  const stop = async () => {
-    const running = child
-    if (running === null) return
-    const exited = new Promise((r) => running.on("exit", r))
-    running.kill("SIGTERM")
-    await exited
-    child = null
-  }
-  /** Freezes the server (SIGSTOP) for `ms`: every request times out meanwhile, no connection drops. */
-  const pause = async (ms: number) => {
-    const running = child
-    if (running === null) return
-    running.kill("SIGSTOP")
-    await sleep(ms)
-    running.kill("SIGCONT")
-  }
-  await start()
-  return { url: `nats://127.0.0.1:${port}`, start, stop, pause }
-}
-
 interface Slot {
   readonly index: number
   readonly port: number
@@ -149,7 +116,7 @@ export const runChaos = async (options: ChaosOptions): Promise<ChaosReport> => {
   const dir = journeysDir()
   mkdirSync(join(dir, "templates/wechat"), { recursive: true })
   writeChaosJourney(dir)
-  const nats = await natsServer()
+  const nats = await privateNats("chaos")
   const smtp = await startSmtpServer()
   const accountSid = `AC${randomBytes(16).toString("hex")}`
   const authToken = randomBytes(16).toString("hex")

@@ -1,8 +1,10 @@
 import { describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Context, Effect, Layer } from "effect"
+import type { Draft } from "../../engine/member/MemberState.ts"
 import { MemberStore } from "../../engine/MemberStore.ts"
 import { Nats } from "../../engine/Nats.ts"
 import { Topology } from "../../engine/Topology.ts"
+import { privateNats } from "../support/natsServer.ts"
 import { dropTopology, NATS_URL, uniqueTopology } from "../support/nats.ts"
 
 const topology = uniqueTopology("store")
@@ -78,6 +80,95 @@ describe("the member store's cache", () => {
     30_000
   )
 
+  // Live: the writes and the listing run side by side in real time.
+  it.live(
+    "lists every member while checkpoints keep writing them over, and ends without waiting for the writes to stop",
+    () =>
+      Effect.gen(function* () {
+        const store = yield* MemberStore
+        const partitionOf = (memberId: string) => Number(memberId.split("|")[0])
+        const ids = Array.from({ length: 3000 }, (_, i) => `${4 + (i % 2)}|rewritten ${i}`)
+        const mine = ids.filter((id) => partitionOf(id) === 4)
+        const rewrite = (version: number) =>
+          Effect.gen(function* () {
+            for (const partition of [4, 5]) {
+              const members = ids.filter((id) => partitionOf(id) === partition)
+              yield* store.load(members.map((id) => [id, partition] as const))
+              for (const id of members) store.put(id, partition, { ...store.take(id), version })
+              expect(yield* store.flush(store.snapshot(partition))).toBe(0)
+            }
+          })
+        yield* rewrite(1)
+        // Written over and over (each write moves the key to the end of the bucket's stream) until
+        // the listing is done, or for 30 s.
+        let listed: ReadonlyMap<number, ReadonlyArray<string>> | null = null
+        const writer = Effect.gen(function* () {
+          const until = Date.now() + 30_000
+          let version = 2
+          while (listed === null && Date.now() < until) yield* rewrite(version++)
+          return { rounds: version - 2, afterListing: listed !== null }
+        })
+        const [{ rounds, afterListing }] = yield* Effect.all(
+          [
+            writer,
+            Effect.sleep("300 millis").pipe(
+              Effect.zipRight(store.membersOf(new Set([4]), partitionOf)),
+              Effect.tap((result) => Effect.sync(() => (listed = result)))
+            )
+          ],
+          { concurrency: 2 }
+        )
+        const result = listed as ReadonlyMap<number, ReadonlyArray<string>> | null
+        expect([...(result?.get(4) ?? [])].sort()).toEqual([...mine].sort())
+        expect(result?.has(5)).toBe(false)
+        // It ended while the writes went on: they stopped because it had, not after 30 s.
+        expect(rounds).toBeGreaterThan(0)
+        expect(afterListing).toBe(true)
+        expect(store.dirtyCount(4) + store.dirtyCount(5)).toBe(0)
+        const stored = yield* store.stored(mine[0]!)
+        expect(stored?.version).toBe(rounds + 1)
+      }).pipe(Effect.provide(layer)),
+    90_000
+  )
+
+  it.effect(
+    "a checkpoint writes each state as it was at its barrier, though batches change states in place before it is written; the change goes in with the next one",
+    () =>
+      Effect.gen(function* () {
+        const store = yield* MemberStore
+        const ids = ["barrier-a", "barrier-b", "barrier-c"]
+        yield* store.load(ids.map((id) => [id, 3] as const))
+        // As a batch changes them: in place, the state `take` gave.
+        const change = (id: string, version: number, city: string) => {
+          const state = store.take(id) as Draft
+          state.version = version
+          state.attributes["city"] = { v: city, at: version }
+          store.put(id, 3, state)
+        }
+        for (const id of ids) change(id, 1, "上海")
+        const snap = store.snapshot(3)
+        // Between the barrier and the write: a is changed by the next batch, b only read, c untouched.
+        change("barrier-a", 2, "杭州")
+        expect(store.peek("barrier-b").version).toBe(1)
+        expect(yield* store.flush(snap)).toBe(0)
+        for (const id of ids) {
+          const stored = yield* store.stored(id)
+          expect([id, stored?.version, stored?.attributes["city"]?.v]).toEqual([id, 1, "上海"])
+        }
+        // Only a changed since the barrier: still to be written, and the next checkpoint writes it.
+        expect(store.dirtyCount(3)).toBe(1)
+        expect(yield* store.flush(store.snapshot(3))).toBe(0)
+        expect(store.dirtyCount(3)).toBe(0)
+        const a = yield* store.stored("barrier-a")
+        expect([a?.version, a?.attributes["city"]?.v]).toEqual([2, "杭州"])
+        // A state changed after its copy was written is written whole by the next checkpoint.
+        change("barrier-b", 3, "成都")
+        expect(yield* store.flush(store.snapshot(3))).toBe(0)
+        expect((yield* store.stored("barrier-b"))?.attributes["city"]?.v).toBe("成都")
+      }).pipe(Effect.provide(layer)),
+    30_000
+  )
+
   it.effect("a write over a state another owner wrote since is refused, not made (an engine that lost its partition cannot overwrite the new owner)", () =>
     Effect.gen(function* () {
       const old = yield* Layer.build(layer).pipe(Effect.map((context) => Context.get(context, MemberStore)))
@@ -99,3 +190,43 @@ describe("the member store's cache", () => {
   )
 })
 
+
+describe("the member store's writes when NATS stalls", () => {
+  it.effect(
+    "a write answered too late and retried is recognised as its own, not taken for another engine's (which made a lone engine give its partition up)",
+    () =>
+      Effect.gen(function* () {
+        // A server of its own, frozen for longer than a publish waits for its answer (5 s).
+        const nats = yield* Effect.acquireRelease(
+          Effect.promise(() => privateNats("store")),
+          (server) => Effect.promise(() => server.stop())
+        )
+        const own = uniqueTopology("storestall")
+        const store = yield* Layer.build(
+          MemberStore.Default.pipe(
+            Layer.provide(Layer.merge(Nats.layer, Topology.make({ stream: own.stream, subjectPrefix: own.subjectPrefix, membersBucket: `${own.kvPrefix}_members` }))),
+            Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map([["NATS_URL", nats.url]]))))
+          )
+        ).pipe(Effect.map((context) => Context.get(context, MemberStore)))
+        const change = (version: number) => store.put("stalled", 5, { ...store.take("stalled"), version })
+        yield* store.load([["stalled", 5]])
+        change(1)
+        expect(yield* store.flush(store.snapshot(5))).toBe(0)
+
+        // The write reaches the frozen server; its answer is given up on after 5 s and it is sent
+        // again; when the server wakes up it writes the first and refuses the second.
+        change(2)
+        const frozen = nats.pause(7_000)
+        const conflicts = yield* store.flush(store.snapshot(5))
+        yield* Effect.promise(() => frozen)
+        expect(conflicts).toBe(0)
+        expect(store.dirtyCount(5)).toBe(0)
+        expect((yield* store.stored("stalled"))?.version).toBe(2)
+        // And it knows the revision it wrote: the next write goes through.
+        change(3)
+        expect(yield* store.flush(store.snapshot(5))).toBe(0)
+        expect((yield* store.stored("stalled"))?.version).toBe(3)
+      }).pipe(Effect.scoped),
+    60_000
+  )
+})
