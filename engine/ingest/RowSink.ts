@@ -24,6 +24,12 @@ export interface RowSink {
   readonly offer: (tables: TableRows, done: () => void) => Effect.Effect<void>
   /** Resolves once everything offered so far is written. */
   readonly flushed: Effect.Effect<void>
+  /**
+   * Resolves once the insert under way (or, with none, the next) is done and its batches' `done`
+   * have run; at once when nothing is offered. Under a steady flow the sink is never empty, so
+   * `flushed` can wait far longer than the rows one is waiting for.
+   */
+  readonly progressed: Effect.Effect<void>
   readonly stop: Effect.Effect<void>
 }
 
@@ -35,6 +41,7 @@ export const makeRowSink = (clickhouse: Clickhouse["Type"], maxRows: number) =>
     let wake: (() => void) | null = null
     const waiters: Array<{ readonly below: number; readonly resume: () => void }> = []
     const idle: Array<() => void> = []
+    const rounds: Array<() => void> = []
 
     const settle = () => {
       for (let i = waiters.length - 1; i >= 0; i--) {
@@ -84,6 +91,7 @@ export const makeRowSink = (clickhouse: Clickhouse["Type"], maxRows: number) =>
       inFlight = 0
       for (const pending of taken) pending.done()
       settle()
+      for (const resume of rounds.splice(0)) resume()
     })
     const fiber = yield* round.pipe(Effect.forever, Effect.forkDaemon)
 
@@ -110,5 +118,14 @@ export const makeRowSink = (clickhouse: Clickhouse["Type"], maxRows: number) =>
           })
     )
 
-    return { offer, flushed, stop: Fiber.interrupt(fiber).pipe(Effect.asVoid) } satisfies RowSink
+    const progressed: RowSink["progressed"] = Effect.suspend(() =>
+      queued === 0 && inFlight === 0 && queue.length === 0
+        ? Effect.void
+        : Effect.async<void>((resume) => {
+            rounds.push(() => resume(Effect.void))
+            wake?.()
+          })
+    )
+
+    return { offer, flushed, progressed, stop: Fiber.interrupt(fiber).pipe(Effect.asVoid) } satisfies RowSink
   })

@@ -1,0 +1,46 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Fiber } from "effect"
+import { Clickhouse } from "../../../engine/Clickhouse.ts"
+import { makeRowSink } from "../../../engine/ingest/RowSink.ts"
+import { chTime } from "../../../schemas/Rows.ts"
+import { tempClickhouseLayer } from "../../support/clickhouse.ts"
+
+const row = (id: string) => ({ rejection_id: id, received_at: chTime(Date.now()), subject: "t.sink", raw: "{}", reason: "row sink test" })
+
+describe("the row sink", () => {
+  // Live: the inserts into chDB take real time, and the offers keep coming meanwhile.
+  it.live(
+    "`progressed` comes back insert by insert while rows keep coming, and `flushed` once they stop and all are in",
+    () =>
+      Effect.gen(function* () {
+        const clickhouse = yield* Clickhouse
+        const sink = yield* makeRowSink(clickhouse, 1_000_000)
+        const done: Array<number> = []
+        let offered = 0
+        let stop = false
+        // A steady flow, as ingestion under a backlog: the sink is never empty while it runs.
+        const producer = yield* Effect.gen(function* () {
+          while (!stop) {
+            const n = offered++
+            yield* sink.offer([["rejected_events", [row(`sink-${n}`)]]], () => done.push(n))
+            yield* Effect.sleep("2 millis")
+          }
+        }).pipe(Effect.fork)
+        yield* Effect.sleep("50 millis")
+
+        // Rows offered by now are in after a few inserts, though the flow has not stopped.
+        const target = offered - 1
+        for (let i = 0; i < 50 && !done.includes(target); i++) yield* sink.progressed
+        expect(done).toContain(target)
+
+        stop = true
+        yield* Fiber.join(producer)
+        yield* sink.flushed
+        expect(done.length).toBe(offered)
+        const counted = yield* clickhouse.query<{ n: number }>("SELECT toUInt32(count()) AS n FROM rejected_events FINAL WHERE subject = 't.sink'")
+        expect(counted[0]?.n).toBe(offered)
+        yield* sink.stop
+      }).pipe(Effect.provide(tempClickhouseLayer())),
+    60_000
+  )
+})
