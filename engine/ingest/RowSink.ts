@@ -109,23 +109,19 @@ export const makeRowSink = (clickhouse: Clickhouse["Type"], maxRows: number) =>
         wake?.()
       })
 
-    const flushed: RowSink["flushed"] = Effect.suspend(() =>
-      queued === 0 && inFlight === 0 && queue.length === 0
-        ? Effect.void
-        : Effect.async<void>((resume) => {
-            idle.push(() => resume(Effect.void))
-            wake?.()
-          })
-    )
+    /** Waits on `list` (idle or rounds) for the sink to call it back; at once when nothing is offered. */
+    const resumedBy = (list: Array<() => void>): Effect.Effect<void> =>
+      Effect.suspend(() =>
+        queued === 0 && inFlight === 0 && queue.length === 0
+          ? Effect.void
+          : Effect.async<void>((resume) => {
+              list.push(() => resume(Effect.void))
+              wake?.()
+            })
+      )
 
-    const progressed: RowSink["progressed"] = Effect.suspend(() =>
-      queued === 0 && inFlight === 0 && queue.length === 0
-        ? Effect.void
-        : Effect.async<void>((resume) => {
-            rounds.push(() => resume(Effect.void))
-            wake?.()
-          })
-    )
+    const flushed: RowSink["flushed"] = resumedBy(idle)
+    const progressed: RowSink["progressed"] = resumedBy(rounds)
 
     return { offer, flushed, progressed, stop: Fiber.interrupt(fiber).pipe(Effect.asVoid) } satisfies RowSink
   })
