@@ -368,7 +368,9 @@ export class MemberStore extends Effect.Service<MemberStore>()("memberflow/Membe
             const messages = await consumer.fetch({ max_messages: 10_000, expires: 5_000 })
             let got = 0
             for await (const msg of messages) {
-              got++
+              // Fetched messages come as microtasks: without a turn of the event loop now and then
+              // the listing would hold up the batches (and the timers due) until its fetch is read.
+              if (++got % 2_000 === 0) await new Promise<void>((resolve) => setImmediate(resolve))
               const operation = msg.headers?.get("KV-Operation")
               if (operation !== "DEL" && operation !== "PURGE") add(memberIdOfKey(msg.subject.slice(prefix.length)))
               if (msg.seq >= end || msg.info.pending === 0) {
