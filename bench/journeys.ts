@@ -88,8 +88,21 @@ const main = async () => {
   const nc = await natsConnect()
   const engine = await startEngine({ ...topology.env, JOURNEYS_DIR: dir, MEMBERFLOW_DATA_DIR: tempDir("benchj") }, "benchj")
   const count = async (sql: string) => Number((await engine.sql<{ n: number }>(sql))[0]?.n ?? 0)
-  /** The engine's "sweep done" log lines so far (the one at its start, and the injected one). */
-  const sweepsDone = () => engine.output().split("\n").filter((line) => line.includes('"sweep done"'))
+  /**
+   * The engine's "sweep done" log lines so far (the one at its start, the injected one, and the
+   * hour's own when the hour turns during the run), with whether each is the injected one: a pass
+   * starts when the engine reaches its marker, so the injected one started after it was published.
+   */
+  let markerAt = Number.POSITIVE_INFINITY
+  const sweepsDone = () =>
+    engine
+      .output()
+      .split("\n")
+      .filter((line) => line.includes('"sweep done"'))
+      .map((line) => {
+        const { timestamp, annotations } = JSON.parse(line) as { timestamp: string; annotations: { members: number; ms: number } }
+        return { timestamp, ...annotations, injected: Date.parse(timestamp) - annotations.ms >= markerAt - 1000 }
+      })
   try {
     log(`memberflow journeys benchmark: ${MEMBERS.toLocaleString()} members, each waiting ${WAIT_S} s; ${WAITING.toLocaleString()} more waiting 30 days; ${TRIGGERS.toLocaleString()} triggering events during the burst`)
     const js = jetstream(nc)
@@ -119,6 +132,7 @@ const main = async () => {
       ? Promise.resolve()
       : new Promise((r) => setTimeout(r, Math.max(0, t0 + (WAIT_S + 15) * 1000 - performance.now()))).then(async () => {
           const at = Date.now()
+          markerAt = at
           const marker = { id: `mf-pass-sweep-bench-${at}`, type: "memberflow.pass", memberId: "memberflow", occurredAt: new Date(at).toISOString(), properties: { kind: "sweep", cutpoints: null }, source: "memberflow" }
           await js.publish(`${topology.subjectPrefix}.memberflow.pass`, JSON.stringify(marker), { msgID: marker.id })
           log(`sweep marker published at ${new Date(at).toISOString().slice(11, 19)}`)
@@ -181,7 +195,7 @@ const main = async () => {
     // The injected sweep's own end (a pass over every member, worked through between batches).
     if (SWEEP) {
       const s0 = performance.now()
-      while (sweepsDone().length < 2 && performance.now() - s0 < 600_000) {
+      while (!sweepsDone().some((done) => done.injected) && performance.now() - s0 < 600_000) {
         await new Promise((r) => setTimeout(r, 2000))
       }
     }
@@ -192,10 +206,11 @@ const main = async () => {
       )
       log(`triggered entries during the burst: ${now?.n}; from the event's arrival to the step written: p50 ${now?.p50} ms, p99 ${now?.p99} ms`)
     }
-    for (const line of sweepsDone()) {
-      const { timestamp, annotations } = JSON.parse(line) as { timestamp: string; annotations: { members: number; ms: number } }
-      log(`sweep done at ${timestamp.slice(11, 19)}: ${annotations.members.toLocaleString()} members in ${(annotations.ms / 1000).toFixed(1)} s`)
+    for (const done of sweepsDone()) {
+      const which = done.injected ? "the injected sweep" : "a sweep of the engine's own (its start, or the hour's)"
+      log(`${which} done at ${done.timestamp.slice(11, 19)}: ${done.members.toLocaleString()} members in ${(done.ms / 1000).toFixed(1)} s`)
     }
+    if (SWEEP && !sweepsDone().some((done) => done.injected)) log("the injected sweep was not done within 10 minutes")
     const status = (await import("node:fs")).readFileSync(`/proc/${engine.child.pid}/status`, "utf8")
     log(`engine peak RSS ${Math.round(Number(/^VmHWM:\s+(\d+)/m.exec(status)?.[1] ?? 0) / 1024)} MB`)
   } finally {
