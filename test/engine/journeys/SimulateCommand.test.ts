@@ -1,8 +1,8 @@
 import { writeFileSync } from "node:fs"
 import { join } from "node:path"
-import { describe, expect, it } from "vitest"
+import { afterAll, describe, expect, it } from "vitest"
 import { runCli, tempDir } from "../../support/engine.ts"
-import { uniqueTopology } from "../../support/nats.ts"
+import { dropTopology, uniqueTopology } from "../../support/nats.ts"
 
 const history = [
   { id: "s1", type: "member.registered", memberId: "lin", occurredAt: "2026-01-05T10:00:00+08:00", properties: { name: "林小姐", phone: "+8613812345678", email: "lin@example.com", birthday: "1990-05-17", consent: { sms: true, email: true } } },
@@ -11,7 +11,10 @@ const history = [
 ]
 
 describe("memberflow simulate", () => {
-  const env = { ...uniqueTopology("simulate").env, MEMBERFLOW_BRAND_NAME: "MAISON" }
+  const topology = uniqueTopology("simulate")
+  const env = { ...topology.env, MEMBERFLOW_BRAND_NAME: "MAISON" }
+  // simulate reads members from KV: its buckets are made on the way, and left behind without this.
+  afterAll(() => dropTopology(topology))
   const file = join(tempDir("simulate"), "history.jsonl")
   writeFileSync(file, history.map((e) => JSON.stringify(e)).join("\n") + "\n")
 
