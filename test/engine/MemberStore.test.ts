@@ -14,6 +14,17 @@ const layer = MemberStore.Default.pipe(
   Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map([["NATS_URL", NATS_URL], ["MEMBERFLOW_CACHE_MEMBERS", "10"]]))))
 )
 
+/** The partition of a test member id: the number before its "|". */
+const partitionOf = (memberId: string) => Number(memberId.split("|")[0])
+
+/** As a batch and the checkpoint after it: loads the members, sets each one's version, writes them. */
+const writeVersion = (store: MemberStore, partition: number, members: ReadonlyArray<string>, version: number) =>
+  Effect.gen(function* () {
+    yield* store.load(members.map((id) => [id, partition] as const))
+    for (const id of members) store.put(id, partition, { ...store.take(id), version })
+    expect(yield* store.flush(store.snapshot(partition))).toBe(0)
+  })
+
 describe("the member store's cache", () => {
   // After the file, not in its last test: a run of some tests only (-t) left the bucket behind.
   afterAll(() => dropTopology(topology))
@@ -54,14 +65,10 @@ describe("the member store's cache", () => {
       Effect.gen(function* () {
         const store = yield* MemberStore
         const other = yield* Layer.build(layer).pipe(Effect.map((context) => Context.get(context, MemberStore)))
-        const partitionOf = (memberId: string) => Number(memberId.split("|")[0])
         // Written and evicted past the cache size (10), with ids KV keys cannot hold as they are.
         const written = Array.from({ length: 40 }, (_, i) => `${i % 3}|會員 ${i}.x/y`)
         for (const partition of [0, 1, 2]) {
-          const mine = written.filter((id) => partitionOf(id) === partition)
-          yield* store.load(mine.map((id) => [id, partition] as const))
-          for (const id of mine) store.put(id, partition, { ...store.take(id), version: 1 })
-          expect(yield* store.flush(store.snapshot(partition))).toBe(0)
+          yield* writeVersion(store, partition, written.filter((id) => partitionOf(id) === partition), 1)
         }
         yield* store.load([["1|loaded, never changed", 1]])
         expect(store.cacheSize()).toBeLessThan(40)
@@ -89,17 +96,11 @@ describe("the member store's cache", () => {
     () =>
       Effect.gen(function* () {
         const store = yield* MemberStore
-        const partitionOf = (memberId: string) => Number(memberId.split("|")[0])
         const ids = Array.from({ length: 3000 }, (_, i) => `${4 + (i % 2)}|rewritten ${i}`)
         const mine = ids.filter((id) => partitionOf(id) === 4)
         const rewrite = (version: number) =>
           Effect.gen(function* () {
-            for (const partition of [4, 5]) {
-              const members = ids.filter((id) => partitionOf(id) === partition)
-              yield* store.load(members.map((id) => [id, partition] as const))
-              for (const id of members) store.put(id, partition, { ...store.take(id), version })
-              expect(yield* store.flush(store.snapshot(partition))).toBe(0)
-            }
+            for (const partition of [4, 5]) yield* writeVersion(store, partition, ids.filter((id) => partitionOf(id) === partition), version)
           })
         yield* rewrite(1)
         // Written over and over (each write moves the key to the end of the bucket's stream) until
