@@ -1,5 +1,6 @@
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Context, Effect, Layer } from "effect"
+import { rm } from "node:fs/promises"
 import type { Draft } from "../../engine/member/MemberState.ts"
 import { MemberStore } from "../../engine/MemberStore.ts"
 import { Nats } from "../../engine/Nats.ts"
@@ -203,7 +204,7 @@ describe("the member store's writes when NATS stalls", () => {
         // A server of its own, frozen for longer than a publish waits for its answer (5 s).
         const nats = yield* Effect.acquireRelease(
           Effect.promise(() => privateNats("store")),
-          (server) => Effect.promise(() => server.stop())
+          (server) => Effect.promise(() => server.stop().then(() => rm(server.dir, { recursive: true, force: true })))
         )
         const own = uniqueTopology("storestall")
         const store = yield* Layer.build(

@@ -6,6 +6,8 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 
 export interface PrivateNats {
   readonly url: string
+  /** Its JetStream store, a temp directory: the caller removes it once done with the server. */
+  readonly dir: string
   readonly start: () => Promise<void>
   readonly stop: () => Promise<void>
   /** Freezes the server (SIGSTOP) for `ms`: every request times out meanwhile, no connection drops. */
@@ -45,5 +47,5 @@ export const privateNats = async (label: string): Promise<PrivateNats> => {
     running.kill("SIGCONT")
   }
   await start()
-  return { url: `nats://127.0.0.1:${port}`, start, stop, pause }
+  return { url: `nats://127.0.0.1:${port}`, dir: store, start, stop, pause }
 }
