@@ -1,7 +1,7 @@
 import type { KV } from "@nats-io/kv"
 import { Effect } from "effect"
 import { memberKey, MemberStoreError } from "./MemberStore.ts"
-import type { MemberState } from "./member/MemberState.ts"
+import { type MemberState, parseState } from "./member/MemberState.ts"
 import { partitionOf } from "./ingest/Partition.ts"
 import { PARTITIONS_KEY } from "./ingest/Leases.ts"
 import { Nats } from "./Nats.ts"
@@ -36,7 +36,7 @@ export class MemberLookup extends Effect.Service<MemberLookup>()("memberflow/Mem
 
     const parse = (memberId: string, bytes: Uint8Array) =>
       Effect.try({
-        try: () => JSON.parse(decoder.decode(bytes)) as MemberState,
+        try: () => parseState(decoder.decode(bytes)),
         catch: (cause) => new MemberStoreError({ memberId, reason: "state is not valid JSON", cause })
       })
 

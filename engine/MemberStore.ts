@@ -1,7 +1,7 @@
 import { DeliverPolicy } from "@nats-io/jetstream"
 import type { KV } from "@nats-io/kv"
 import { Config, Data, Effect } from "effect"
-import { emptyState, type MemberState } from "./member/MemberState.ts"
+import { emptyState, type MemberState, parseState } from "./member/MemberState.ts"
 import { casConflicts, retries } from "./Metrics.ts"
 import { Nats } from "./Nats.ts"
 import { Topology } from "./Topology.ts"
@@ -161,7 +161,7 @@ export class MemberStore extends Effect.Service<MemberStore>()("memberflow/Membe
         return { state: emptyState(memberId), revision: found?.revision ?? 0, partition, dirty: 0, used: loads, copy: null }
       }
       try {
-        return { state: JSON.parse(found.string()) as MemberState, revision: found.revision, partition, dirty: 0, used: loads, copy: null }
+        return { state: parseState(found.string()), revision: found.revision, partition, dirty: 0, used: loads, copy: null }
       } catch (cause) {
         throw new MemberStoreError({ memberId, reason: "stored state is not valid JSON", cause })
       }
@@ -329,7 +329,7 @@ export class MemberStore extends Effect.Service<MemberStore>()("memberflow/Membe
           entry === null || entry.operation !== "PUT"
             ? Effect.succeed(null)
             : Effect.try({
-                try: () => JSON.parse(decoder.decode(entry.value)) as MemberState,
+                try: () => parseState(decoder.decode(entry.value)),
                 catch: (cause) => new MemberStoreError({ memberId, reason: "stored state is not valid JSON", cause })
               })
         )

@@ -174,7 +174,11 @@ const countOfType = (c: EventCondition, state: MemberState, type: string, after:
   if (h === undefined) return 0
   let n = 0
   if (c.where !== undefined) {
-    for (const r of h.recent) if (r.at > after && matchesWhere(r.p, c.where)) n++
+    // recent[k] is the event of the time at the same place from the end of `at`
+    const kept = h.at.length - h.recent.length
+    for (let k = 0; k < h.recent.length; k++) {
+      if ((h.at[kept + k] ?? -Infinity) > after && matchesWhere(JSON.parse(h.recent[k]!) as Record<string, unknown>, c.where)) n++
+    }
   } else if (after === -Infinity) {
     n = h.n
   } else {

@@ -7,6 +7,7 @@ import { evaluate } from "./Conditions.ts"
 import { isoOf, timeOf } from "./Instant.ts"
 import { localDateString } from "./LocalTime.ts"
 import { applyFacts, type Figured, isDuplicateOrder, recordHistoryOf, startTier } from "./MemberState/Facts.ts"
+import { emptyOrders, keyIndex, keysOf, upgradeState, withKey } from "./MemberState/Compact.ts"
 import { type Cause, derive, shortHash } from "./MemberState/Ids.ts"
 import { basisAt, memberTimeZone, type OrderFigures, orderFigures, tierSince } from "./MemberState/Reads.ts"
 import { cutpointsFor, type RfmCutpoints, scoreMember, UNSCORED } from "./Rfm.ts"
@@ -20,30 +21,34 @@ export type { RfmCutpoints } from "./Rfm.ts"
  * One member's state, kept as JSON in NATS KV, and what a batch of events does to it.
  *
  * Growth per member (everything else is bounded by the program):
- * - `seen`: 15 bytes of JSON per applied event id, kept forever so a re-delivery however late is
- *   recognised (1,000 events ≈ 15 KB);
- * - `orders`: ~70 bytes per order (orderIds are hashed), kept forever for refunds and lifetime spend;
+ * - `seen`: 12 bytes per applied event id, kept forever so a re-delivery however late is
+ *   recognised (1,000 events ≈ 12 KB);
+ * - `orders`: ~45 bytes of JSON per order (orderIds are hashed), kept forever for refunds and
+ *   lifetime spend;
  * - `history`: per event type a count, the latest 500 event times and the latest 20 events' scalar
  *   properties (see MemberState/Facts.ts).
+ * These three are kept flat, not as an object per item: see MemberState/Compact.ts.
  */
 
 const Stamped = <S extends Schema.Schema.Any>(value: S) => Schema.Struct({ v: value, at: Schema.Number })
 
-export const OrderSchema = Schema.Struct({
+/** Orders by place (MemberState/Compact.ts `Orders`). */
+export const OrdersSchema = Schema.Struct({
+  /** shortHash(orderId) of each order, KEY_WIDTH characters each. */
+  k: Schema.String,
   /** null while only a refund for the order has arrived (out of order); it waits for the purchase. */
-  at: Schema.NullOr(Schema.Number),
-  amount: Schema.Number,
+  at: Schema.Array(Schema.NullOr(Schema.Number)),
+  amount: Schema.Array(Schema.Number),
   /** Sum of refunds received; the net counts it capped at the amount. */
-  refunded: Schema.Number,
-  currency: Schema.optional(Schema.String),
-  channel: Schema.optional(Schema.String)
+  refunded: Schema.Array(Schema.Number)
 })
-export type Order = typeof OrderSchema.Type
 
 export const HistorySchema = Schema.Struct({
   n: Schema.Number,
+  /** The latest event times, ascending. */
   at: Schema.Array(Schema.Number),
-  recent: Schema.Array(Schema.Struct({ at: Schema.Number, p: Schema.Record({ key: Schema.String, value: Schema.Unknown }) }))
+  /** The latest events' scalar properties as JSON, each of the time at its place from the end of `at`. */
+  recent: Schema.Array(Schema.String)
 })
 
 export const DerivedEventSchema = Schema.Struct({
@@ -62,8 +67,8 @@ export const MemberStateSchema = Schema.Struct({
   firstSeenAt: Schema.NullOr(Schema.Number),
   lastSeenAt: Schema.NullOr(Schema.Number),
   registeredAt: Schema.NullOr(Schema.Number),
-  /** shortHash of every applied event id. */
-  seen: Schema.Array(Schema.String),
+  /** shortHash of every applied event id, one after the other (KEY_WIDTH characters each). */
+  seen: Schema.String,
   /** Free attributes from member.registered / member.updated, last write (by occurredAt) wins per key. */
   attributes: Schema.Record({ key: Schema.String, value: Stamped(Schema.Unknown) }),
   consent: Schema.Struct({
@@ -71,8 +76,7 @@ export const MemberStateSchema = Schema.Struct({
     email: Schema.NullOr(Stamped(Schema.Boolean)),
     wechat: Schema.NullOr(Stamped(Schema.Boolean))
   }),
-  /** By shortHash(orderId). */
-  orders: Schema.Record({ key: Schema.String, value: OrderSchema }),
+  orders: OrdersSchema,
   points: Schema.Struct({
     balance: Schema.NullOr(Stamped(Schema.Number)),
     expiresAt: Schema.NullOr(Stamped(Schema.NullOr(Schema.String)))
@@ -173,6 +177,9 @@ export interface ApplyOptions {
 const draftOf = (state: MemberState, options: ApplyOptions | undefined): Draft =>
   options?.owned === true ? (state as Draft) : copyOf(state)
 
+/** A state as stored in KV (JSON), in the current format whatever format it was stored in. */
+export const parseState = (json: string): MemberState => upgradeState(JSON.parse(json) as MemberState)
+
 export const emptyState = (memberId: string): MemberState => ({
   memberId,
   version: 0,
@@ -180,10 +187,10 @@ export const emptyState = (memberId: string): MemberState => ({
   firstSeenAt: null,
   lastSeenAt: null,
   registeredAt: null,
-  seen: [],
+  seen: "",
   attributes: {},
   consent: { sms: null, email: null, wechat: null },
-  orders: {},
+  orders: emptyOrders(),
   points: { balance: null, expiresAt: null },
   tier: null,
   rfm: { r: 0, f: 0, m: 0, segment: "prospect", announced: "prospect" },
@@ -260,7 +267,7 @@ const finish = (
   // The engine's own events are applied here, in the write that causes them: when they come back
   // through the stream they are already known, and cost no second write.
   for (const event of derived) {
-    d.seen.push(shortHash(event.id))
+    d.seen = withKey(d.seen, shortHash(event.id))
     recordHistoryOf(d, event.type, timeOf(event.occurredAt), event.properties)
   }
   return { state: d, changed: true, applied, duplicates, derived }
@@ -279,19 +286,19 @@ export const applyEvents = (
 ): ApplyResult => {
   const d = draftOf(state, options)
   // `seen` grows with every event a member ever had: a Set of it pays off only for a large batch.
-  const seen = events.length > 8 ? new Set(d.seen) : null
+  const seen = events.length > 8 ? new Set(keysOf(d.seen)) : null
   const applied: Array<MemberEvent> = []
   const duplicates: Array<MemberEvent> = []
   const derived: Array<DerivedEvent> = []
   const figured: Figured = { figures: undefined }
   for (const event of events) {
     const hash = shortHash(event.id)
-    if ((seen === null ? d.seen.includes(hash) : seen.has(hash)) || isDuplicateOrder(d, event)) {
+    if ((seen === null ? keyIndex(d.seen, hash) !== -1 : seen.has(hash)) || isDuplicateOrder(d, event)) {
       duplicates.push(event)
       continue
     }
     seen?.add(hash)
-    d.seen.push(hash)
+    d.seen = withKey(d.seen, hash)
     figured.figures = undefined
     applyFacts(d, event, ctx, now, derived, figured)
     applied.push(event)

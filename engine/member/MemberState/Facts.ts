@@ -2,6 +2,7 @@ import type { DerivedEvent, MemberEvent } from "../../../schemas/Event.ts"
 import type { Program } from "../../../schemas/Program.ts"
 import type { Draft, MemberContext } from "../MemberState.ts"
 import { startingLevel, upgradeTo } from "../Tiers.ts"
+import { addOrder, flat, insertAt, keyIndex } from "./Compact.ts"
 import { derive, shortHash } from "./Ids.ts"
 import { basisOf, type OrderFigures, orderFigures } from "./Reads.ts"
 
@@ -26,18 +27,6 @@ const insertionPoint = (times: ReadonlyArray<number>, at: number): number => {
   while (lo < hi) {
     const mid = (lo + hi) >> 1
     if ((times[mid] ?? 0) <= at) lo = mid + 1
-    else hi = mid
-  }
-  return lo
-}
-
-/** As insertionPoint, over the recent events' times. */
-const recentInsertionPoint = (recent: ReadonlyArray<{ readonly at: number }>, at: number): number => {
-  let lo = 0
-  let hi = recent.length
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1
-    if ((recent[mid]?.at ?? 0) <= at) lo = mid + 1
     else hi = mid
   }
   return lo
@@ -73,18 +62,17 @@ export const recordHistory = (d: Draft, e: Pick<MemberEvent, "type" | "at" | "pr
 export const recordHistoryOf = (d: Draft, type: string, at: number, properties: Readonly<Record<string, unknown>>): void => {
   const h = (d.history[type] ??= { n: 0, at: [], recent: [] })
   h.n += 1
-  const times = h.at
-  // Events mostly come in time order: appending is the common case.
-  const i = insertionPoint(times, at)
-  if (i === times.length) times.push(at)
-  else times.splice(i, 0, at)
-  if (times.length > TIMES_PER_TYPE) times.splice(0, times.length - TIMES_PER_TYPE)
-  const recent = h.recent
-  const entry = { at, p: scalarProperties(properties) }
-  const j = recentInsertionPoint(recent, at)
-  if (j === recent.length) recent.push(entry)
-  else recent.splice(j, 0, entry)
-  if (recent.length > RECENT_PER_TYPE) recent.splice(0, recent.length - RECENT_PER_TYPE)
+  // `recent` belongs to the last of `at` (at most RECENT_PER_TYPE ≤ TIMES_PER_TYPE of them), and
+  // both take the event at the same place: after the times equal to its own (arrival order).
+  const kept = h.at.length - h.recent.length
+  // Events mostly come in time order: the place is mostly the end.
+  const i = insertionPoint(h.at, at)
+  h.at = insertAt(h.at, i, at)
+  if (h.at.length > TIMES_PER_TYPE) h.at.splice(0, h.at.length - TIMES_PER_TYPE)
+  // Older than every kept event's properties when they are full: its own would be dropped at once.
+  if (i < kept) return
+  h.recent = insertAt(h.recent, i - kept, flat(JSON.stringify(scalarProperties(properties))))
+  if (h.recent.length > RECENT_PER_TYPE) h.recent.splice(0, h.recent.length - RECENT_PER_TYPE)
 }
 
 export const startTier = (d: Draft, program: Program): void => {
@@ -95,7 +83,9 @@ export const startTier = (d: Draft, program: Program): void => {
 export const isDuplicateOrder = (d: Draft, e: MemberEvent): boolean => {
   if (e.type !== "purchase") return false
   const orderId = str(e.properties["orderId"])
-  return orderId !== undefined && (d.orders[shortHash(orderId)]?.at ?? null) !== null
+  if (orderId === undefined) return false
+  const i = keyIndex(d.orders.k, shortHash(orderId))
+  return i !== -1 && d.orders.at[i] !== null
 }
 
 /** A tier set from outside (tiers.source: external), last write by occurredAt wins. */
@@ -141,14 +131,14 @@ const applyPurchase = (d: Draft, e: MemberEvent, ctx: MemberContext, now: number
   const amount = num(e.properties["amount"])
   if (orderId === undefined || amount === undefined) return
   const key = shortHash(orderId)
-  const pendingRefunds = d.orders[key]?.refunded ?? 0
-  const currency = str(e.properties["currency"])
-  const channel = str(e.properties["channel"])
-  // Keys in this order (at, amount, refunded, currency, channel): the stored JSON stays the same.
-  const order: { at: number; amount: number; refunded: number; currency?: string; channel?: string } = { at: e.at, amount, refunded: pendingRefunds }
-  if (currency !== undefined) order.currency = currency
-  if (channel !== undefined) order.channel = channel
-  d.orders[key] = order
+  const orders = d.orders
+  // Known only from a refund so far (isDuplicateOrder let it through): the purchase dates it.
+  const known = keyIndex(orders.k, key)
+  if (known === -1) addOrder(orders, key, e.at, amount, 0)
+  else {
+    orders.at[known] = e.at
+    orders.amount[known] = amount
+  }
   const program = ctx.program
   const tier = d.tier
   if (program.tiers.source !== "computed" || tier === null) return
@@ -168,8 +158,9 @@ const applyRefund = (d: Draft, e: MemberEvent): void => {
   const amount = num(e.properties["amount"])
   if (orderId === undefined || amount === undefined) return
   const key = shortHash(orderId)
-  const order = (d.orders[key] ??= { at: null, amount: 0, refunded: 0 })
-  order.refunded += amount
+  const i = keyIndex(d.orders.k, key)
+  if (i === -1) addOrder(d.orders, key, null, 0, amount)
+  else d.orders.refunded[i] = (d.orders.refunded[i] ?? 0) + amount
 }
 
 const applyPoints = (d: Draft, e: MemberEvent): void => {

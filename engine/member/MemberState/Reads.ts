@@ -1,5 +1,5 @@
 import type { Program, TierLevel } from "../../../schemas/Program.ts"
-import type { MemberContext, MemberState, Order } from "../MemberState.ts"
+import type { MemberContext, MemberState } from "../MemberState.ts"
 import type { RfmInputs } from "../Rfm.ts"
 import { levelIndex, nextLevel, spendToNext, startingLevel, YEAR_MS } from "../Tiers.ts"
 
@@ -8,15 +8,17 @@ import { levelIndex, nextLevel, spendToNext, startingLevel, YEAR_MS } from "../T
 /** Money is summed in major units; round to cents so 0.1 + 0.2 reads 0.3. */
 export const money = (amount: number): number => Math.round(amount * 100) / 100
 
-/** An order's amount net of its refunds (refunds cap at the amount); 0 until its purchase arrives. */
-export const netOf = (order: Order): number => (order.at === null ? 0 : Math.max(0, order.amount - order.refunded))
+/** The i-th order's amount net of its refunds (refunds cap at the amount); 0 until its purchase arrives. */
+export const netOf = (orders: MemberState["orders"], i: number): number =>
+  orders.at[i] == null ? 0 : Math.max(0, (orders.amount[i] ?? 0) - (orders.refunded[i] ?? 0))
 
 /** Net spend on orders dated in (from, to]. Loops, not array pipelines: this runs per member per batch. */
 export const spendBetween = (state: MemberState, from: number, to: number): number => {
+  const orders = state.orders
   let sum = 0
-  for (const key in state.orders) {
-    const o = state.orders[key]!
-    if (o.at !== null && o.at > from && o.at <= to) sum += netOf(o)
+  for (let i = 0; i < orders.at.length; i++) {
+    const at = orders.at[i]
+    if (at != null && at > from && at <= to) sum += netOf(orders, i)
   }
   return money(sum)
 }
@@ -48,13 +50,14 @@ export const purchaseStats = (state: MemberState): PurchaseStats => {
   let count = 0
   let total = 0
   let lastAt: number | null = null
-  for (const key in state.orders) {
-    const o = state.orders[key]!
-    const net = netOf(o)
-    if (o.at === null || net <= 0) continue
+  const orders = state.orders
+  for (let i = 0; i < orders.at.length; i++) {
+    const at = orders.at[i]
+    const net = netOf(orders, i)
+    if (at == null || net <= 0) continue
     count++
     total += net
-    lastAt = lastAt === null ? o.at : Math.max(lastAt, o.at)
+    lastAt = lastAt === null ? at : Math.max(lastAt, at)
   }
   return { count, total: money(total), lastAt, averageOrder: count === 0 ? 0 : money(total / count) }
 }
@@ -82,21 +85,22 @@ export const orderFigures = (state: MemberState, windowMs: number, now: number):
   let frequency = 0
   let monetary = 0
   let lastPurchaseAt = -Infinity
-  for (const key in state.orders) {
-    const o = state.orders[key]!
-    const net = netOf(o)
-    if (o.at === null) continue
+  const orders = state.orders
+  for (let i = 0; i < orders.at.length; i++) {
+    const at = orders.at[i]
+    if (at == null) continue
+    const net = netOf(orders, i)
     // the ranges of spend365d and lifetimeSpend, written as spendBetween tests them
-    if (o.at > yearFrom && o.at <= Infinity) spendYear += net
-    if (o.at > -Infinity && o.at <= Infinity) spendLifetime += net
+    if (at > yearFrom && at <= Infinity) spendYear += net
+    if (at > -Infinity && at <= Infinity) spendLifetime += net
     if (net <= 0) continue
     count++
     total += net
-    lastAt = lastAt === null ? o.at : Math.max(lastAt, o.at)
-    if (o.at <= windowFrom) continue
+    lastAt = lastAt === null ? at : Math.max(lastAt, at)
+    if (at <= windowFrom) continue
     frequency++
     monetary += net
-    lastPurchaseAt = Math.max(lastPurchaseAt, o.at)
+    lastPurchaseAt = Math.max(lastPurchaseAt, at)
   }
   return {
     spend365d: money(spendYear),

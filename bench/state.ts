@@ -1,0 +1,69 @@
+/**
+ * npm run bench:state — the heap the member states take, as the engine builds them: the events of
+ * bench:ingest (BENCH_EVENTS for BENCH_MEMBERS, same mix) applied one at a time, each batch's
+ * derived events published (cleared), no NATS, no ClickHouse. It prints the heap they take, then
+ * the same states after a JSON round trip (what they would take with no spare room), then how much
+ * each part of them takes (`BENCH_PARTS=0` leaves that out).
+ */
+import { Effect, Either } from "effect"
+import { join } from "node:path"
+import { decodeEvent } from "../engine/ingest/Decode.ts"
+import { applyEvents, clearOutbox, emptyState, type MemberState } from "../engine/member/MemberState.ts"
+import { loadProgram } from "../engine/program/ProgramFile.ts"
+import { makeEvent } from "./events.ts"
+
+const EVENTS = Number(process.env["BENCH_EVENTS"] ?? 1_000_000)
+const MEMBERS = Number(process.env["BENCH_MEMBERS"] ?? 100_000)
+const PARTS = process.env["BENCH_PARTS"] !== "0"
+
+const gc = (globalThis as { gc?: () => void }).gc
+if (gc === undefined) throw new Error("run with node --expose-gc (npm run bench:state does)")
+const heapUsed = (): number => {
+  gc()
+  gc()
+  return process.memoryUsage().heapUsed
+}
+const mb = (bytes: number): string => `${(bytes / 1e6).toFixed(1)} MB`
+
+const main = Effect.gen(function* () {
+  const program = yield* loadProgram(join(import.meta.dirname, "../journeys"))
+  const ctx = { program, cutpoints: null }
+  const encoder = new TextEncoder()
+  const base = Date.now() - 60_000
+  const states = new Map<string, MemberState>()
+  const before = heapUsed()
+  for (let i = 0; i < EVENTS; i++) {
+    const event = makeEvent(i, base, EVENTS, MEMBERS)
+    const decoded = decodeEvent(`events.${event.type}`, encoder.encode(JSON.stringify(event)), { subjectPrefix: "events", now: base + i, maxBytes: 65536 })
+    if (Either.isLeft(decoded)) throw new Error(decoded.left)
+    const memberId = decoded.right.memberId
+    const result = applyEvents(states.get(memberId) ?? emptyState(memberId), [decoded.right], ctx, base + i, { owned: true })
+    states.set(memberId, clearOutbox(result.state, result.state.outbox.map((e) => e.id)))
+  }
+  const built = heapUsed() - before
+  console.log(`${EVENTS.toLocaleString("en")} events for ${states.size.toLocaleString("en")} members`)
+  console.log(`states as built: ${mb(built)} (${Math.round(built / states.size)} bytes per member)`)
+  let json = 0
+  for (const [memberId, state] of states) {
+    const text = JSON.stringify(state)
+    json += text.length
+    states.set(memberId, JSON.parse(text) as MemberState)
+  }
+  const roundTrip = heapUsed() - before
+  console.log(`after a JSON round trip: ${mb(roundTrip)}; as JSON: ${mb(json)}`)
+  if (!PARTS) return
+  // Each part dropped from every state in turn: the heap it freed is what it took.
+  let last = heapUsed()
+  const drop = (label: string, f: (state: Record<string, unknown>) => void) => {
+    for (const state of states.values()) f(state as unknown as Record<string, unknown>)
+    const now = heapUsed()
+    console.log(`  ${label.padEnd(16)} ${mb(last - now)}`)
+    last = now
+  }
+  drop("history.recent", (s) => Object.values(s["history"] as object).forEach((h: Record<string, unknown>) => (h["recent"] = null)))
+  drop("history.at", (s) => Object.values(s["history"] as object).forEach((h: Record<string, unknown>) => (h["at"] = null)))
+  for (const part of ["history", "orders", "seen", "attributes", "consent", "tier", "rfm", "points"]) drop(part, (s) => (s[part] = null))
+  console.log(`  ${"the rest".padEnd(16)} ${mb(last - before)} (${states.size} states)`)
+})
+
+Effect.runPromise(main)

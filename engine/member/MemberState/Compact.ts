@@ -1,0 +1,128 @@
+/**
+ * The member state's compact parts, and the upgrade of a state stored in the former format.
+ *
+ * A state lives in the engine's heap as long as its member is cached, and the states are most of
+ * that heap (BENCHMARKS.md, issue 2 memory). As V8 objects, one object per applied event id, per
+ * order and per kept event cost about twice their JSON. So the parts that grow with a member's
+ * events are kept flat:
+ * - `seen`: the applied event ids' hashes, one string of KEY_WIDTH characters each;
+ * - `orders`: one string of order keys and, per order, its time, amount and refunds in arrays;
+ * - `history.*.recent`: the kept events' scalar properties as JSON text, each belonging to the
+ *   event time at the same place from the end of `history.*.at`.
+ */
+
+/** Characters of each key in `seen` and `orders.k`: shortHash's default length. */
+export const KEY_WIDTH = 12
+
+/** The place of `key` among the fixed-width keys of `keys`, or -1 (a match across two keys is none). */
+export const keyIndex = (keys: string, key: string): number => {
+  for (let from = 0; ; ) {
+    const i = keys.indexOf(key, from)
+    if (i === -1) return -1
+    if (i % KEY_WIDTH === 0) return i / KEY_WIDTH
+    from = i + 1
+  }
+}
+
+/**
+ * The same string, in one piece. V8 keeps the result of a concatenation, and of a JSON.stringify
+ * longer than 32 characters, as a rope of pieces until something reads a character of it; then it
+ * copies it into one flat string and the pieces become garbage. Kept as a rope, `seen` took 60 bytes
+ * per event instead of 12, and a kept event's properties half as much again as their length.
+ */
+export const flat = (text: string): string => {
+  text.charCodeAt(0)
+  return text
+}
+
+/** `keys` with `key` appended, in one piece (`flat`). */
+export const withKey = (keys: string, key: string): string => flat(keys + key)
+
+/** The fixed-width keys of `keys`, one by one. */
+export const keysOf = (keys: string): Array<string> => {
+  const out: Array<string> = []
+  for (let i = 0; i < keys.length; i += KEY_WIDTH) out.push(keys.slice(i, i + KEY_WIDTH))
+  return out
+}
+
+/**
+ * Below this length an array grows by a copy of exactly its new length. `push` on a full array
+ * gives it room for half as many again plus 16, so a member's arrays of a few items each held
+ * mostly spare slots (states as the engine built them took 20% more heap than after a JSON round
+ * trip). Above it `push` is kept: the spare part is smaller, and copying a long array per event is not.
+ */
+const EXACT_BELOW = 64
+
+/** `list` with `item` inserted at `index`, the same array when it is long. */
+export const insertAt = <A>(list: Array<A>, index: number, item: A): Array<A> => {
+  if (list.length >= EXACT_BELOW) {
+    if (index === list.length) list.push(item)
+    else list.splice(index, 0, item)
+    return list
+  }
+  // concat allocates exactly the length it returns (slice and spread do not always)
+  return index === list.length ? list.concat([item]) : list.slice(0, index).concat([item], list.slice(index))
+}
+
+/** `list` with `item` at the end: insertAt at the end. */
+export const append = <A>(list: Array<A>, item: A): Array<A> => insertAt(list, list.length, item)
+
+/** Orders, by place: `k` holds their keys (shortHash of the orderId), the arrays their figures. */
+export interface Orders {
+  k: string
+  /** The purchase's event time; null while only a refund for the order has arrived (out of order). */
+  at: Array<number | null>
+  amount: Array<number>
+  /** Sum of refunds received; the net counts it capped at the amount. */
+  refunded: Array<number>
+}
+
+export const emptyOrders = (): Orders => ({ k: "", at: [], amount: [], refunded: [] })
+
+/** The place of a new order: its key appended, its figures at the end of each array. */
+export const addOrder = (orders: Orders, key: string, at: number | null, amount: number, refunded: number): void => {
+  orders.k = withKey(orders.k, key)
+  orders.at = append(orders.at, at)
+  orders.amount = append(orders.amount, amount)
+  orders.refunded = append(orders.refunded, refunded)
+}
+
+type Json = Record<string, unknown>
+
+const isRecord = (value: unknown): value is Json => typeof value === "object" && value !== null && !Array.isArray(value)
+
+/**
+ * A state read from KV, in the compact format: one stored by an engine of before 2026-12-04 is
+ * turned into it in place (no bucket needs rewriting; it is written back compact at its next
+ * change). What it does not recognise it leaves as it is.
+ */
+export const upgradeState = <S>(parsed: S): S => {
+  const state = parsed as Json
+  if (Array.isArray(state["seen"])) {
+    state["seen"] = (state["seen"] as Array<unknown>).filter((hash): hash is string => typeof hash === "string" && hash.length === KEY_WIDTH).join("")
+  }
+  const orders = state["orders"]
+  if (isRecord(orders) && typeof orders["k"] !== "string") {
+    const compact = emptyOrders()
+    for (const key of Object.keys(orders)) {
+      const order = orders[key]
+      if (key.length !== KEY_WIDTH || !isRecord(order)) continue
+      compact.k += key
+      compact.at.push(typeof order["at"] === "number" ? order["at"] : null)
+      compact.amount.push(typeof order["amount"] === "number" ? order["amount"] : 0)
+      compact.refunded.push(typeof order["refunded"] === "number" ? order["refunded"] : 0)
+    }
+    state["orders"] = compact
+  }
+  const history = state["history"]
+  if (isRecord(history)) {
+    for (const type of Object.keys(history)) {
+      const h = history[type]
+      if (!isRecord(h) || !Array.isArray(h["recent"])) continue
+      const recent = h["recent"] as Array<unknown>
+      // Formerly `{at, p}`: the times were the last of `at` already (both kept by the same insertion).
+      if (recent.some((r) => typeof r !== "string")) h["recent"] = recent.map((r) => JSON.stringify(isRecord(r) && isRecord(r["p"]) ? r["p"] : {}))
+    }
+  }
+  return parsed
+}

@@ -1,0 +1,104 @@
+import { readFileSync } from "node:fs"
+import { join } from "node:path"
+import { Schema } from "effect"
+import { describe, expect, it } from "vitest"
+import { countEvents } from "../../../engine/member/Conditions.ts"
+import { applyEvents, clearOutbox, emptyState, type MemberState, MemberStateSchema, parseState, profileRow } from "../../../engine/member/MemberState.ts"
+import { insertAt, KEY_WIDTH, keyIndex } from "../../../engine/member/MemberState/Compact.ts"
+import { RECENT_PER_TYPE, TIMES_PER_TYPE } from "../../../engine/member/MemberState/Facts.ts"
+import { shortHash } from "../../../engine/member/MemberState/Ids.ts"
+import { Condition } from "../../../schemas/Condition.ts"
+import { ctx, DAY, event, NOW, purchase, refund } from "./fixtures.ts"
+import { formerEvents } from "./formerFormat.ts"
+
+/** Applies the events in batches as the engine does, publishing each batch's derived events. */
+const build = (batches: ReadonlyArray<ReadonlyArray<(typeof formerEvents)[number]>>, from: MemberState = emptyState("m-1")): MemberState => {
+  let state = from
+  for (const batch of batches) {
+    const result = applyEvents(state, batch, ctx, NOW)
+    state = clearOutbox(result.state, result.state.outbox.map((e) => e.id))
+  }
+  return state
+}
+const formerBatches = [formerEvents.slice(0, 4), formerEvents.slice(4, 7), formerEvents.slice(7)]
+const formerJson = readFileSync(join(import.meta.dirname, "formerFormat.json"), "utf8")
+
+describe("the stored member state", () => {
+  it("a state stored in the former format reads as the state the engine now builds from the same events", () => {
+    const upgraded = parseState(formerJson)
+    expect(upgraded).toEqual(build(formerBatches))
+    expect(Schema.decodeUnknownSync(MemberStateSchema)(upgraded)).toEqual(upgraded)
+    expect(profileRow(upgraded, ctx, NOW)).toEqual(profileRow(build(formerBatches), ctx, NOW))
+    // what the upgrade turned into the compact parts
+    expect(upgraded.seen.length % KEY_WIDTH).toBe(0)
+    expect(formerEvents.every((e) => keyIndex(upgraded.seen, shortHash(e.id)) !== -1)).toBe(true)
+    expect(upgraded.orders.at).toHaveLength(3)
+    expect(upgraded.history["page.viewed"]?.recent).toHaveLength(RECENT_PER_TYPE)
+  })
+
+  it("an upgraded state goes on as if it had never been stored in the former format", () => {
+    const later = [
+      formerEvents[3]!, // a re-delivery from before the upgrade: a duplicate
+      purchase("O-2", 900, NOW - 60 * DAY, "f-p2-again"), // the same order under another event id: a duplicate
+      refund("O-1", 200.5, NOW - DAY, "f-ref-1"),
+      purchase("O-4", 300, NOW - DAY, "f-p4"),
+      event("page.viewed", NOW - 40 * DAY, { page: "/old" }, { id: "f-view-old" })
+    ]
+    const fromFormer = applyEvents(parseState(formerJson), later, ctx, NOW)
+    const fromNew = applyEvents(build(formerBatches), later, ctx, NOW)
+    expect(fromFormer.duplicates.map((e) => e.id)).toEqual(["f-p2", "f-p2-again"])
+    expect(fromFormer.state).toEqual(fromNew.state)
+    expect(profileRow(fromFormer.state, ctx, NOW)).toMatchObject({ purchase_count: 4, purchase_total: 1000 + 600 + 5000 + 300 })
+  })
+
+  it("a state in the current format reads back unchanged", () => {
+    const state = build(formerBatches)
+    expect(parseState(JSON.stringify(state))).toEqual(state)
+  })
+
+  it("an event id is seen only where a whole hash stands, not across two", () => {
+    const state = build([[event("page.viewed", NOW, {}, { id: "a" }), event("page.viewed", NOW, {}, { id: "b" })]])
+    const straddling = state.seen.slice(KEY_WIDTH / 2, KEY_WIDTH / 2 + KEY_WIDTH)
+    expect(keyIndex(state.seen, straddling)).toBe(-1)
+    expect(keyIndex(state.seen, shortHash("b"))).toBe(1)
+    expect(keyIndex(state.seen + straddling, straddling)).toBe(2)
+  })
+
+  it("the kept properties stay with their events' times, whatever order the events come in, past the number kept", () => {
+    // page views with a number in their properties, in a shuffled order, more than are kept
+    const n = RECENT_PER_TYPE * 3
+    const order = Array.from({ length: n }, (_, i) => (i * 37) % n)
+    const views = order.map((i) => event("page.viewed", NOW - (n - i) * 3_600_000, { i, even: i % 2 === 0 }, { id: `v-${i}` }))
+    // one at a time and all at once give the same state
+    const oneByOne = build(views.map((view) => [view]))
+    const atOnce = build([views])
+    expect(oneByOne.history).toEqual(atOnce.history)
+    const h = atOnce.history["page.viewed"]!
+    expect(h.at).toEqual([...h.at].sort((a, b) => a - b))
+    // the properties kept are the latest events', each at its own time's place
+    const kept = h.recent.map((json) => JSON.parse(json) as { i: number })
+    expect(kept.map((p) => p.i)).toEqual(Array.from({ length: RECENT_PER_TYPE }, (_, k) => n - RECENT_PER_TYPE + k))
+    h.recent.forEach((_, k) => expect(h.at[h.at.length - RECENT_PER_TYPE + k]).toBe(NOW - (RECENT_PER_TYPE - k) * 3_600_000))
+    // and `where` counts them by their own times: the even ones of the last 10 hours (51 to 59)
+    const where = Schema.decodeUnknownSync(Condition)({ event: "page.viewed", where: { even: true }, within: "10h" })
+    expect(countEvents(where as never, atOnce, { now: NOW, ctx })).toBe(4)
+  })
+
+  it("event times beyond the number kept drop the oldest, and properties stay aligned", () => {
+    const views = Array.from({ length: TIMES_PER_TYPE + 5 }, (_, i) => event("checkin", NOW - (TIMES_PER_TYPE + 5 - i) * 60_000, { i }, { id: `c-${i}` }))
+    const h = build([views]).history["checkin"]!
+    expect(h.n).toBe(TIMES_PER_TYPE + 5)
+    expect(h.at).toHaveLength(TIMES_PER_TYPE)
+    expect(h.at[0]).toBe(NOW - TIMES_PER_TYPE * 60_000)
+    expect(JSON.parse(h.recent.at(-1)!)).toEqual({ i: TIMES_PER_TYPE + 4 })
+  })
+
+  it("grows short arrays to exactly their length, and inserts in place", () => {
+    expect(insertAt([1, 3], 1, 2)).toEqual([1, 2, 3])
+    expect(insertAt([1, 2], 2, 3)).toEqual([1, 2, 3])
+    expect(insertAt([], 0, "a")).toEqual(["a"])
+    const long = Array.from({ length: 100 }, (_, i) => i * 2)
+    expect(insertAt(long, 1, 1)).toBe(long)
+    expect(long.slice(0, 3)).toEqual([0, 1, 2])
+  })
+})
