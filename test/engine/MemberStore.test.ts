@@ -1,12 +1,16 @@
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Context, Effect, Layer } from "effect"
 import { rm } from "node:fs/promises"
-import type { Draft } from "../../engine/member/MemberState.ts"
-import { MemberStore } from "../../engine/MemberStore.ts"
+import { readFileSync } from "node:fs"
+import { join } from "node:path"
+import { Kvm } from "@nats-io/kv"
+import { applyEvents, type Draft } from "../../engine/member/MemberState.ts"
+import { memberKey, MemberStore } from "../../engine/MemberStore.ts"
 import { Nats } from "../../engine/Nats.ts"
 import { Topology } from "../../engine/Topology.ts"
 import { privateNats } from "../support/natsServer.ts"
-import { dropTopology, NATS_URL, uniqueTopology } from "../support/nats.ts"
+import { dropTopology, NATS_URL, natsConnect, uniqueTopology } from "../support/nats.ts"
+import { ctx, NOW, purchase } from "./member/fixtures.ts"
 
 const topology = uniqueTopology("store")
 
@@ -234,4 +238,26 @@ describe("the member store's writes when NATS stalls", () => {
       }).pipe(Effect.scoped),
     60_000
   )
+
+  it.effect("a state an engine stored in the former format is read as the current one, and written back compact at its next change", () =>
+    Effect.gen(function* () {
+      const store = yield* MemberStore
+      // As an engine of before the compact format left it in the bucket (test/engine/member/formerFormat.ts).
+      const former = readFileSync(join(import.meta.dirname, "member/formerFormat.json"), "utf8")
+      const nc = yield* Effect.promise(() => natsConnect())
+      const kv = yield* Effect.promise(() => new Kvm(nc).open(`${topology.kvPrefix}_members`))
+      yield* Effect.promise(() => kv.put(memberKey("m-1"), former))
+      yield* store.load([["m-1", 5]])
+      const state = store.take("m-1")
+      expect(typeof state.seen).toBe("string")
+      expect(state.orders.at).toHaveLength(3)
+      const next = applyEvents(state, [purchase("O-9", 100, NOW, "f-p9")], ctx, NOW, { owned: true }).state
+      store.put("m-1", 5, next)
+      expect(yield* store.flush(store.snapshot(5))).toBe(0)
+      const written = JSON.parse((yield* Effect.promise(() => kv.get(memberKey("m-1"))))!.string()) as Record<string, unknown>
+      expect(typeof written["seen"]).toBe("string")
+      expect(written["orders"]).toMatchObject({ amount: [900, 1200.5, 5600, 100] })
+      expect((written["history"] as Record<string, { recent: Array<unknown> }>)["purchase"]!.recent.every((r) => typeof r === "string")).toBe(true)
+      yield* Effect.promise(() => nc.close())
+    }).pipe(Effect.provide(layer)), 30_000)
 })
