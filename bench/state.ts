@@ -3,18 +3,25 @@
  * bench:ingest (BENCH_EVENTS for BENCH_MEMBERS, same mix) applied one at a time, each batch's
  * derived events published (cleared), no NATS, no ClickHouse. It prints the heap they take, then
  * the same states after a JSON round trip (what they would take with no spare room), then how much
- * each part of them takes (`BENCH_PARTS=0` leaves that out).
+ * each part of them takes (`BENCH_PARTS=0` leaves that out). `BENCH_JOURNEYS=1` runs the shipped
+ * journeys too, as bench:apply does; `BENCH_DUMP=<member id>` prints that member's state.
  */
-import { Effect, Either } from "effect"
+import { Effect, Either, Schema } from "effect"
 import { join } from "node:path"
 import { decodeEvent } from "../engine/ingest/Decode.ts"
+import { type JourneySet, runJourneys } from "../engine/journeys/Apply.ts"
+import { brandConfig } from "../engine/journeys/Context.ts"
+import { loadJourneys } from "../engine/journeys/JourneyFile.ts"
 import { applyEvents, clearOutbox, emptyState, type MemberState } from "../engine/member/MemberState.ts"
+import { shortHash } from "../engine/member/MemberState/Ids.ts"
 import { loadProgram } from "../engine/program/ProgramFile.ts"
+import { Journey } from "../schemas/Journey.ts"
 import { makeEvent } from "./events.ts"
 
 const EVENTS = Number(process.env["BENCH_EVENTS"] ?? 1_000_000)
 const MEMBERS = Number(process.env["BENCH_MEMBERS"] ?? 100_000)
 const PARTS = process.env["BENCH_PARTS"] !== "0"
+const JOURNEYS = process.env["BENCH_JOURNEYS"] === "1"
 
 const gc = (globalThis as { gc?: () => void }).gc
 if (gc === undefined) throw new Error("run with node --expose-gc (npm run bench:state does)")
@@ -26,8 +33,12 @@ const heapUsed = (): number => {
 const mb = (bytes: number): string => `${(bytes / 1e6).toFixed(1)} MB`
 
 const main = Effect.gen(function* () {
-  const program = yield* loadProgram(join(import.meta.dirname, "../journeys"))
+  const dir = join(import.meta.dirname, "../journeys")
+  const program = yield* loadProgram(dir)
   const ctx = { program, cutpoints: null }
+  const loaded = yield* loadJourneys(dir)
+  const current = loaded.journeys.filter((j) => j.status !== "draft").map((journey) => ({ journey, version: shortHash(JSON.stringify(Schema.encodeSync(Journey)(journey)), 10) }))
+  const set: JourneySet = { current, versions: new Map(current.map((j) => [j.version, j.journey])), templates: loaded.templates, brand: yield* brandConfig, winners: new Map() }
   const encoder = new TextEncoder()
   const base = Date.now() - 60_000
   const states = new Map<string, MemberState>()
@@ -37,11 +48,15 @@ const main = Effect.gen(function* () {
     const decoded = decodeEvent(`events.${event.type}`, encoder.encode(JSON.stringify(event)), { subjectPrefix: "events", now: base + i, maxBytes: 65536 })
     if (Either.isLeft(decoded)) throw new Error(decoded.left)
     const memberId = decoded.right.memberId
-    const result = applyEvents(states.get(memberId) ?? emptyState(memberId), [decoded.right], ctx, base + i, { owned: true })
-    states.set(memberId, clearOutbox(result.state, result.state.outbox.map((e) => e.id)))
+    const applied = applyEvents(states.get(memberId) ?? emptyState(memberId), [decoded.right], ctx, base + i, { owned: true })
+    const result = JOURNEYS ? runJourneys(applied, set, ctx, base + i, { owned: true }) : applied
+    // what the engine does once the outbox is published and the rows written
+    states.set(memberId, clearOutbox(result.state, [...result.state.outbox.map((e) => e.id), ...(result.state.rows ?? []).map((r) => r.id)]))
   }
   const built = heapUsed() - before
-  console.log(`${EVENTS.toLocaleString("en")} events for ${states.size.toLocaleString("en")} members`)
+  console.log(`${EVENTS.toLocaleString("en")} events for ${states.size.toLocaleString("en")} members, journeys ${JOURNEYS ? "on" : "off"}`)
+  const dump = process.env["BENCH_DUMP"]
+  if (dump !== undefined) console.log(JSON.stringify(states.get(dump), null, 1))
   console.log(`states as built: ${mb(built)} (${Math.round(built / states.size)} bytes per member)`)
   let json = 0
   for (const [memberId, state] of states) {
@@ -62,7 +77,7 @@ const main = Effect.gen(function* () {
   }
   drop("history.recent", (s) => Object.values(s["history"] as object).forEach((h: Record<string, unknown>) => (h["recent"] = null)))
   drop("history.at", (s) => Object.values(s["history"] as object).forEach((h: Record<string, unknown>) => (h["at"] = null)))
-  for (const part of ["history", "orders", "seen", "attributes", "consent", "tier", "rfm", "points"]) drop(part, (s) => (s[part] = null))
+  for (const part of ["history", "orders", "seen", "attributes", "consent", "tier", "rfm", "points", "journeys", "entryTimers", "rows", "outbox", "sent"]) drop(part, (s) => (s[part] = null))
   console.log(`  ${"the rest".padEnd(16)} ${mb(last - before)} (${states.size} states)`)
 })
 

@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process"
-import { mkdtempSync } from "node:fs"
+import { mkdtempSync, rmSync } from "node:fs"
 import { createServer } from "node:net"
 import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
@@ -16,7 +16,34 @@ export const freePort = (): Promise<number> =>
     })
   })
 
-export const tempDir = (label: string): string => mkdtempSync(join(tmpdir(), `memberflow-${label}-`))
+/** Directories made by `tempDir` and not removed yet. */
+const made: Array<string> = []
+
+/**
+ * Removes the directories `tempDir` made: after each test file (test/support/setup.ts, its last
+ * `afterAll`), and when a benchmark's process exits.
+ */
+export const removeTempDirs = (): void => {
+  for (const path of made.splice(0)) {
+    try {
+      rmSync(path, { recursive: true, force: true, maxRetries: 2 })
+    } catch {
+      // An engine a failed test left running may still be writing there: that directory stays.
+    }
+  }
+}
+
+/**
+ * A new directory under the system's temp folder, removed with everything in it at the end of the
+ * test file or benchmark that made it. They used to stay: a full `npm test` and the benchmarks left
+ * about 270 of them, engines' ClickHouse data among them.
+ */
+export const tempDir = (label: string): string => {
+  const dir = mkdtempSync(join(tmpdir(), `memberflow-${label}-`))
+  if (made.length === 0) process.once("exit", removeTempDirs)
+  made.push(dir)
+  return dir
+}
 
 export interface EngineProcess {
   readonly port: number

@@ -6,7 +6,7 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 
 export interface PrivateNats {
   readonly url: string
-  /** Its JetStream store, a temp directory: the caller removes it once done with the server. */
+  /** Its JetStream store, a temp directory (`tempDir`: removed at the end of the test file). */
   readonly dir: string
   readonly start: () => Promise<void>
   readonly stop: () => Promise<void>

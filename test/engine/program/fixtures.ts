@@ -1,6 +1,6 @@
-import { mkdtempSync, writeFileSync } from "node:fs"
-import { tmpdir } from "node:os"
+import { writeFileSync } from "node:fs"
 import { join } from "node:path"
+import { tempDir } from "../../support/engine.ts"
 
 /** A small program that loads cleanly; tests break one thing at a time. */
 export const VALID_PROGRAM = `currency: CNY
@@ -27,7 +27,7 @@ tags:
 
 /** Writes `program.yaml` into a fresh temporary directory; returns the directory and file path. */
 export const writeProgram = (text: string): { readonly dir: string; readonly file: string } => {
-  const dir = mkdtempSync(join(tmpdir(), "memberflow-program-"))
+  const dir = tempDir("program")
   const file = join(dir, "program.yaml")
   writeFileSync(file, text)
   return { dir, file }
