@@ -377,7 +377,7 @@ export const IngestLive = Layer.scoped(
      */
     const passOver = (builder: BatchBuilder, passing: PendingPass, memberId: string, partition: number) => {
       passing.passed.add(memberId)
-      if (store.peek(memberId).version > 0) builder.change(memberId, partition, passing.now, passing.change)
+      if (store.known(memberId)) builder.change(memberId, partition, passing.now, passing.change)
     }
 
     /** Every member of the pass is passed over (or in the last slice, being written). */

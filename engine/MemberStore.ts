@@ -29,10 +29,17 @@ const backoff = (attempt: number) => Math.min(10_000, 200 * 1.5 ** attempt) * (0
 
 interface Entry {
   /**
-   * The state, its outbox and rows empty. Held as the object itself (about 1.5 times its JSON in
-   * memory): a JSON round trip per event was the largest cost of the hot path.
+   * The state, its outbox and rows empty, as the object itself while it is in use; null while it is
+   * held as `json`. An object per event was the largest cost of the hot path as a JSON round trip.
    */
-  state: MemberState
+  state: MemberState | null
+  /**
+   * The state as the JSON a checkpoint wrote, while it has not changed since: clean states wait in
+   * the cache as one string each, not as a graph of objects that every full collection of the heap
+   * must mark (with 150,000 of them as objects, marking took 0.5–0.7 s of the engine's thread every
+   * half minute, and timers fired up to 1.6 s late; BENCHMARKS.md). Parsed again when next used.
+   */
+  json: string | null
   /** KV revision of the copy in the members bucket; 0 = none there yet. */
   revision: number
   readonly partition: number
@@ -80,6 +87,15 @@ const jsonOf = (copy: Copy): string => {
   return copy.json
 }
 
+/** The entry's state as an object, parsed from its JSON if it is held as that. */
+const stateOf = (entry: Entry): MemberState => {
+  if (entry.state === null) {
+    entry.state = parseState(entry.json!)
+    entry.json = null
+  }
+  return entry.state
+}
+
 /** Makes the entry's pending copy before its state changes. */
 const settle = (entry: Entry): void => {
   if (entry.copy === null) return
@@ -99,8 +115,9 @@ const settle = (entry: Entry): void => {
  * Each KV write is a compare-and-set on the revision the owner last read or wrote: an engine that
  * lost its partition without noticing cannot overwrite what the new owner wrote.
  *
- * Cache: every dirty state stays until written; clean ones are dropped least recently used first
- * beyond `MEMBERFLOW_CACHE_MEMBERS` and read again from KV when needed.
+ * Cache: every dirty state stays until written; clean ones are held as the JSON written (`Entry`),
+ * dropped least recently used first beyond `MEMBERFLOW_CACHE_MEMBERS` and read again from KV when
+ * needed.
  */
 export class MemberStore extends Effect.Service<MemberStore>()("memberflow/MemberStore", {
   scoped: Effect.gen(function* () {
@@ -158,10 +175,10 @@ export class MemberStore extends Effect.Service<MemberStore>()("memberflow/Membe
     const read = async (memberId: string, partition: number): Promise<Entry> => {
       const found = await persistently(() => kv.get(memberKey(memberId)))
       if (found === null || found.operation !== "PUT") {
-        return { state: emptyState(memberId), revision: found?.revision ?? 0, partition, dirty: 0, used: loads, copy: null }
+        return { state: emptyState(memberId), json: null, revision: found?.revision ?? 0, partition, dirty: 0, used: loads, copy: null }
       }
       try {
-        return { state: parseState(found.string()), revision: found.revision, partition, dirty: 0, used: loads, copy: null }
+        return { state: parseState(found.string()), json: null, revision: found.revision, partition, dirty: 0, used: loads, copy: null }
       } catch (cause) {
         throw new MemberStoreError({ memberId, reason: "stored state is not valid JSON", cause })
       }
@@ -202,21 +219,31 @@ export class MemberStore extends Effect.Service<MemberStore>()("memberflow/Membe
       const entry = cache.get(memberId)
       if (entry === undefined) return emptyState(memberId)
       settle(entry)
-      return entry.state
+      return stateOf(entry)
     }
 
     /** A member's state to read, not to change. */
-    const peek = (memberId: string): MemberState => cache.get(memberId)?.state ?? emptyState(memberId)
+    const peek = (memberId: string): MemberState => {
+      const entry = cache.get(memberId)
+      return entry === undefined ? emptyState(memberId) : stateOf(entry)
+    }
+
+    /** Whether the member has a state beyond the empty one (without parsing one held as JSON: it has). */
+    const known = (memberId: string): boolean => {
+      const entry = cache.get(memberId)
+      return entry !== undefined && (entry.state === null || entry.state.version > 0)
+    }
 
     /** Records a changed state; it is written to KV at its partition's next checkpoint. */
     const put = (memberId: string, partition: number, state: MemberState) => {
       const entry = cache.get(memberId)
       generation++
       if (entry === undefined) {
-        touch(memberId, { state, revision: 0, partition, dirty: generation, used: loads, copy: null })
+        touch(memberId, { state, json: null, revision: 0, partition, dirty: generation, used: loads, copy: null })
       } else {
         settle(entry)
         entry.state = state
+        entry.json = null
         entry.dirty = generation
         touch(memberId, entry)
       }
@@ -235,7 +262,7 @@ export class MemberStore extends Effect.Service<MemberStore>()("memberflow/Membe
         const entry = cache.get(memberId)
         if (entry === undefined || entry.dirty === 0) continue
         settle(entry)
-        entry.copy = { memberId, revision: entry.revision, dirty: entry.dirty, state: entry.state, json: null }
+        entry.copy = { memberId, revision: entry.revision, dirty: entry.dirty, state: stateOf(entry), json: null }
         states.push(entry.copy)
       }
       return { partition, states }
@@ -291,6 +318,12 @@ export class MemberStore extends Effect.Service<MemberStore>()("memberflow/Membe
                   if (entry.dirty === dirty) {
                     entry.dirty = 0
                     dirtyByPartition.get(snap.partition)?.delete(memberId)
+                    // Unchanged since the barrier: what was written is the state. A batch holding
+                    // the object now puts it back if it changes it (`put`).
+                    if (entry.copy === null) {
+                      entry.json = json
+                      entry.state = null
+                    }
                   }
                 }
               } catch (error) {
@@ -319,7 +352,8 @@ export class MemberStore extends Effect.Service<MemberStore>()("memberflow/Membe
      */
     const answer = (memberId: string): string | null => {
       const entry = cache.get(memberId)
-      return entry === undefined || (entry.revision === 0 && entry.dirty === 0) ? null : JSON.stringify(entry.state)
+      if (entry === undefined || (entry.revision === 0 && entry.dirty === 0)) return null
+      return entry.json ?? JSON.stringify(entry.state)
     }
 
     /** Reads a member straight from KV: what a checkpoint last wrote. */
@@ -390,6 +424,13 @@ export class MemberStore extends Effect.Service<MemberStore>()("memberflow/Membe
         }
       })
 
-    return { load, take, peek, put, dirtyCount, snapshot, flush, dropPartition, answer, stored, membersOf, cacheSize: () => cache.size } as const
+    /** How many cached states are held as their JSON (clean since their checkpoint). */
+    const heldAsJson = (): number => {
+      let n = 0
+      for (const entry of cache.values()) if (entry.state === null) n++
+      return n
+    }
+
+    return { load, take, peek, known, heldAsJson, put, dirtyCount, snapshot, flush, dropPartition, answer, stored, membersOf, cacheSize: () => cache.size } as const
   })
 }) {}

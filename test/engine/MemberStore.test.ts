@@ -260,4 +260,30 @@ describe("the member store's writes when NATS stalls", () => {
       expect((written["history"] as Record<string, { recent: Array<unknown> }>)["purchase"]!.recent.every((r) => typeof r === "string")).toBe(true)
       yield* Effect.promise(() => nc.close())
     }).pipe(Effect.provide(layer)), 30_000)
+
+  it.effect("a state written at a checkpoint waits in the cache as the JSON written, and is the same state when used again", () =>
+    Effect.gen(function* () {
+      const store = yield* MemberStore
+      const ids = ["json-a", "json-b", "json-c"]
+      yield* store.load(ids.map((id) => [id, 7] as const))
+      for (const id of ids) {
+        store.put(id, 7, applyEvents(store.take(id), [purchase(`O-${id}`, 500, NOW, `e-${id}`)], ctx, NOW, { owned: true }).state)
+      }
+      expect(store.heldAsJson()).toBe(0)
+      const before = ids.map((id) => JSON.stringify(store.peek(id)))
+      expect(yield* store.flush(store.snapshot(7))).toBe(0)
+      // clean now: held as the JSON written, known without parsing it
+      expect(store.heldAsJson()).toBe(3)
+      expect(ids.every((id) => store.known(id))).toBe(true)
+      expect(store.known("json-never")).toBe(false)
+      expect(store.answer("json-a")).toBe(before[0])
+      // used again: the same state, an object again, and changed as any other
+      const again = store.take("json-b")
+      expect(JSON.stringify(again)).toBe(before[1])
+      expect(store.heldAsJson()).toBe(2)
+      store.put("json-b", 7, applyEvents(again, [purchase("O-json-b2", 300, NOW, "e-json-b2")], ctx, NOW, { owned: true }).state)
+      expect(yield* store.flush(store.snapshot(7))).toBe(0)
+      expect((yield* store.stored("json-b"))?.orders.amount).toEqual([500, 300])
+      expect(store.take("json-b").orders.amount).toEqual([500, 300])
+    }).pipe(Effect.provide(layer)), 30_000)
 })
