@@ -5,16 +5,15 @@
  *
  * BENCH_EVENTS / BENCH_MEMBERS as in bench:ingest (same event mix); BENCH_JOURNEYS=0 leaves journeys out.
  */
-import { Effect, Either, Schema } from "effect"
+import { Effect, Either } from "effect"
 import { join } from "node:path"
 import { decodeEvent } from "../engine/ingest/Decode.ts"
 import { brandConfig } from "../engine/journeys/Context.ts"
 import { loadJourneys } from "../engine/journeys/JourneyFile.ts"
 import { runJourneys, type JourneySet } from "../engine/journeys/Apply.ts"
-import { shortHash } from "../engine/member/MemberState/Ids.ts"
 import { applyEvents, emptyState, type MemberState, profileRow } from "../engine/member/MemberState.ts"
 import { loadProgram } from "../engine/program/ProgramFile.ts"
-import { Journey } from "../schemas/Journey.ts"
+import { versioned } from "../engine/JourneyRuntime.ts"
 import { makeEvent } from "./events.ts"
 
 const EVENTS = Number(process.env["BENCH_EVENTS"] ?? 200_000)
@@ -28,7 +27,7 @@ const main = Effect.gen(function* () {
   const program = yield* loadProgram(dir)
   const loaded = yield* loadJourneys(dir)
   const brand = yield* brandConfig
-  const current = loaded.journeys.filter((j) => j.status !== "draft").map((journey) => ({ journey, version: shortHash(JSON.stringify(Schema.encodeSync(Journey)(journey)), 10) }))
+  const current = versioned(loaded.journeys)
   const set: JourneySet = { current: JOURNEYS ? current : [], versions: new Map(current.map((j) => [j.version, j.journey])), templates: loaded.templates, brand, winners: new Map() }
   const ctx = { program, cutpoints: null }
   const encoder = new TextEncoder()

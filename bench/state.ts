@@ -6,16 +6,15 @@
  * each part of them takes (`BENCH_PARTS=0` leaves that out). `BENCH_JOURNEYS=1` runs the shipped
  * journeys too, as bench:apply does; `BENCH_DUMP=<member id>` prints that member's state.
  */
-import { Effect, Either, Schema } from "effect"
+import { Effect, Either } from "effect"
 import { join } from "node:path"
 import { decodeEvent } from "../engine/ingest/Decode.ts"
 import { type JourneySet, runJourneys } from "../engine/journeys/Apply.ts"
 import { brandConfig } from "../engine/journeys/Context.ts"
 import { loadJourneys } from "../engine/journeys/JourneyFile.ts"
 import { applyEvents, clearOutbox, emptyState, type MemberState } from "../engine/member/MemberState.ts"
-import { shortHash } from "../engine/member/MemberState/Ids.ts"
 import { loadProgram } from "../engine/program/ProgramFile.ts"
-import { Journey } from "../schemas/Journey.ts"
+import { versioned } from "../engine/JourneyRuntime.ts"
 import { makeEvent } from "./events.ts"
 
 const EVENTS = Number(process.env["BENCH_EVENTS"] ?? 1_000_000)
@@ -37,7 +36,7 @@ const main = Effect.gen(function* () {
   const program = yield* loadProgram(dir)
   const ctx = { program, cutpoints: null }
   const loaded = yield* loadJourneys(dir)
-  const current = loaded.journeys.filter((j) => j.status !== "draft").map((journey) => ({ journey, version: shortHash(JSON.stringify(Schema.encodeSync(Journey)(journey)), 10) }))
+  const current = versioned(loaded.journeys)
   const set: JourneySet = { current, versions: new Map(current.map((j) => [j.version, j.journey])), templates: loaded.templates, brand: yield* brandConfig, winners: new Map() }
   const encoder = new TextEncoder()
   const base = Date.now() - 60_000

@@ -24,7 +24,8 @@ export interface JourneyStatus {
   readonly loadedAt: number
 }
 
-const versioned = (journeys: ReadonlyArray<Journey>): ReadonlyArray<LoadedJourney> =>
+/** The journeys that run (drafts do not), each with its version: a hash of its decoded definition. */
+export const versioned = (journeys: ReadonlyArray<Journey>): ReadonlyArray<LoadedJourney> =>
   journeys
     .filter((journey) => journey.status !== "draft")
     .map((journey) => ({ journey, version: shortHash(JSON.stringify(encodeJourney(journey)), 10) }))

@@ -89,6 +89,8 @@ export const addOrder = (orders: Orders, key: string, at: number | null, amount:
 
 type Json = Record<string, unknown>
 
+const numberOr = <A>(value: unknown, otherwise: A): number | A => (typeof value === "number" ? value : otherwise)
+
 const isRecord = (value: unknown): value is Json => typeof value === "object" && value !== null && !Array.isArray(value)
 
 /**
@@ -107,10 +109,7 @@ export const upgradeState = <S>(parsed: S): S => {
     for (const key of Object.keys(orders)) {
       const order = orders[key]
       if (key.length !== KEY_WIDTH || !isRecord(order)) continue
-      compact.k += key
-      compact.at.push(typeof order["at"] === "number" ? order["at"] : null)
-      compact.amount.push(typeof order["amount"] === "number" ? order["amount"] : 0)
-      compact.refunded.push(typeof order["refunded"] === "number" ? order["refunded"] : 0)
+      addOrder(compact, key, numberOr(order["at"], null), numberOr(order["amount"], 0), numberOr(order["refunded"], 0))
     }
     state["orders"] = compact
   }
