@@ -53,6 +53,30 @@ describe("Clickhouse (embedded chDB)", () => {
           .toEqual([{ n: 2 }])
       }))
 
+    it.effect("a large insert of many rows, Chinese text, emoji and quotes in it, reads back exactly", () =>
+      Effect.gen(function*() {
+        const clickhouse = yield* Clickhouse
+        // Far more than the first buffer holds (engine/store/RowBody.ts grows it), with text that
+        // takes 3 and 4 bytes a character in UTF-8 and every character JSON escapes.
+        const rows = Array.from({ length: 20_000 }, (_, i) =>
+          event(`big-${String(i).padStart(5, "0")}`, "m-big", i % 3 === 0 ? null : i / 100)
+        ).map((row, i) => ({ ...row, source: i % 2 === 0 ? "小程序 🎁 \"quoted\" \\ back\nline\ttab" : "pos" }))
+        yield* clickhouse.insert("events", rows)
+        const back = yield* clickhouse.query<EventRow>("SELECT * FROM events WHERE member_id = 'm-big' ORDER BY event_id")
+        expect(back.length).toBe(rows.length)
+        expect(back).toEqual(rows)
+      }))
+
+    it.effect("a failed insert is a ClickhouseError, and the next insert still succeeds", () =>
+      Effect.gen(function*() {
+        const clickhouse = yield* Clickhouse
+        const error = yield* Effect.flip(clickhouse.insert("events", [{ event_id: "x", no_such_column: 1 }]))
+        expect(error._tag).toBe("ClickhouseError")
+        expect(error.message).toMatch(/^insert into events failed: .*no_such_column/s)
+        yield* clickhouse.insert("events", [event("after-failure", "m-fail", 1)])
+        expect(yield* clickhouse.query("SELECT event_id FROM events WHERE member_id = 'm-fail'")).toEqual([{ event_id: "after-failure" }])
+      }))
+
     it.effect("inserting no rows sends nothing and succeeds", () =>
       Effect.gen(function*() {
         const clickhouse = yield* Clickhouse
