@@ -14,7 +14,7 @@ import { Readable } from "node:stream"
 import { finished } from "node:stream/promises"
 import type { SqlRejected } from "../schemas/ClickhouseErrors.ts"
 import { checkReadOnlySql } from "./store/ReadOnlySql.ts"
-import { BodyPool, encodeRows } from "./store/RowBody.ts"
+import { BodyPool, encodeRows, type RowLines } from "./store/RowBody.ts"
 
 /**
  * The ClickHouse the engine writes to and analysts read: a server when `CLICKHOUSE_URL` is set,
@@ -38,8 +38,15 @@ export interface ClickhouseService {
     sql: string,
     params?: Record<string, unknown>
   ) => Effect.Effect<ReadonlyArray<A>, ClickhouseError>
-  /** One JSONEachRow request per call; nothing is sent for no rows. */
+  /** One insert request per call (JSONCompactEachRow, engine/store/RowBody.ts); nothing is sent for no rows. */
   readonly insert: <A>(table: string, rows: ReadonlyArray<A>) => Effect.Effect<void, ClickhouseError>
+  /** Rows encoded now, into lines to append more rows to and send with `insertLines`. */
+  readonly encode: (rows: ReadonlyArray<Record<string, unknown>>) => RowLines
+  /**
+   * Sends the lines in one insert (nothing for none). Once it succeeds their buffer is reused: the
+   * lines are empty after. After a failure they are kept as they were, to be sent again.
+   */
+  readonly insertLines: (table: string, lines: RowLines) => Effect.Effect<void, ClickhouseError>
   /** An analyst's SQL: one read-only statement (ReadOnlySql), run with `readonly = 1`. */
   readonly readOnlyQuery: (
     sql: string
@@ -262,17 +269,19 @@ const fromBackend = (backend: Backend): ClickhouseService => {
   // and twice the insert rate in ClickHouse (BENCHMARKS.md). A buffer goes back to the pool only
   // once its insert succeeded: one that failed or was cut short may still be read.
   const pool = new BodyPool()
-  const insert = <A>(table: string, rows: ReadonlyArray<A>) =>
-    rows.length === 0 ? Effect.void : Effect.tryPromise({
+  const encode = (rows: ReadonlyArray<Record<string, unknown>>) => encodeRows(rows, pool)
+  const insertLines = (table: string, lines: RowLines) =>
+    lines.rows === 0 ? Effect.void : Effect.tryPromise({
       try: async (signal) => {
-        const body = encodeRows(rows as ReadonlyArray<Record<string, unknown>>, pool)
-        await backend.sendRows(table, body.columns, body.bytes, signal)
-        pool.give(body.buffer)
+        await backend.sendRows(table, lines.columns, lines.bytes, signal)
+        lines.release()
       },
       catch: (cause) => makeError(`insert into ${table}`, cause)
     }).pipe(
-      Effect.withSpan("Clickhouse.insert", { attributes: { ...spanAttributes, table, rows: rows.length } })
+      Effect.withSpan("Clickhouse.insert", { attributes: { ...spanAttributes, table, rows: lines.rows } })
     )
+  const insert = <A>(table: string, rows: ReadonlyArray<A>) =>
+    rows.length === 0 ? Effect.void : Effect.suspend(() => insertLines(table, encode(rows as ReadonlyArray<Record<string, unknown>>)))
 
   const readOnlyQuery = Effect.fn("Clickhouse.readOnlyQuery")(function*(sql: string) {
     const statement = yield* checkReadOnlySql(sql)
@@ -298,7 +307,7 @@ const fromBackend = (backend: Backend): ClickhouseService => {
     Effect.withSpan("Clickhouse.ping", { attributes: spanAttributes })
   )
 
-  return { database: backend.database, embedded: backend.embedded, command, query, insert, readOnlyQuery, ping }
+  return { database: backend.database, embedded: backend.embedded, command, query, insert, encode, insertLines, readOnlyQuery, ping }
 }
 
 /** Opens the clients for the life of the scope. chDB allows one data directory per process: acquire once. */

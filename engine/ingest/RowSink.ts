@@ -1,5 +1,6 @@
 import { Effect, Fiber, MetricLabel } from "effect"
 import type { Clickhouse } from "../Clickhouse.ts"
+import type { RowLines } from "../store/RowBody.ts"
 import * as Metrics from "../Metrics.ts"
 import { retryForever } from "./Retry.ts"
 
@@ -9,12 +10,14 @@ import { retryForever } from "./Retry.ts"
  * nearly as much for a hundred rows as for ten thousand, and waiting for each batch's own insert
  * was the largest stall of the pipeline; now the pipeline waits only when the rows not yet written
  * pass `maxRows` (backpressure). Each batch's `done` runs once its rows are in.
+ *
+ * A batch's rows are encoded as they are offered, onto each table's lines for the next insert
+ * (engine/store/RowBody.ts): what waits is bytes outside the heap, not objects the collector copies.
  */
 
 export type TableRows = ReadonlyArray<readonly [table: string, rows: ReadonlyArray<unknown>]>
 
 interface Pending {
-  readonly tables: TableRows
   readonly rows: number
   readonly done: () => void
 }
@@ -36,6 +39,8 @@ export interface RowSink {
 export const makeRowSink = (clickhouse: Clickhouse["Type"], maxRows: number) =>
   Effect.gen(function* () {
     let queue: Array<Pending> = []
+    /** The lines of the next insert, by table: more than one when rows came with columns the first lacked. */
+    let lines = new Map<string, Array<RowLines>>()
     let queued = 0
     let inFlight = 0
     let wake: (() => void) | null = null
@@ -62,31 +67,23 @@ export const makeRowSink = (clickhouse: Clickhouse["Type"], maxRows: number) =>
         wake = null
       }
       const taken = queue
+      const inserts = lines
       queue = []
+      lines = new Map()
       inFlight = queued
       queued = 0
-      const byTable = new Map<string, Array<unknown>>()
-      for (const pending of taken) {
-        for (const [table, rows] of pending.tables) {
-          if (rows.length === 0) continue
-          const all = byTable.get(table)
-          if (all === undefined) byTable.set(table, [...rows])
-          else for (const row of rows) all.push(row)
-        }
-      }
+      // Tables at once; one table's lines in the order their rows came (a later row may replace an earlier).
       yield* Effect.forEach(
-        byTable,
-        ([table, rows]) => {
-          const started = Date.now()
-          return clickhouse.insert(table, rows).pipe(
-            Effect.retry(retryForever),
-            Effect.tap(() => Metrics.insertSeconds.unsafeUpdate((Date.now() - started) / 1000, [MetricLabel.make("table", table)]))
-          )
-        },
-        {
-          concurrency: "unbounded",
-          discard: true
-        }
+        inserts,
+        ([table, list]) =>
+          Effect.forEach(list, (each) => {
+            const started = Date.now()
+            return clickhouse.insertLines(table, each).pipe(
+              Effect.retry(retryForever),
+              Effect.tap(() => Metrics.insertSeconds.unsafeUpdate((Date.now() - started) / 1000, [MetricLabel.make("table", table)]))
+            )
+          }, { discard: true }),
+        { concurrency: "unbounded", discard: true }
       )
       inFlight = 0
       for (const pending of taken) pending.done()
@@ -104,7 +101,14 @@ export const makeRowSink = (clickhouse: Clickhouse["Type"], maxRows: number) =>
             waiters.push({ below: maxRows, resume: () => resume(Effect.void) })
           })
         }
-        queue.push({ tables, rows, done })
+        for (const [table, list] of tables) {
+          if (list.length === 0) continue
+          const rowsOf = list as ReadonlyArray<Record<string, unknown>>
+          const open = lines.get(table)
+          if (open === undefined) lines.set(table, [clickhouse.encode(rowsOf)])
+          else if (!open[open.length - 1]!.append(rowsOf)) open.push(clickhouse.encode(rowsOf))
+        }
+        queue.push({ rows, done })
         queued += rows
         wake?.()
       })

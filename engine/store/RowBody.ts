@@ -53,37 +53,81 @@ export class BodyPool {
   }
 }
 
-export interface RowBody {
+/**
+ * JSONCompactEachRow lines in one column order, appended to as rows come: a table's rows waiting
+ * for their insert are held as these bytes, off the engine's heap, not as row objects (those lived
+ * long enough to be copied by the young-generation collector and promoted; BENCHMARKS.md).
+ */
+export class RowLines {
   readonly columns: ReadonlyArray<string>
-  /** The whole buffer, to hand back to its pool once the insert has settled. */
-  readonly buffer: Buffer
-  /** The lines: `buffer` up to their end. */
-  readonly bytes: Buffer
+  private readonly index: ReadonlySet<string>
+  private buffer: Buffer
+  private at = 0
+  private count = 0
+
+  constructor(
+    columns: ReadonlyArray<string>,
+    private readonly pool: BodyPool
+  ) {
+    this.columns = columns
+    this.index = new Set(columns)
+    this.buffer = pool.take(FIRST_BYTES)
+  }
+
+  /** Rows in these lines. */
+  get rows(): number {
+    return this.count
+  }
+
+  /** The lines so far: valid until `release`. */
+  get bytes(): Buffer {
+    return this.buffer.subarray(0, this.at)
+  }
+
+  /**
+   * Appends the rows, a missing or undefined value as `null` (the column's default for a
+   * non-Nullable column, as with JSONEachRow's missing keys). False, appending nothing, when a row
+   * has a column these lines lack: those rows need lines of their own.
+   */
+  append(rows: ReadonlyArray<Record<string, unknown>>): boolean {
+    for (const row of rows) {
+      for (const key in row) if (!this.index.has(key)) return false
+    }
+    const { columns } = this
+    const width = columns.length
+    const values: Array<unknown> = new Array(width)
+    for (const row of rows) {
+      for (let i = 0; i < width; i++) values[i] = row[columns[i]!] ?? null
+      const line = JSON.stringify(values)
+      // UTF-8 takes at most 3 bytes per UTF-16 unit (a surrogate pair: 4 for 2).
+      const most = this.at + line.length * 3 + 1
+      if (most > this.buffer.length) {
+        const larger = this.pool.take(Math.max(most, this.buffer.length * 2))
+        this.buffer.copy(larger, 0, 0, this.at)
+        this.pool.give(this.buffer)
+        this.buffer = larger
+      }
+      this.at += this.buffer.write(line, this.at)
+      this.buffer[this.at++] = 10
+    }
+    this.count += rows.length
+    return true
+  }
+
+  /** Hands the buffer back to the pool: only once nothing reads it any more (its insert succeeded). */
+  release(): void {
+    this.pool.give(this.buffer)
+    this.buffer = EMPTY
+    this.at = 0
+    this.count = 0
+  }
 }
 
-/**
- * The rows as JSONCompactEachRow lines. A missing or undefined value is written as `null` (the
- * column's default for a non-Nullable column, as with JSONEachRow's missing keys).
- */
-export const encodeRows = (rows: ReadonlyArray<Record<string, unknown>>, pool: BodyPool): RowBody => {
-  const columns = columnsOf(rows)
-  const width = columns.length
-  const values: Array<unknown> = new Array(width)
-  let buffer = pool.take(FIRST_BYTES)
-  let at = 0
-  for (const row of rows) {
-    for (let i = 0; i < width; i++) values[i] = row[columns[i]!] ?? null
-    const line = JSON.stringify(values)
-    // UTF-8 takes at most 3 bytes per UTF-16 unit (a surrogate pair: 4 for 2).
-    const most = at + line.length * 3 + 1
-    if (most > buffer.length) {
-      const larger = pool.take(Math.max(most, buffer.length * 2))
-      buffer.copy(larger, 0, 0, at)
-      pool.give(buffer)
-      buffer = larger
-    }
-    at += buffer.write(line, at)
-    buffer[at++] = 10
-  }
-  return { columns, buffer, bytes: buffer.subarray(0, at) }
+const EMPTY = Buffer.alloc(0)
+
+/** The rows as lines of their own, in the order of every key any of them has. */
+export const encodeRows = (rows: ReadonlyArray<Record<string, unknown>>, pool: BodyPool): RowLines => {
+  const lines = new RowLines(columnsOf(rows), pool)
+  lines.append(rows)
+  return lines
 }

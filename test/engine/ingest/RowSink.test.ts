@@ -43,4 +43,28 @@ describe("the row sink", () => {
       }).pipe(Effect.provide(tempClickhouseLayer())),
     60_000
   )
+
+  it.live(
+    "rows that bring a column the waiting rows lack are inserted too, after them: a later row of the same key replaces the earlier",
+    () =>
+      Effect.gen(function* () {
+        const clickhouse = yield* Clickhouse
+        const sink = yield* makeRowSink(clickhouse, 1_000_000)
+        const done: Array<string> = []
+        const { raw: _, ...withoutRaw } = row("cols-1")
+        yield* sink.offer([["rejected_events", [{ ...withoutRaw, reason: "first" }, { ...withoutRaw, rejection_id: "cols-2" }]]], () => done.push("a"))
+        yield* sink.offer([["rejected_events", [{ ...row("cols-1"), raw: "{\"x\":1}", reason: "second" }]]], () => done.push("b"))
+        yield* sink.flushed
+        expect(done).toEqual(["a", "b"])
+        const rows = yield* clickhouse.query<{ rejection_id: string; raw: string; reason: string }>(
+          "SELECT rejection_id, raw, reason FROM rejected_events FINAL WHERE rejection_id LIKE 'cols-%' ORDER BY rejection_id"
+        )
+        expect(rows).toEqual([
+          { rejection_id: "cols-1", raw: "{\"x\":1}", reason: "second" },
+          { rejection_id: "cols-2", raw: "", reason: "row sink test" }
+        ])
+        yield* sink.stop
+      }).pipe(Effect.provide(tempClickhouseLayer())),
+    60_000
+  )
 })
