@@ -26,6 +26,9 @@ export interface NatsShape {
   readonly use: <A>(operation: string, f: () => Promise<A>) => Effect.Effect<A, NatsError>
 }
 
+/** Bytes of outgoing messages the client holds before it writes them inline (its default: 32 KB). */
+const PENDING_LIMIT = 1024 * 1024
+
 const use = <A>(operation: string, f: () => Promise<A>): Effect.Effect<A, NatsError> =>
   Effect.tryPromise({ try: f, catch: (cause) => new NatsError({ operation, cause }) })
 
@@ -57,6 +60,12 @@ export class Nats extends Context.Tag("memberflow/Nats")<Nats, NatsShape>() {
             noAsyncTraces: true,
             maxReconnectAttempts: -1,
             reconnectTimeWait: 500,
+            // Outgoing bytes are written to the socket once a burst of publishes is over, or inline
+            // when 32 KB pile up first. A checkpoint's KV writes (states of 1-3 KB, 256 at once) hit
+            // that limit every few publishes: socket writes were 10% of the engine's thread in
+            // bench:ingest, 4% with the limit at 1 MB (BENCHMARKS.md). The client reads the option
+            // but does not declare it; without it, it falls back to 32 KB.
+            ...({ pendingLimit: PENDING_LIMIT } as object),
             ...(Option.isSome(token) ? { token: Redacted.value(token.value) } : {}),
             ...(authenticator !== undefined ? { authenticator } : {})
           })
