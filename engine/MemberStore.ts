@@ -49,7 +49,18 @@ interface Entry {
   used: number
   /** A checkpoint's copy of the state not made yet (see `Snapshot`). */
   copy: Copy | null
+  /** Changes since the last checkpoint's barrier: how hot the state is (see `HOT_CHANGES`). */
+  changes: number
 }
+
+/**
+ * A state changed this often between two checkpoints stays an object once written: held as JSON it
+ * would be parsed again at its next event, and the string and the new objects both outlive the
+ * young generation. In bench:ingest (every member changed three or four times an interval) that
+ * churn was 1.8 of the 4.4 GB the young-generation collector promoted, and the JSON cache cost a
+ * fifth of the throughput (BENCHMARKS.md). Members changed once (enrolled, then waiting) go to JSON.
+ */
+const HOT_CHANGES = 2
 
 /**
  * One state of a snapshot, as it was at the barrier. Its JSON is made when it is written, or
@@ -62,6 +73,8 @@ interface Copy {
   /** The state itself, unchanged since the barrier; null once `json` is made. */
   state: MemberState | null
   json: string | null
+  /** The entry's `changes` in the interval the barrier closed. */
+  readonly changes: number
 }
 
 /**
@@ -175,10 +188,10 @@ export class MemberStore extends Effect.Service<MemberStore>()("memberflow/Membe
     const read = async (memberId: string, partition: number): Promise<Entry> => {
       const found = await persistently(() => kv.get(memberKey(memberId)))
       if (found === null || found.operation !== "PUT") {
-        return { state: emptyState(memberId), json: null, revision: found?.revision ?? 0, partition, dirty: 0, used: loads, copy: null }
+        return { state: emptyState(memberId), json: null, revision: found?.revision ?? 0, partition, dirty: 0, used: loads, copy: null, changes: 0 }
       }
       try {
-        return { state: parseState(found.string()), json: null, revision: found.revision, partition, dirty: 0, used: loads, copy: null }
+        return { state: parseState(found.string()), json: null, revision: found.revision, partition, dirty: 0, used: loads, copy: null, changes: 0 }
       } catch (cause) {
         throw new MemberStoreError({ memberId, reason: "stored state is not valid JSON", cause })
       }
@@ -239,12 +252,13 @@ export class MemberStore extends Effect.Service<MemberStore>()("memberflow/Membe
       const entry = cache.get(memberId)
       generation++
       if (entry === undefined) {
-        touch(memberId, { state, json: null, revision: 0, partition, dirty: generation, used: loads, copy: null })
+        touch(memberId, { state, json: null, revision: 0, partition, dirty: generation, used: loads, copy: null, changes: 1 })
       } else {
         settle(entry)
         entry.state = state
         entry.json = null
         entry.dirty = generation
+        entry.changes++
         touch(memberId, entry)
       }
       let dirty = dirtyByPartition.get(partition)
@@ -262,7 +276,8 @@ export class MemberStore extends Effect.Service<MemberStore>()("memberflow/Membe
         const entry = cache.get(memberId)
         if (entry === undefined || entry.dirty === 0) continue
         settle(entry)
-        entry.copy = { memberId, revision: entry.revision, dirty: entry.dirty, state: stateOf(entry), json: null }
+        entry.copy = { memberId, revision: entry.revision, dirty: entry.dirty, state: stateOf(entry), json: null, changes: entry.changes }
+        entry.changes = 0
         states.push(entry.copy)
       }
       return { partition, states }
@@ -318,9 +333,10 @@ export class MemberStore extends Effect.Service<MemberStore>()("memberflow/Membe
                   if (entry.dirty === dirty) {
                     entry.dirty = 0
                     dirtyByPartition.get(snap.partition)?.delete(memberId)
-                    // Unchanged since the barrier: what was written is the state. A batch holding
-                    // the object now puts it back if it changes it (`put`).
-                    if (entry.copy === null) {
+                    // Unchanged since the barrier: what was written is the state, kept as that
+                    // unless the member is hot. A batch holding the object now puts it back if it
+                    // changes it (`put`).
+                    if (entry.copy === null && copy.changes < HOT_CHANGES) {
                       entry.json = json
                       entry.state = null
                     }

@@ -286,4 +286,26 @@ describe("the member store's writes when NATS stalls", () => {
       expect((yield* store.stored("json-b"))?.orders.amount).toEqual([500, 300])
       expect(store.take("json-b").orders.amount).toEqual([500, 300])
     }).pipe(Effect.provide(layer)), 30_000)
+
+  it.effect("a state changed twice or more between checkpoints stays an object once written; changed once since, it goes to JSON", () =>
+    Effect.gen(function* () {
+      const store = yield* MemberStore
+      yield* store.load([["hot-1", 8], ["cold-1", 8]])
+      const change = (id: string, n: number) =>
+        store.put(id, 8, applyEvents(store.take(id), [purchase(`O-${id}-${n}`, 100 * n, NOW, `e-${id}-${n}`)], ctx, NOW, { owned: true }).state)
+      change("hot-1", 1)
+      change("hot-1", 2)
+      change("cold-1", 1)
+      expect(yield* store.flush(store.snapshot(8))).toBe(0)
+      // The hot one is held as its object; both are clean and written as they are.
+      expect(store.heldAsJson()).toBe(1)
+      expect((yield* store.stored("hot-1"))?.orders.amount).toEqual([100, 200])
+      expect(store.answer("hot-1")).toBe(JSON.stringify(store.peek("hot-1")))
+      expect(store.dirtyCount(8)).toBe(0)
+      // One change in the next interval: cold now, held as the JSON written.
+      change("hot-1", 3)
+      expect(yield* store.flush(store.snapshot(8))).toBe(0)
+      expect(store.heldAsJson()).toBe(2)
+      expect(store.take("hot-1").orders.amount).toEqual([100, 200, 300])
+    }).pipe(Effect.provide(layer)), 30_000)
 })
