@@ -58,7 +58,8 @@ interface Entry {
  * would be parsed again at its next event, and the string and the new objects both outlive the
  * young generation. In bench:ingest (every member changed three or four times an interval) that
  * churn was 1.8 of the 4.4 GB the young-generation collector promoted, and the JSON cache cost a
- * fifth of the throughput (BENCHMARKS.md). Members changed once (enrolled, then waiting) go to JSON.
+ * fifth of the throughput (BENCHMARKS.md). Members changed once (enrolled, then waiting) go to JSON,
+ * and a hot one that has not changed by its partition's next checkpoint too (`snapshot`).
  */
 const HOT_CHANGES = 2
 
@@ -140,6 +141,8 @@ export class MemberStore extends Effect.Service<MemberStore>()("memberflow/Membe
     const kv: KV = yield* use("open members bucket", () => kvm.create(topology.membersBucket, { history: 1 }))
     const cache = new Map<string, Entry>()
     const dirtyByPartition = new Map<number, Set<string>>()
+    /** Members kept as objects at their partition's last write (hot): looked at again at the next barrier. */
+    const keptHot = new Map<number, Set<string>>()
     let generation = 0
 
     /** Retries what fails for reasons outside the member (NATS away) until it succeeds. */
@@ -271,6 +274,19 @@ export class MemberStore extends Effect.Service<MemberStore>()("memberflow/Membe
 
     /** The partition's dirty states as they are now: call it between batches. */
     const snapshot = (partition: number): Snapshot => {
+      // Kept as objects at the last write and not changed since: cooled down, held as JSON now
+      // (between batches: no batch holds their objects).
+      const hot = keptHot.get(partition)
+      if (hot !== undefined) {
+        for (const memberId of hot) {
+          const entry = cache.get(memberId)
+          if (entry !== undefined && entry.dirty === 0 && entry.copy === null && entry.state !== null) {
+            entry.json = JSON.stringify(entry.state)
+            entry.state = null
+          }
+        }
+        keptHot.delete(partition)
+      }
       const states: Array<Copy> = []
       for (const memberId of dirtyByPartition.get(partition) ?? []) {
         const entry = cache.get(memberId)
@@ -339,6 +355,10 @@ export class MemberStore extends Effect.Service<MemberStore>()("memberflow/Membe
                     if (entry.copy === null && copy.changes < HOT_CHANGES) {
                       entry.json = json
                       entry.state = null
+                    } else if (entry.copy === null) {
+                      let hot = keptHot.get(snap.partition)
+                      if (hot === undefined) keptHot.set(snap.partition, (hot = new Set()))
+                      hot.add(memberId)
                     }
                   }
                 }
@@ -360,6 +380,7 @@ export class MemberStore extends Effect.Service<MemberStore>()("memberflow/Membe
     const dropPartition = (partition: number) => {
       for (const [memberId, entry] of cache) if (entry.partition === partition) cache.delete(memberId)
       dirtyByPartition.delete(partition)
+      keptHot.delete(partition)
     }
 
     /**
