@@ -125,10 +125,12 @@ export const decode = (msg: JsMsg, subjectPrefix: string, maxBytes: number, arri
   return Either.isLeft(decoded) ? { event: null, reason: decoded.left } : { event: decoded.right, reason: null }
 }
 
-/** What a member store offers stage one: a state to change in place, and word that it changed. */
+/** What a member store offers stage one: a state to change in place, and word that it changed or not. */
 export interface States {
   readonly take: (memberId: string) => MemberState
   readonly put: (memberId: string, partition: number, state: MemberState) => void
+  /** The state taken was not changed: the store may let go of the object (a pass over every member). */
+  readonly leave: (memberId: string) => void
 }
 
 /** What a member's journeys add to its outbox without changing its profile (tier, RFM, tags, attributes…). */
@@ -216,7 +218,10 @@ export class BatchBuilder {
       const state = work.state as { -readonly [K in keyof MemberState]: MemberState[K] }
       const outbox = state.outbox
       const rows = state.rows ?? []
-      if (!work.changed && outbox.length === 0 && rows.length === 0) continue
+      if (!work.changed && outbox.length === 0 && rows.length === 0) {
+        this.states.leave(memberId)
+        continue
+      }
       for (const event of outbox) {
         // What the state's own write applied (tier, tags, RFM, journey entries and exits) is marked so
         // that no engine applies it again when it comes back through the stream. Timer and message

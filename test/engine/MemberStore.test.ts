@@ -287,6 +287,32 @@ describe("the member store's writes when NATS stalls", () => {
       expect(store.take("json-b").orders.amount).toEqual([500, 300])
     }).pipe(Effect.provide(layer)), 30_000)
 
+  it.effect("a state taken and left unchanged (a pass with nothing to do) goes back to the JSON it was parsed from; a changed one does not", () =>
+    Effect.gen(function* () {
+      const store = yield* MemberStore
+      const ids = ["leave-a", "leave-b"]
+      yield* store.load(ids.map((id) => [id, 9] as const))
+      for (const id of ids) store.put(id, 9, applyEvents(store.take(id), [purchase(`O-${id}`, 500, NOW, `e-${id}`)], ctx, NOW, { owned: true }).state)
+      expect(yield* store.flush(store.snapshot(9))).toBe(0)
+      const heldBefore = store.heldAsJson()
+      const written = store.answer("leave-a")
+      const a = store.take("leave-a")
+      expect(store.heldAsJson()).toBe(heldBefore - 1)
+      store.leave("leave-a")
+      expect(store.heldAsJson()).toBe(heldBefore)
+      expect(store.answer("leave-a")).toBe(written)
+      expect(JSON.stringify(store.take("leave-a"))).toBe(JSON.stringify(a))
+      store.leave("leave-a")
+      // Changed and put: left alone by leave, written at the next checkpoint.
+      const b = applyEvents(store.take("leave-b"), [purchase("O-leave-b2", 300, NOW, "e-leave-b2")], ctx, NOW, { owned: true }).state
+      store.put("leave-b", 9, b)
+      store.leave("leave-b")
+      expect(store.dirtyCount(9)).toBe(1)
+      expect(store.take("leave-b").orders.amount).toEqual([500, 300])
+      expect(yield* store.flush(store.snapshot(9))).toBe(0)
+      expect((yield* store.stored("leave-b"))?.orders.amount).toEqual([500, 300])
+    }).pipe(Effect.provide(layer)), 30_000)
+
   it.effect("a state changed twice or more between checkpoints stays an object once written; changed once since, it goes to JSON", () =>
     Effect.gen(function* () {
       const store = yield* MemberStore

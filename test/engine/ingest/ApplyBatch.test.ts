@@ -28,6 +28,7 @@ const store = (): States & { readonly get: (memberId: string) => MemberState } =
   return {
     take: (memberId) => states.get(memberId) ?? emptyState(memberId),
     put: (memberId, _partition, state) => void states.set(memberId, state),
+    leave: () => undefined,
     get: (memberId) => states.get(memberId) ?? emptyState(memberId)
   }
 }
