@@ -24,11 +24,12 @@ export interface JourneyStatus {
   readonly loadedAt: number
 }
 
-/** The journeys that run (drafts do not), each with its version: a hash of its decoded definition. */
+/** A journey's version: a hash of its decoded definition (the same file read twice is one version). */
+export const journeyVersion = (journey: Journey): string => shortHash(JSON.stringify(encodeJourney(journey)), 10)
+
+/** The journeys that run (drafts do not), each with its version. */
 export const versioned = (journeys: ReadonlyArray<Journey>): ReadonlyArray<LoadedJourney> =>
-  journeys
-    .filter((journey) => journey.status !== "draft")
-    .map((journey) => ({ journey, version: shortHash(JSON.stringify(encodeJourney(journey)), 10) }))
+  journeys.filter((journey) => journey.status !== "draft").map((journey) => ({ journey, version: journeyVersion(journey) }))
 
 /** A row of journey_variants: one arm of one journey version, as planned. */
 export interface JourneyVariantRow {

@@ -2,9 +2,8 @@ import { Args, Command, Options } from "@effect/cli"
 import { FileSystem } from "@effect/platform"
 import { Clock, Config, Console, Data, Effect, Either, Option, Schema } from "effect"
 import * as NodePath from "node:path"
-import { Journey } from "../../schemas/Journey.ts"
 import { loadJourneys } from "../journeys/JourneyFile.ts"
-import { shortHash } from "../member/MemberState/Ids.ts"
+import { journeyVersion } from "../JourneyRuntime.ts"
 import { didYouMean } from "../program/YamlDocument/Suggest.ts"
 import { reportHtml } from "../report/Report.ts"
 import { CAMPAIGN_LIFT } from "../store/CampaignLift.ts"
@@ -13,7 +12,6 @@ import { decodeLiftRows } from "./LiftCommand.ts"
 
 export class ReportFailed extends Data.TaggedError("ReportFailed")<{ readonly message: string }> {}
 
-const encodeJourney = Schema.encodeSync(Journey)
 
 /** 64-bit numbers arrive as numbers from our clients, but a server profile may quote them. */
 const Num = Schema.Union(Schema.Number, Schema.NumberFromString)
@@ -112,7 +110,7 @@ export const reportCommand = Command.make(
       const data = yield* readData(journey.id)
       const html = reportHtml({
         journey,
-        currentVersion: shortHash(JSON.stringify(encodeJourney(journey)), 10),
+        currentVersion: journeyVersion(journey),
         generatedAt: yield* Clock.currentTimeMillis,
         ...data
       })

@@ -1,15 +1,14 @@
 import { Args, Command, Options } from "@effect/cli"
-import { Clock, Config, Console, Data, Effect, Either, Layer, Option, Schema } from "effect"
+import { Clock, Config, Console, Data, Effect, Either, Layer, Option } from "effect"
 import { readFile } from "node:fs/promises"
 import type { MemberEvent } from "../../schemas/Event.ts"
-import { Journey } from "../../schemas/Journey.ts"
 import { decodeEvent } from "../ingest/Decode.ts"
 import { loadJourneys } from "../journeys/JourneyFile.ts"
 import { brandConfig } from "../journeys/Context.ts"
 import { simulate } from "../journeys/Simulate.ts"
 import { fixedCutpoints } from "../member/Rfm.ts"
 import { applyEvents, emptyState, type MemberContext } from "../member/MemberState.ts"
-import { shortHash } from "../member/MemberState/Ids.ts"
+import { journeyVersion } from "../JourneyRuntime.ts"
 import { MemberLookup } from "../MemberLookup.ts"
 import { Nats } from "../Nats.ts"
 import { didYouMean } from "../program/YamlDocument/Suggest.ts"
@@ -17,7 +16,6 @@ import { Topology } from "../Topology.ts"
 
 export class SimulateFailed extends Data.TaggedError("SimulateFailed")<{ readonly message: string }> {}
 
-const encodeJourney = Schema.encodeSync(Journey)
 
 /** The member as the engine has them (its owner, else KV), when NATS is reachable and knows them. */
 const storedState = (memberId: string) =>
@@ -73,7 +71,7 @@ export const simulateCommand = Command.make(
       if (state.lastSeenAt === null) {
         return yield* new SimulateFailed({ message: `no member "${member}": the engine has no events for them; pass --events <file.jsonl> with their history` })
       }
-      const version = shortHash(JSON.stringify(encodeJourney(journey)), 10)
+      const version = journeyVersion(journey)
       const result = simulate(journey, version, state, ctx, loaded.templates, trigger, brand, now)
       for (const line of result.lines) yield* Console.log(line)
       const sends = result.messages.filter((m) => m.status === "would send").length
