@@ -194,7 +194,10 @@ export class MemberStore extends Effect.Service<MemberStore>()("memberflow/Membe
         return { state: emptyState(memberId), json: null, revision: found?.revision ?? 0, partition, dirty: 0, used: loads, copy: null, changes: 0 }
       }
       try {
-        return { state: parseState(found.string()), json: null, revision: found.revision, partition, dirty: 0, used: loads, copy: null, changes: 0 }
+        // The JSON read stays beside the state until it changes: a pass that changes nothing leaves
+        // the member as that string (`leave`), not as objects until it is evicted.
+        const json = found.string()
+        return { state: parseState(json), json, revision: found.revision, partition, dirty: 0, used: loads, copy: null, changes: 0 }
       } catch (cause) {
         throw new MemberStoreError({ memberId, reason: "stored state is not valid JSON", cause })
       }

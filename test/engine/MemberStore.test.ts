@@ -311,6 +311,16 @@ describe("the member store's writes when NATS stalls", () => {
       expect(store.take("leave-b").orders.amount).toEqual([500, 300])
       expect(yield* store.flush(store.snapshot(9))).toBe(0)
       expect((yield* store.stored("leave-b"))?.orders.amount).toEqual([500, 300])
+      // Read from KV (not in this engine's cache), left unchanged: held as the JSON read.
+      yield* Effect.gen(function* () {
+        const fresh = yield* MemberStore
+        yield* fresh.load([["leave-a", 9]])
+        fresh.take("leave-a")
+        expect(fresh.heldAsJson()).toBe(0)
+        fresh.leave("leave-a")
+        expect(fresh.heldAsJson()).toBe(1)
+        expect(fresh.answer("leave-a")).toBe(written)
+      }).pipe(Effect.provide(layer))
     }).pipe(Effect.provide(layer)), 30_000)
 
   it.effect("a state changed twice or more between checkpoints stays an object once written; changed once since, it goes to JSON", () =>
