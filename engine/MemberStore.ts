@@ -34,10 +34,11 @@ interface Entry {
    */
   state: MemberState | null
   /**
-   * The state as the JSON a checkpoint wrote, while it has not changed since: clean states wait in
-   * the cache as one string each, not as a graph of objects that every full collection of the heap
-   * must mark (with 150,000 of them as objects, marking took 0.5–0.7 s of the engine's thread every
-   * half minute, and timers fired up to 1.6 s late; BENCHMARKS.md). Parsed again when next used.
+   * The state as the JSON last written or read from KV, while it has not changed since (null once
+   * it has): clean states wait in the cache as one string each, not as a graph of objects that every
+   * full collection of the heap must mark (with 150,000 of them as objects, marking took 0.5–0.7 s
+   * of the engine's thread every half minute, and timers fired up to 1.6 s late; BENCHMARKS.md).
+   * Parsed again when next used, and kept beside that object until it changes (`leave`).
    */
   json: string | null
   /** KV revision of the copy in the members bucket; 0 = none there yet. */
@@ -367,13 +368,15 @@ export class MemberStore extends Effect.Service<MemberStore>()("memberflow/Membe
                     // Unchanged since the barrier: what was written is the state, kept as that
                     // unless the member is hot. A batch holding the object now puts it back if it
                     // changes it (`put`).
-                    if (entry.copy === null && copy.changes < HOT_CHANGES) {
-                      entry.json = json
-                      entry.state = null
-                    } else if (entry.copy === null) {
-                      let hot = keptHot.get(snap.partition)
-                      if (hot === undefined) keptHot.set(snap.partition, (hot = new Set()))
-                      hot.add(memberId)
+                    if (entry.copy === null) {
+                      if (copy.changes < HOT_CHANGES) {
+                        entry.json = json
+                        entry.state = null
+                      } else {
+                        let hot = keptHot.get(snap.partition)
+                        if (hot === undefined) keptHot.set(snap.partition, (hot = new Set()))
+                        hot.add(memberId)
+                      }
                     }
                   }
                 }

@@ -17,11 +17,6 @@ import { retryForever } from "./Retry.ts"
 
 export type TableRows = ReadonlyArray<readonly [table: string, rows: ReadonlyArray<unknown>]>
 
-interface Pending {
-  readonly rows: number
-  readonly done: () => void
-}
-
 export interface RowSink {
   /** Queues a batch's rows; waits only while the sink holds more than its limit. */
   readonly offer: (tables: TableRows, done: () => void) => Effect.Effect<void>
@@ -38,7 +33,8 @@ export interface RowSink {
 
 export const makeRowSink = (clickhouse: Clickhouse["Type"], maxRows: number) =>
   Effect.gen(function* () {
-    let queue: Array<Pending> = []
+    /** The `done` of each batch offered since the insert under way started. */
+    let queue: Array<() => void> = []
     /** The lines of the next insert, by table: more than one when rows came with columns the first lacked. */
     let lines = new Map<string, Array<RowLines>>()
     let queued = 0
@@ -86,7 +82,7 @@ export const makeRowSink = (clickhouse: Clickhouse["Type"], maxRows: number) =>
         { concurrency: "unbounded", discard: true }
       )
       inFlight = 0
-      for (const pending of taken) pending.done()
+      for (const done of taken) done()
       settle()
       for (const resume of rounds.splice(0)) resume()
     })
@@ -108,7 +104,7 @@ export const makeRowSink = (clickhouse: Clickhouse["Type"], maxRows: number) =>
           if (open === undefined) lines.set(table, [clickhouse.encode(rowsOf)])
           else if (!open[open.length - 1]!.append(rowsOf)) open.push(clickhouse.encode(rowsOf))
         }
-        queue.push({ rows, done })
+        queue.push(done)
         queued += rows
         wake?.()
       })

@@ -146,12 +146,7 @@ export const maskRaw = (raw: string): string => {
   // Deeper than maskDeep looks: whatever is down there is masked as text.
   if (deeperThan(parsed, MAX_DEPTH)) return maskText(raw)
   const masked = maskDeep(parsed, 0)
-  // untouched bytes when there was nothing to mask
-  if (masked === parsed) return raw
-  try {
-    return JSON.stringify(masked)
-  } catch {
-    // nested too deep for JSON.stringify's stack (Decode refuses such payloads): masked as text
-    return maskText(raw)
-  }
+  // Untouched bytes when there was nothing to mask. No deeper than MAX_DEPTH (above), so
+  // JSON.stringify cannot run out of stack.
+  return masked === parsed ? raw : JSON.stringify(masked)
 }
