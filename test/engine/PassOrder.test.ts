@@ -205,7 +205,10 @@ describe("a pass over every member, worked through between batches", () => {
       await publishEvents(nc, stopped, [
         tickMarker("pass-order", now)
       ])
-      await eventually(async () => first.output().includes('"pass under way"'), 60_000, "the pass to be under way", () => engineState(first))
+      // The tick's pass: the engine's own sweep at start logs "pass under way" too, and waiting for
+      // any such line let the SIGTERM land after that sweep and before the tick's pass began.
+      const tickUnderWay = () => first.output().split("\n").some((line) => line.includes('"pass under way"') && line.includes('"kind":"tick"'))
+      await eventually(async () => tickUnderWay(), 60_000, "the tick's pass to be under way", () => engineState(first))
       expect(await first.kill("SIGTERM")).toBe(0)
       expect(first.output()).toContain("partition handed over at its last checkpoint, a pass under way")
 
