@@ -5,8 +5,9 @@
  * fresh stream, then starts BENCH_ENGINES `memberflow run` processes (default 1) and measures: events/s
  * made durable while they drain the backlog, publish→durable latency (p50/p99 from the engines'
  * histograms) under the backlog and at a paced rate (BENCH_PACED_RATE, default half the measured
- * throughput), each engine's peak RSS, and the raw JetStream consume rate (decode + ack each,
- * nothing else) on the same stream as the ceiling.
+ * throughput; each second published in BENCH_PACED_STEPS even steps, default 50), each engine's
+ * peak RSS, and the raw JetStream consume rate (decode + ack each, nothing else) on the same stream
+ * as the ceiling.
  */
 import { AckPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream"
 import { copyFileSync, readFileSync, writeFileSync } from "node:fs"
@@ -21,6 +22,8 @@ Error.stackTraceLimit = 0
 const EVENTS = Number(process.env["BENCH_EVENTS"] ?? 1_000_000)
 const MEMBERS = Number(process.env["BENCH_MEMBERS"] ?? 100_000)
 const PACED_RATE = Number(process.env["BENCH_PACED_RATE"] ?? 0)
+/** BENCH_PACED_STEPS: how many even steps each paced second is published in (1 = the whole second's events at once, as before 2026-12-05). */
+const PACED_STEPS = Math.max(1, Number(process.env["BENCH_PACED_STEPS"] ?? 50))
 /** Engine processes sharing the stream (scale-out); each has its own embedded ClickHouse. */
 const ENGINES = Number(process.env["BENCH_ENGINES"] ?? 1)
 
@@ -160,9 +163,14 @@ const main = async () => {
       for (let s = 0; s < seconds; s++) {
         const tick = performance.now()
         const batch: Array<Promise<unknown>> = []
-        for (let k = 0; k < pacedRate; k++) {
-          const event = makeEvent(EVENTS + s * pacedRate + k, Date.now())
-          batch.push(js.publish(`${topology.subjectPrefix}.${event.type}`, JSON.stringify({ ...event, id: `paced-${event.id}` }), { msgID: `paced-${event.id}` }))
+        // Spread over the second in steps of 20 ms, as independent upstream publishers would be
+        // (the whole second's events published at once made the last of them wait behind the rest).
+        for (let step = 0, k = 0; step < PACED_STEPS; step++) {
+          await new Promise((r) => setTimeout(r, Math.max(0, tick + (step * 1000) / PACED_STEPS - performance.now())))
+          for (const end = Math.round(((step + 1) * pacedRate) / PACED_STEPS); k < end; k++) {
+            const event = makeEvent(EVENTS + s * pacedRate + k, Date.now())
+            batch.push(js.publish(`${topology.subjectPrefix}.${event.type}`, JSON.stringify({ ...event, id: `paced-${event.id}` }), { msgID: `paced-${event.id}` }))
+          }
         }
         await Promise.all(batch)
         await new Promise((r) => setTimeout(r, Math.max(0, 1000 - (performance.now() - tick))))
