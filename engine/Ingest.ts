@@ -8,6 +8,7 @@ import { batcher } from "./ingest/Batcher.ts"
 import { EngineId } from "./ingest/EngineIdentity.ts"
 import { Leases, partitionCount } from "./ingest/Leases.ts"
 import { partitionOf, partitionOfSequence } from "./ingest/Partition.ts"
+import { PassPacer } from "./ingest/PassPacer.ts"
 import { type Pass, PASS_EVENT, PASS_MEMBER, passOf } from "./ingest/Passes.ts"
 import { isApplied, recordBatch, retryForever } from "./ingest/RecordBatch.ts"
 import { makeRowSink } from "./ingest/RowSink.ts"
@@ -120,6 +121,11 @@ export const IngestLive = Layer.scoped(
     const checkpointMs = yield* Config.integer("MEMBERFLOW_CHECKPOINT_MS").pipe(Config.withDefault(30_000))
     const checkpointDirty = yield* Config.integer("MEMBERFLOW_CHECKPOINT_MEMBERS").pipe(Config.withDefault(200_000))
     const sinkRows = yield* Config.integer("MEMBERFLOW_PENDING_ROWS").pipe(Config.withDefault(100_000))
+    const passShare = yield* Config.number("MEMBERFLOW_PASS_SHARE").pipe(
+      Config.withDefault(0.3),
+      Config.validate({ message: "MEMBERFLOW_PASS_SHARE must be a number above 0 and at most 1", validation: (share) => share > 0 && share <= 1 })
+    )
+    const pacer = new PassPacer(passShare)
     const meta: KV = yield* use("open meta bucket", () => kvm.create(topology.metaBucket, { history: 5 }))
     const count = yield* use("partition count", () => partitionCount(meta, wanted))
     const engineId = yield* EngineId
@@ -316,8 +322,10 @@ export const IngestLive = Layer.scoped(
      * It used to run at the marker, all of it before the next event: with 1,000,000 members that
      * was about a minute every hour in which no event was applied (BENCHMARKS.md). Now the marker
      * starts it: its members are listed in the background, and between batches the loop passes over
-     * 2,000 of them at a time. Each member still sees exactly what it saw before — its events before
-     * the marker, then the pass with the marker's arrival as `now`, then its events after — because
+     * 1,000 of them at a time; while events flow, the listing and the slices get at most
+     * `MEMBERFLOW_PASS_SHARE` of the thread (engine/ingest/PassPacer.ts). Each member still sees
+     * exactly what it saw before — its events before the marker, then the pass with the marker's
+     * arrival as `now`, then its events after — because
      * an event after the marker for a member not passed over yet passes over that member first
      * (`apply`). So a replay decides what the first run decided. While a pass is under way for a
      * partition no checkpoint is taken of it (one position must be true of all its members), and a
@@ -350,7 +358,7 @@ export const IngestLive = Layer.scoped(
         }
         pending.push(passing)
         // Listed as of now: every member in KV, and every one in the cache (changed, not written yet).
-        yield* store.membersOf(new Set(partitions), (memberId) => partitionOf(memberId, count)).pipe(
+        yield* store.membersOf(new Set(partitions), (memberId) => partitionOf(memberId, count), (work) => pacer.paced(work)).pipe(
           Effect.tapError((error) => Effect.logWarning("listing the members for a pass failed, retrying").pipe(Effect.annotateLogs({ error: error.message }))),
           Effect.retry(retryForever),
           Effect.tap((byPartition) =>
@@ -389,12 +397,16 @@ export const IngestLive = Layer.scoped(
      */
     const slicing = () => pending.find((passing) => !passedEveryone(passing)) ?? null
 
-    /** Passes over the next members of the oldest pass under way (up to 2,000), or ends it. */
+    /**
+     * Passes over the next members of the oldest pass under way, or ends it: 1,000 of them, or 4,000
+     * when the pass is hurried (as many as a batch has events: one slice goes between two batches).
+     */
     const passSlice = Effect.gen(function* () {
       const passing = slicing()
       if (passing === null || passing.queue === null) return
+      const size = pacer.isHurried ? 4000 : 1000
       const slice: Array<readonly [string, number]> = []
-      while (slice.length < 2000 && passing.offset < passing.queue.length) {
+      while (slice.length < size && passing.offset < passing.queue.length) {
         const item = passing.queue[passing.offset++]!
         if (passing.partitions.has(item[1]) && !passing.passed.has(item[0])) slice.push(item)
       }
@@ -551,10 +563,21 @@ export const IngestLive = Layer.scoped(
             Effect.retry(retryForever)
           )
         }
-        if (pending.length > 0) yield* passSlice
+        // Pass work gets its share of the thread while events flow (engine/ingest/PassPacer.ts),
+        // unless more changed states wait for its end than a checkpoint lets wait.
+        if (pending.length > 0) {
+          let held = 0
+          for (const partition of owned.keys()) if (passUnderWay(partition)) held += store.dirtyCount(partition)
+          pacer.hurry(held >= checkpointDirty)
+        }
+        if (pending.length > 0 && pacer.wait() === 0) {
+          const sliceStarted = Date.now()
+          yield* passSlice
+          pacer.spent(Date.now() - sliceStarted)
+        }
         const current = reader
         const slices = slicing()?.queue != null
-        if (!(yield* ready(current, slices ? 0 : 500))) continue
+        if (!(yield* ready(current, slices ? pacer.wait() : 500))) continue
         // A read that fails (NATS slow or away) opens the reader again where the owned partitions
         // stand; it used to stop ingestion, and with it the engine.
         const batch = yield* use("next batch", current.next).pipe(
@@ -572,6 +595,7 @@ export const IngestLive = Layer.scoped(
           continue
         }
         readerNext = batch[batch.length - 1]!.seq + 1
+        pacer.events()
         // A batch in flight finishes before shutdown takes effect: SIGTERM drains.
         yield* Effect.uninterruptible(handle(batch))
       }

@@ -442,7 +442,11 @@ export class MemberStore extends Effect.Service<MemberStore>()("memberflow/Membe
      * `consume` that stopped being given messages). What is written meanwhile is this engine's
      * (only the owner writes a partition's members), and it is listed from the writes themselves.
      */
-    const membersOf = (partitions: ReadonlySet<number>, partitionOf: (memberId: string) => number) =>
+    const membersOf = (
+      partitions: ReadonlySet<number>,
+      partitionOf: (memberId: string) => number,
+      paced: <A>(work: () => Promise<A>) => Promise<A> = (work) => work()
+    ) =>
       use("list members", async () => {
         const written = new Set<string>()
         listings.add(written)
@@ -453,24 +457,22 @@ export class MemberStore extends Effect.Service<MemberStore>()("memberflow/Membe
           const prefix = `$KV.${topology.membersBucket}.`
           const end = (await jsm.streams.info(stream)).state.last_seq
           const consumer = await js.consumers.get(stream, { filter_subjects: `${prefix}m.>`, deliver_policy: DeliverPolicy.All, headers_only: true })
-          for (let done = end === 0; !done; ) {
-            const messages = await consumer.fetch({ max_messages: 10_000, expires: 5_000 })
+          // One fetch of 2,000 keys at a time, each when the pacer lets it (engine/ingest/PassPacer.ts):
+          // the keys of a fetch arrive and are parsed in one go, on the thread the batches need.
+          const fetchKeys = async () => {
+            const messages = await consumer.fetch({ max_messages: 2_000, expires: 5_000 })
             let got = 0
             for await (const msg of messages) {
-              // Fetched messages come as microtasks: without a turn of the event loop now and then
-              // the listing would hold up the batches (and the timers due) until its fetch is read.
-              if (++got % 2_000 === 0) await new Promise<void>((resolve) => setImmediate(resolve))
+              got++
               const operation = msg.headers?.get("KV-Operation")
               if (operation !== "DEL" && operation !== "PURGE") add(memberIdOfKey(msg.subject.slice(prefix.length)))
-              if (msg.seq >= end || msg.info.pending === 0) {
-                done = true
-                break
-              }
+              if (msg.seq >= end || msg.info.pending === 0) return true
             }
             // None within the fetch's time: done only if none is pending (every message up to `end`
             // written over since, and listed below), not if the server was slow to answer.
-            if (got === 0) done = (await consumer.info(false)).num_pending === 0
+            return got === 0 && (await consumer.info(false)).num_pending === 0
           }
+          for (let done = end === 0; !done; ) done = await paced(fetchKeys)
           for (const memberId of written) add(memberId)
           for (const [memberId, entry] of cache) ids.get(entry.partition)?.add(memberId)
           return new Map([...ids].map(([p, set]) => [p, [...set]] as const))

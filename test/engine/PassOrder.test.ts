@@ -3,7 +3,7 @@ import { writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { PASS_EVENT, PASS_MEMBER } from "../../engine/ingest/Passes.ts"
-import { type EngineProcess, engineState, eventually, startEngine, tempDir } from "../support/engine.ts"
+import { type EngineProcess, engineState, eventually, runCli, startEngine, tempDir } from "../support/engine.ts"
 import { journeysDir } from "../support/journeys.ts"
 import { dropTopology, type EventInput, natsConnect, publishEvents, type TestTopology, uniqueTopology } from "../support/nats.ts"
 
@@ -236,4 +236,19 @@ describe("a pass over every member, worked through between batches", () => {
       await dropTopology(stopped)
     }
   }, 300_000)
+})
+
+describe("the share of the thread a pass may take", () => {
+  it("is refused at start when it is not a number above 0 and at most 1, naming the setting", async () => {
+    const topology = uniqueTopology("passshare")
+    try {
+      for (const share of ["0", "1.5", "a third"]) {
+        const result = await runCli(["run"], { ...topology.env, MEMBERFLOW_PASS_SHARE: share, MEMBERFLOW_DATA_DIR: tempDir("passshare"), MEMBERFLOW_HTTP_PORT: "0" })
+        expect(result.code, result.stdout + result.stderr).not.toBe(0)
+        expect(result.stdout + result.stderr).toContain("MEMBERFLOW_PASS_SHARE")
+      }
+    } finally {
+      await dropTopology(topology)
+    }
+  }, 120_000)
 })
