@@ -30,10 +30,11 @@ const writeVersion = (store: MemberStore, partition: number, members: ReadonlyAr
     expect(yield* store.flush(store.snapshot(partition))).toBe(0)
   })
 
-describe("the member store's cache", () => {
-  // After the file, not in its last test: a run of some tests only (-t) left the bucket behind.
-  afterAll(() => dropTopology(topology))
+// After the whole file, not in a describe or in its last test: a run of some tests only (-t) left the
+// bucket behind, and so did the tests after the first describe (they use the same bucket).
+afterAll(() => dropTopology(topology))
 
+describe("the member store's cache", () => {
   it.effect(
     "keeps every changed state until its checkpoint and the batch's own members until the next batch, then only the cache size, and reads the dropped ones back from KV as they were written",
     () =>
