@@ -77,6 +77,13 @@ const quantile = (h: Histogram, base: Histogram | null, q: number): string => {
   return "n/a"
 }
 
+/** Events written in `h` and not in `base` that took more than `seconds` (a bucket bound). */
+const slowerThan = (h: Histogram, base: Histogram, seconds: number): number => {
+  const at = h.buckets.findIndex(([le]) => le === seconds)
+  if (at === -1) return 0
+  return h.count - base.count - (h.buckets[at]![1] - (base.buckets[at]?.[1] ?? 0))
+}
+
 const rssOf = (pid: number) => {
   const status = readFileSync(`/proc/${pid}/status`, "utf8")
   const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+)`, "m").exec(status)?.[1] ?? 0)
@@ -158,6 +165,7 @@ const main = async () => {
     const pacedRate = PACED_RATE > 0 ? PACED_RATE : Math.round((rate * 0.5) / 100) * 100
     if (pacedRate > 0) {
       const before = last.latency
+      let previousSecond = before
       const insertsBefore = last.inserts
       const seconds = 20
       for (let s = 0; s < seconds; s++) {
@@ -176,8 +184,12 @@ const main = async () => {
         await new Promise((r) => setTimeout(r, Math.max(0, 1000 - (performance.now() - tick))))
         // Where a paced event waits: still unread (received behind published), or read and not yet written.
         const lags = await Promise.all(engines.map(async (engine) => ((await engine.get("/readyz")).body as { ingest?: { lag?: number } }).ingest?.lag ?? -1))
-        const durable = (await metrics()).latency.count - before.count
-        log(`  paced ${s + 1} s: ${((s + 1) * pacedRate).toLocaleString()} published, ${durable.toLocaleString()} durable; engines behind the stream by ${lags.map((l) => l.toLocaleString()).join(", ")}`)
+        const now = (await metrics()).latency
+        const durable = now.count - before.count
+        // When the late events were written: those over 1 s in this second (a stall shows as a spike).
+        const late = slowerThan(now, previousSecond, 1)
+        previousSecond = now
+        log(`  paced ${s + 1} s: ${((s + 1) * pacedRate).toLocaleString()} published, ${durable.toLocaleString()} durable (${late.toLocaleString()} of them written this second after more than 1 s); engines behind the stream by ${lags.map((l) => l.toLocaleString()).join(", ")}`)
       }
       const target = EVENTS + seconds * pacedRate
       while ((last = await metrics()).received < target || !(await drained())) await new Promise((r) => setTimeout(r, 250))
