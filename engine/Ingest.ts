@@ -126,10 +126,6 @@ export const IngestLive = Layer.scoped(
       Config.validate({ message: "MEMBERFLOW_PASS_SHARE must be a number above 0 and at most 1", validation: (share) => share > 0 && share <= 1 })
     )
     const pacer = new PassPacer(passShare)
-    // Checkpoint snapshots (serializing a partition's changed states) at most half the thread while
-    // events flow: after a pass every partition's checkpoint is due at once, and one per batch
-    // back to back held the events behind them for over a second (BENCHMARKS.md).
-    const checkpointPacer = new PassPacer(0.5)
     const meta: KV = yield* use("open meta bucket", () => kvm.create(topology.metaBucket, { history: 5 }))
     const count = yield* use("partition count", () => partitionCount(meta, wanted))
     const engineId = yield* EngineId
@@ -279,7 +275,7 @@ export const IngestLive = Layer.scoped(
       // At most one partition's checkpoint starts per batch: taking a snapshot serializes its dirty
       // states, and spread out over the partitions that pause stays short.
       const now = yield* Clock.currentTimeMillis
-      for (const [partition, part] of checkpointPacer.wait() > 0 ? [] : owned) {
+      for (const [partition, part] of owned) {
         if (part.releasing || part.flushing !== null) continue
         // Not while a pass is under way for it (a checkpoint is one position true of every member).
         if (passUnderWay(partition)) continue
@@ -291,9 +287,7 @@ export const IngestLive = Layer.scoped(
         if (dirty === 0 && part.applied <= part.committed) continue
         if (!due && dirty < checkpointDirty / count) continue
         yield* joinPrevious
-        const snapshotStarted = Date.now()
         yield* checkpoint(partition, part)
-        checkpointPacer.spent(Date.now() - snapshotStarted)
         break
       }
     })
@@ -602,7 +596,6 @@ export const IngestLive = Layer.scoped(
         }
         readerNext = batch[batch.length - 1]!.seq + 1
         pacer.events()
-        checkpointPacer.events()
         // A batch in flight finishes before shutdown takes effect: SIGTERM drains.
         yield* Effect.uninterruptible(handle(batch))
       }
