@@ -171,8 +171,9 @@ const main = async () => {
       for (let s = 0; s < seconds; s++) {
         const tick = performance.now()
         const batch: Array<Promise<unknown>> = []
-        // Spread over the second in steps of 20 ms, as independent upstream publishers would be
-        // (the whole second's events published at once made the last of them wait behind the rest).
+        // Spread over the second in PACED_STEPS even steps (20 ms each by default), as independent
+        // upstream publishers would be (the whole second's events published at once made the last of
+        // them wait behind the rest).
         for (let step = 0, k = 0; step < PACED_STEPS; step++) {
           await new Promise((r) => setTimeout(r, Math.max(0, tick + (step * 1000) / PACED_STEPS - performance.now())))
           for (const end = Math.round(((step + 1) * pacedRate) / PACED_STEPS); k < end; k++) {

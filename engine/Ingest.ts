@@ -569,11 +569,11 @@ export const IngestLive = Layer.scoped(
           let held = 0
           for (const partition of owned.keys()) if (passUnderWay(partition)) held += store.dirtyCount(partition)
           pacer.hurry(held >= checkpointDirty)
-        }
-        if (pending.length > 0 && pacer.wait() === 0) {
-          const sliceStarted = Date.now()
-          yield* passSlice
-          pacer.spent(Date.now() - sliceStarted)
+          if (pacer.wait() === 0) {
+            const sliceStarted = Date.now()
+            yield* passSlice
+            pacer.spent(Date.now() - sliceStarted)
+          }
         }
         const current = reader
         const slices = slicing()?.queue != null
