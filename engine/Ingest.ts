@@ -5,6 +5,7 @@ import { Clock, Config, Context, Effect, Fiber, Layer, Metric, Schedule } from "
 import { Clickhouse } from "./Clickhouse.ts"
 import { type AppliedBatch, arrivalMs, BatchBuilder, decode, emptyBatch } from "./ingest/ApplyBatch.ts"
 import { batcher } from "./ingest/Batcher.ts"
+import { nextCheckpoint, phaseAfter } from "./ingest/CheckpointChoice.ts"
 import { EngineId } from "./ingest/EngineIdentity.ts"
 import { Leases, partitionCount } from "./ingest/Leases.ts"
 import { partitionOf, partitionOfSequence } from "./ingest/Partition.ts"
@@ -272,23 +273,23 @@ export const IngestLive = Layer.scoped(
         if (reader === null || readerNext > position + 1) restart = true
         yield* Effect.logInfo("partition taken").pipe(Effect.annotateLogs({ partition, position }))
       }
-      // At most one partition's checkpoint starts per batch: taking a snapshot serializes its dirty
-      // states, and spread out over the partitions that pause stays short.
+      // One checkpoint in flight at a time, the partition waiting longest first (engine/ingest/CheckpointChoice.ts).
       const now = yield* Clock.currentTimeMillis
-      for (const [partition, part] of owned) {
-        if (part.releasing || part.flushing !== null) continue
-        // Not while a pass is under way for it (a checkpoint is one position true of every member).
-        if (passUnderWay(partition)) continue
-        const dirty = store.dirtyCount(partition)
-        const due = now - part.lastCheckpoint >= checkpointMs
-        // Each partition keeps its own phase, also through quiet intervals: after a quiet spell the
-        // partitions' checkpoints would otherwise all fall due at once.
-        if (due) part.lastCheckpoint += checkpointMs * Math.floor((now - part.lastCheckpoint) / checkpointMs)
-        if (dirty === 0 && part.applied <= part.committed) continue
-        if (!due && dirty < checkpointDirty / count) continue
+      const candidates = [...owned].map(([partition, part]) => ({
+        partition,
+        flushing: part.flushing !== null,
+        releasing: part.releasing,
+        passUnderWay: passUnderWay(partition),
+        dirty: store.dirtyCount(partition),
+        behind: part.applied > part.committed,
+        lastCheckpoint: part.lastCheckpoint
+      }))
+      const next = nextCheckpoint(candidates, now, { intervalMs: checkpointMs, dirtyPerPartition: checkpointDirty / count })
+      const part = next === null ? undefined : owned.get(next.partition)
+      if (next !== null && part !== undefined) {
+        part.lastCheckpoint = phaseAfter(part.lastCheckpoint, now, checkpointMs)
         yield* joinPrevious
-        yield* checkpoint(partition, part)
-        break
+        yield* checkpoint(next.partition, part)
       }
     })
 

@@ -1,0 +1,52 @@
+/**
+ * Which partition's checkpoint to start between two batches, if any (engine/Ingest.ts).
+ *
+ * One checkpoint is in flight at a time. Each already keeps 256 compare-and-sets in flight, as many
+ * as NATS KV takes at full speed; several at once added no speed, only a queue on the server that
+ * the batches' own publishes waited behind. That was the stall of a second or more after a pass
+ * over every member: none of its partitions is checkpointed while it is under way, so at its end
+ * all of them came due together (BENCHMARKS.md). The partition waiting longest goes first.
+ */
+
+export interface CheckpointCandidate {
+  readonly partition: number
+  /** A checkpoint of it is being written. */
+  readonly flushing: boolean
+  /** It is being handed over (the hand-over writes its own). */
+  readonly releasing: boolean
+  /** A pass over every member is under way for it: no position is true of all its members. */
+  readonly passUnderWay: boolean
+  /** States changed since its last checkpoint. */
+  readonly dirty: number
+  /** Events applied past its committed position (its position would move, with no state to write). */
+  readonly behind: boolean
+  /** When its current checkpoint interval began (its phase). */
+  readonly lastCheckpoint: number
+}
+
+export interface CheckpointRule {
+  readonly intervalMs: number
+  /** Changed states of one partition that make its checkpoint due before the interval is over. */
+  readonly dirtyPerPartition: number
+}
+
+/** The partition to checkpoint now, or null: none while one is in flight, else the due one waiting longest. */
+export const nextCheckpoint = (candidates: Iterable<CheckpointCandidate>, now: number, rule: CheckpointRule): CheckpointCandidate | null => {
+  let next: CheckpointCandidate | null = null
+  for (const candidate of candidates) {
+    if (candidate.flushing) return null
+    if (candidate.releasing || candidate.passUnderWay) continue
+    if (candidate.dirty === 0 && !candidate.behind) continue
+    if (now - candidate.lastCheckpoint < rule.intervalMs && candidate.dirty < rule.dirtyPerPartition) continue
+    if (next === null || candidate.lastCheckpoint < next.lastCheckpoint) next = candidate
+  }
+  return next
+}
+
+/**
+ * The start of the partition's interval once its checkpoint starts: moved on by whole intervals, so
+ * each partition keeps its phase through quiet spells (otherwise, after one, the partitions'
+ * checkpoints would all fall due at once).
+ */
+export const phaseAfter = (lastCheckpoint: number, now: number, intervalMs: number): number =>
+  now - lastCheckpoint >= intervalMs ? lastCheckpoint + intervalMs * Math.floor((now - lastCheckpoint) / intervalMs) : lastCheckpoint
