@@ -204,7 +204,15 @@ export const IngestLive = Layer.scoped(
       Effect.gen(function* () {
         const snap = store.snapshot(partition)
         const position = part.applied
+        const started = Date.now()
         part.flushing = yield* flushAndCommit(partition, part, snap, position).pipe(
+          Effect.tap((done) =>
+            Effect.sync(() => {
+              if (!done) return
+              Metrics.checkpointSeconds.unsafeUpdate((Date.now() - started) / 1000, [])
+              Metrics.checkpointStates.unsafeUpdate(snap.states.length, [])
+            })
+          ),
           Effect.asVoid,
           Effect.ensuring(Effect.sync(() => (part.flushing = null))),
           Effect.forkDaemon

@@ -24,6 +24,12 @@ export const insertSeconds = Metric.histogram(
   MetricBoundaries.exponential({ start: 0.005, factor: 2, count: 12 }),
   "time one group-commit insert of analyst rows took ClickHouse, by table"
 )
+export const checkpointSeconds = Metric.histogram(
+  "memberflow_checkpoint_seconds",
+  MetricBoundaries.exponential({ start: 0.05, factor: 2, count: 10 }),
+  "time one partition's checkpoint took, from its barrier to its position committed (one is in flight at a time)"
+)
+export const checkpointStates = Metric.counter("memberflow_checkpoint_states_total", { description: "member states written to KV by checkpoints", incremental: true })
 export const timersPending = Metric.gauge("memberflow_timers_pending", { description: "journey timers this engine keeps for its partitions, not yet due" })
 export const timerFireLatenessSeconds = Metric.histogram(
   "memberflow_timer_fire_lateness_seconds",

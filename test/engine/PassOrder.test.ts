@@ -202,6 +202,10 @@ describe("a pass over every member, worked through between batches", () => {
       await register(nc, stopped, first, "s", count, (i) => i % 4 === 0, 90_000)
       // A few checkpoints (every second here): the states in KV, the cache down to its 200.
       await new Promise((resolve) => setTimeout(resolve, 4_000))
+      // Counted in /metrics: states written by checkpoints, and how long each checkpoint took.
+      const metrics = String((await first.get("/metrics")).body)
+      expect(Number(/^memberflow_checkpoint_states_total (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThan(0)
+      expect(Number(/^memberflow_checkpoint_seconds_count (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThan(0)
       await publishEvents(nc, stopped, [
         tickMarker("pass-order", now)
       ])
