@@ -147,6 +147,14 @@ describe("durability: crashes and several engines change nothing", () => {
     // Both survivors took part, and member state is one truth in KV whichever engine answers.
     expect(await metric(a, "memberflow_events_received_total")).toBeGreaterThan(0)
     expect(await metric(b, "memberflow_events_received_total")).toBeGreaterThan(0)
+    // Drained can come before the partitions settle: the engine that took the killed one's share
+    // may still hand some over, and one handed over while a pass is under way for it goes at its
+    // last checkpoint; until its next owner has replayed from there, a lookup reads that checkpoint.
+    // (A full run of the suite once met that window: seven members of two partitions read as unknown.)
+    const same = async () =>
+      JSON.stringify(Object.fromEntries(await profiles(a, expected.keys()))) === JSON.stringify(Object.fromEntries(expected)) &&
+      JSON.stringify(Object.fromEntries(await profiles(b, expected.keys()))) === JSON.stringify(Object.fromEntries(expected))
+    await eventually(same, 60_000, "the survivors' profiles to settle").catch(() => undefined)
     expect(Object.fromEntries(await profiles(a, expected.keys()))).toEqual(Object.fromEntries(expected))
     expect(Object.fromEntries(await profiles(b, expected.keys()))).toEqual(Object.fromEntries(expected))
   })
