@@ -63,6 +63,8 @@ const parseMetrics = (text: string) => {
     received: value("memberflow_events_received_total"),
     applied: value("memberflow_events_applied_total"),
     derived: value("memberflow_derived_events_published_total"),
+    /** The longest the engine's thread held its callbacks up since the previous scrape. */
+    loopMaxMs: Math.round(value("nodejs_eventloop_lag_max_seconds") * 1000),
     latency: { buckets, count: value("memberflow_event_latency_seconds_count") } as Histogram
   }
 }
@@ -110,6 +112,7 @@ const main = async () => {
       received: sum.received + m.received,
       applied: sum.applied + m.applied,
       derived: sum.derived + m.derived,
+      loopMaxMs: Math.max(sum.loopMaxMs, m.loopMaxMs),
       latency: {
         buckets: sum.latency.buckets.map(([le, c], i): [number, number] => [le, c + (m.latency.buckets[i]?.[1] ?? 0)]),
         count: sum.latency.count + m.latency.count
@@ -185,17 +188,24 @@ const main = async () => {
         await new Promise((r) => setTimeout(r, Math.max(0, 1000 - (performance.now() - tick))))
         // Where a paced event waits: still unread (received behind published), or read and not yet written.
         const lags = await Promise.all(engines.map(async (engine) => ((await engine.get("/readyz")).body as { ingest?: { lag?: number } }).ingest?.lag ?? -1))
-        const now = (await metrics()).latency
+        const scraped = await metrics()
+        const now = scraped.latency
         const durable = now.count - before.count
         // When the late events were written: those over 1 s in this second (a stall shows as a spike).
         const late = slowerThan(now, previousSecond, 1)
         previousSecond = now
-        log(`  paced ${s + 1} s: ${((s + 1) * pacedRate).toLocaleString()} published, ${durable.toLocaleString()} durable (${late.toLocaleString()} of them written this second after more than 1 s); engines behind the stream by ${lags.map((l) => l.toLocaleString()).join(", ")}`)
+        log(`  paced ${s + 1} s: ${((s + 1) * pacedRate).toLocaleString()} published, ${durable.toLocaleString()} durable (${late.toLocaleString()} of them written this second after more than 1 s); engines behind the stream by ${lags.map((l) => l.toLocaleString()).join(", ")}; event loop held up to ${scraped.loopMaxMs} ms`)
       }
       const target = EVENTS + seconds * pacedRate
       while ((last = await metrics()).received < target || !(await drained())) await new Promise((r) => setTimeout(r, 250))
       paced = `latency at a paced ${pacedRate.toLocaleString()} events/s for ${seconds} s: p50 ${quantile(last.latency, before, 0.5)}, p99 ${quantile(last.latency, before, 0.99)}`
       log(paced)
+      // The whole distribution, bucket by bucket: the quantiles above only name a bucket's bound.
+      const spread = last.latency.buckets.map(([le, c], i) => {
+        const below = i === 0 ? 0 : last.latency.buckets[i - 1]![1] - (before.buckets[i - 1]?.[1] ?? 0)
+        return `${Number.isFinite(le) ? `≤ ${le * 1000} ms` : "more"} ${(c - (before.buckets[i]?.[1] ?? 0) - below).toLocaleString()}`
+      })
+      log(`  paced latency by bucket: ${spread.join(", ")}`)
       const inserts = [...last.inserts].map(([table, [count, sum]]) => {
         const [count0, sum0] = insertsBefore.get(table) ?? [0, 0]
         return `${table} ${(count - count0).toLocaleString()}, mean ${((1000 * (sum - sum0)) / Math.max(1, count - count0)).toFixed(0)} ms`

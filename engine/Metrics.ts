@@ -1,4 +1,5 @@
 import { Effect, Metric, MetricBoundaries, MetricState } from "effect"
+import { type IntervalHistogram, monitorEventLoopDelay } from "node:perf_hooks"
 
 /** The engine's metrics (operations.md, "Observability"); rendered for Prometheus at /metrics. */
 export const eventsReceived = Metric.counter("memberflow_events_received_total", { description: "messages of this engine's partitions taken from the event stream", incremental: true })
@@ -52,6 +53,33 @@ const labelText = (tags: ReadonlyArray<{ readonly key: string; readonly value: s
   return parts.length === 0 ? "" : `{${parts.join(",")}}`
 }
 
+/**
+ * How long the engine's thread kept timers and I/O callbacks waiting (an insert done, a publish
+ * acknowledged, a timer due): sampled from the first scrape on, reported and reset at each scrape,
+ * as prom-client's `nodejs_eventloop_lag_*` gauges are.
+ */
+let loopDelay: IntervalHistogram | null = null
+const LOOP_SAMPLE_MS = 10
+
+const loopDelayLines = (): Array<string> => {
+  if (loopDelay === null) {
+    loopDelay = monitorEventLoopDelay({ resolution: LOOP_SAMPLE_MS })
+    loopDelay.enable()
+  }
+  // The histogram holds whole sampling intervals: what is over the interval is the delay.
+  const seconds = (ns: number) => (Number.isFinite(ns) && loopDelay!.count > 0 ? Math.max(0, ns - LOOP_SAMPLE_MS * 1e6) / 1e9 : 0)
+  const lines = [
+    "# HELP nodejs_eventloop_lag_p99_seconds 99th percentile of the event loop's delay since the previous scrape",
+    "# TYPE nodejs_eventloop_lag_p99_seconds gauge",
+    `nodejs_eventloop_lag_p99_seconds ${seconds(loopDelay.percentile(99))}`,
+    "# HELP nodejs_eventloop_lag_max_seconds longest event loop delay since the previous scrape",
+    "# TYPE nodejs_eventloop_lag_max_seconds gauge",
+    `nodejs_eventloop_lag_max_seconds ${seconds(loopDelay.max)}`
+  ]
+  loopDelay.reset()
+  return lines
+}
+
 /** Prometheus text exposition format 0.0.4 of every metric the engine has recorded. */
 export const renderPrometheus = Effect.map(Metric.snapshot, (pairs) => {
   const lines: Array<string> = []
@@ -99,5 +127,6 @@ export const renderPrometheus = Effect.map(Metric.snapshot, (pairs) => {
   lines.push("# HELP nodejs_external_memory_bytes memory outside the V8 heap held by JS objects (buffers, the embedded ClickHouse's results)")
   lines.push("# TYPE nodejs_external_memory_bytes gauge")
   lines.push(`nodejs_external_memory_bytes ${memory.external}`)
+  lines.push(...loopDelayLines())
   return lines.join("\n") + "\n"
 })
