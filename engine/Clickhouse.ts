@@ -166,6 +166,13 @@ interface Backend {
 const ROWS_FORMAT = "JSONCompactEachRow"
 
 /**
+ * The settings of every group-commit insert. Parallel parsing splits a large input among parser
+ * threads: made for big files on many cores, it cost more CPU than it saved on this machine's two,
+ * shared with the engine's thread and the NATS server (BENCHMARKS.md, "parallel parsing off").
+ */
+const INSERT_SETTINGS = { input_format_parallel_parsing: 0 } as const
+
+/**
  * chDB binds one data directory per process and keeps settings per session: the writer session
  * and a second, read-only session on the same path. `readonly = 1` is pinned with `SET` on the
  * second one because the chDB connection applies per-query settings as session `SET`s.
@@ -197,7 +204,7 @@ const embeddedBackend = (dataDir: string): Effect.Effect<Backend, ClickhouseErro
       yield* commandOn(readOnlyClient, makeError, sql)
     }
     const sendRows: Backend["sendRows"] = (table, columns, lines, signal) =>
-      writer.chdb.rawInsert({ table, columns, values: lines, format: ROWS_FORMAT, signal })
+      writer.chdb.rawInsert({ table, columns, values: lines, format: ROWS_FORMAT, settings: INSERT_SETTINGS, signal })
     return { database: DEFAULT_DATABASE, embedded: true, client, readOnlyClient, readOnlySettings: {}, makeError, sendRows }
   })
 
@@ -235,6 +242,7 @@ const serverBackend = (url: Redacted.Redacted<string>): Effect.Effect<Backend, C
         const result = await client.exec({
           query: `INSERT INTO ${table} (${columns.join(", ")}) FORMAT ${ROWS_FORMAT}`,
           values: Readable.from([lines], { objectMode: false }),
+          clickhouse_settings: INSERT_SETTINGS,
           abort_signal: signal
         })
         await finished(result.stream.resume())

@@ -15,6 +15,8 @@ interface Received {
   readonly query: string
   readonly database: string | null
   readonly body: string
+  /** The request's settings (URL parameters other than the statement and the database). */
+  readonly settings: Record<string, string>
 }
 
 const fakeClickhouse = Effect.acquireRelease(
@@ -27,7 +29,8 @@ const fakeClickhouse = Effect.acquireRelease(
         const url = new URL(request.url ?? "/", "http://localhost")
         const body = Buffer.concat(chunks).toString("utf8")
         const query = url.searchParams.get("query") ?? body
-        received.push({ query, database: url.searchParams.get("database"), body: url.searchParams.has("query") ? body : "" })
+        const settings = Object.fromEntries([...url.searchParams].filter(([key]) => key !== "query" && key !== "database"))
+        received.push({ query, database: url.searchParams.get("database"), body: url.searchParams.has("query") ? body : "", settings })
         if (query.includes("no_such_table")) {
           response.writeHead(500, { "X-ClickHouse-Exception-Code": "60" })
           response.end("Code: 60. DB::Exception: Table analytics.no_such_table does not exist. (UNKNOWN_TABLE) (version 24.8.1.1)")
@@ -61,6 +64,8 @@ describe("Clickhouse (server over HTTP)", () => {
       const insert = fake.received.find((r) => r.query.startsWith("INSERT"))
       expect(insert?.query).toBe("INSERT INTO events (event_id, member_id, amount, properties, tags) FORMAT JSONCompactEachRow")
       expect(insert?.database).toBe("analytics")
+      // One insert's lines are parsed by one thread (engine/Clickhouse.ts INSERT_SETTINGS).
+      expect(insert?.settings).toMatchObject({ input_format_parallel_parsing: "0" })
       const lines = insert?.body.split("\n") ?? []
       expect(lines.pop()).toBe("")
       expect(lines.map((line) => JSON.parse(line))).toEqual([
