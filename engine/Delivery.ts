@@ -89,9 +89,13 @@ export const DeliveryLive = Layer.scopedDiscard(
         return ack
       })
 
-    /** The member's consent now, for marketing messages: an opt-out received after scheduling wins. */
+    /**
+     * The member's consent now, for marketing messages: an opt-out received after scheduling wins.
+     * While the member's partition is being replayed the lookup fails at once, and the hand-over is
+     * postponed: consent read then could be older than an opt-out in the stream.
+     */
     const consentNow = (memberId: string, channel: Channel) =>
-      Effect.map(lookup.get(memberId), (state) => state === null || state.consent[channel]?.v === true)
+      Effect.map(lookup.get(memberId, { waitMs: 0 }), (state) => state === null || state.consent[channel]?.v === true)
 
     const handOver = (request: MessageRequest, memberId: string, start: Stored, touch: () => void) =>
       Effect.gen(function* () {
@@ -213,7 +217,7 @@ export const DeliveryLive = Layer.scopedDiscard(
         return yield* finish(request, stored, { ...entry, status: "failed", at: now, reason })
       })
 
-    const handle = (msg: JsMsg): Effect.Effect<Verdict, NatsError | import("./MemberStore.ts").MemberStoreError | import("./Clickhouse.ts").ClickhouseError> =>
+    const handle = (msg: JsMsg): Effect.Effect<Verdict, NatsError | import("./MemberStore.ts").MemberStoreError | import("./MemberLookup.ts").MemberReplayingError | import("./Clickhouse.ts").ClickhouseError> =>
       Effect.gen(function* () {
         let parsed: { memberId: string; properties: MessageRequest }
         try {

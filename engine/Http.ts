@@ -65,7 +65,14 @@ export const HttpLive = Layer.unwrapEffect(
             nats,
             clickhouse: ch,
             // which member partitions this engine owns, and how far behind the stream it is
-            ingest: { engine: ingest.engineId, partitions: ingest.partitions, owned: ingest.owned.map((o) => o.partition), lag: ingest.lag },
+            // and which of them it is still replaying (taken behind the stream: their lookups wait meanwhile)
+            ingest: {
+              engine: ingest.engineId,
+              partitions: ingest.partitions,
+              owned: ingest.owned.map((o) => o.partition),
+              replaying: ingest.owned.filter((o) => o.replaying > 0).map((o) => ({ partition: o.partition, behind: o.replaying })),
+              lag: ingest.lag
+            },
             // journey timers this engine keeps for its partitions; partitions whose timers are still being read in
             timers,
             program: { dir: runtime.dir, loaded: true },
@@ -85,7 +92,15 @@ export const HttpLive = Layer.unwrapEffect(
             const { id } = yield* HttpRouter.params
             const lookup = yield* MemberLookup
             const runtime = yield* ProgramRuntime
-            const state = yield* lookup.get(id ?? "")
+            const found = yield* lookup.get(id ?? "").pipe(
+              Effect.map((state) => ({ state })),
+              // Its partition's new owner is still replaying the stream: a state now would be older than it.
+              Effect.catchTag("MemberReplayingError", (error) => Effect.succeed({ replaying: error }))
+            )
+            if ("replaying" in found) {
+              return HttpServerResponse.unsafeJson({ error: found.replaying.message, replaying: found.replaying.behind }, { status: 503, headers: { "retry-after": "2" } })
+            }
+            const state = found.state
             if (state === null) return json(404, { error: `no member ${id}` })
             const ctx = yield* runtime.context
             const now = yield* Clock.currentTimeMillis

@@ -1,6 +1,6 @@
 import { type ConsumerMessages, DeliverPolicy, type JsMsg } from "@nats-io/jetstream"
 import type { KV } from "@nats-io/kv"
-import type { Subscription } from "@nats-io/transport-node"
+import { headers, type Subscription } from "@nats-io/transport-node"
 import { Clock, Config, Context, Effect, Fiber, Layer, Metric, Schedule } from "effect"
 import { Clickhouse } from "./Clickhouse.ts"
 import { type AppliedBatch, arrivalMs, BatchBuilder, decode, emptyBatch } from "./ingest/ApplyBatch.ts"
@@ -16,7 +16,7 @@ import { makeRowSink } from "./ingest/RowSink.ts"
 import { type JourneySet, runJourneys } from "./journeys/Apply.ts"
 import { JourneyRuntime } from "./JourneyRuntime.ts"
 import { type ApplyResult, type MemberContext, type MemberState, refresh } from "./member/MemberState.ts"
-import { memberSubject } from "./MemberLookup.ts"
+import { memberSubject, REPLAYING_HEADER } from "./MemberLookup.ts"
 import { MemberStore, type Snapshot } from "./MemberStore.ts"
 import * as Metrics from "./Metrics.ts"
 import { Nats } from "./Nats.ts"
@@ -51,7 +51,8 @@ export { retryForever } from "./ingest/RecordBatch.ts"
 export interface IngestStatus {
   readonly engineId: string
   readonly partitions: number
-  readonly owned: ReadonlyArray<{ readonly partition: number; readonly applied: number; readonly processed: number; readonly committed: number }>
+  /** `replaying`: events the partition's states are behind what the stream held when it was taken (0 once caught up). */
+  readonly owned: ReadonlyArray<{ readonly partition: number; readonly applied: number; readonly processed: number; readonly committed: number; readonly replaying: number }>
   /** Messages in the stream after the lowest position this engine has handled (0 when it owns nothing, -1 when NATS did not answer). */
   readonly lag: number
 }
@@ -72,6 +73,12 @@ interface Owned {
   processed: number
   /** Through this sequence every member of the partition is in KV (the position in the lease). */
   committed: number
+  /**
+   * The stream's last sequence when this engine took the partition: until `applied` reaches it, the
+   * partition is being replayed, and its states here (or in KV) may be older than what the stream
+   * says of them, so a lookup is told to wait instead of answered.
+   */
+  replayTo: number
   lastCheckpoint: number
   flushing: Fiber.RuntimeFiber<void, unknown> | null
   releasing: boolean
@@ -158,10 +165,20 @@ export const IngestLive = Layer.scoped(
     let lastRound = Date.now()
 
     // Another process asks for a member's current state (engine/MemberLookup.ts).
+    // While the partition is replayed (taken after a crash, or handed over at its last checkpoint),
+    // the answer says how far behind it is, and the asker waits (MemberLookup): what the states say
+    // meanwhile is older than the stream, and a consent check or an operator would act on it.
     const subscribe = (partition: number) =>
       connection.subscribe(memberSubject(topology, partition), {
         callback: (error, msg) => {
           if (error !== null) return
+          const part = owned.get(partition)
+          if (part !== undefined && part.applied < part.replayTo) {
+            const replaying = headers()
+            replaying.set(REPLAYING_HEADER, String(part.replayTo - part.applied))
+            msg.respond("", { headers: replaying })
+            return
+          }
           msg.respond(store.answer(msg.string()) ?? "")
         }
       })
@@ -276,10 +293,16 @@ export const IngestLive = Layer.scoped(
         // Checkpoints staggered over the interval by partition: one partition's states at a time,
         // not every member of the engine at once every interval (a pause that made events late).
         const stagger = Math.round((checkpointMs * partition) / count)
-        owned.set(partition, { applied: position, processed: position, committed: position, lastCheckpoint: now - stagger, flushing: null, releasing: false, subscription: subscribe(partition) })
+        // What the stream holds now is what its states must catch up with before lookups are answered.
+        const replayTo = yield* use("stream info", () => jsm.streams.info(topology.stream)).pipe(
+          Effect.map((info) => info.state.last_seq),
+          Effect.tapError((error) => Effect.logWarning("reading the stream's end for a partition taken failed: its lookups are answered at once").pipe(Effect.annotateLogs({ partition, error: error.message }))),
+          Effect.orElseSucceed(() => position)
+        )
+        owned.set(partition, { applied: position, processed: position, committed: position, replayTo, lastCheckpoint: now - stagger, flushing: null, releasing: false, subscription: subscribe(partition) })
         yield* timers.take(partition)
         if (reader === null || readerNext > position + 1) restart = true
-        yield* Effect.logInfo("partition taken").pipe(Effect.annotateLogs({ partition, position }))
+        yield* Effect.logInfo("partition taken").pipe(Effect.annotateLogs({ partition, position, replayTo }))
       }
       // One checkpoint in flight at a time, the partition waiting longest first (engine/ingest/CheckpointChoice.ts).
       const now = yield* Clock.currentTimeMillis
@@ -681,7 +704,7 @@ export const IngestLive = Layer.scoped(
       return {
         engineId,
         partitions: count,
-        owned: [...owned].map(([partition, part]) => ({ partition, applied: part.applied, processed: part.processed, committed: part.committed })),
+        owned: [...owned].map(([partition, part]) => ({ partition, applied: part.applied, processed: part.processed, committed: part.committed, replaying: Math.max(0, part.replayTo - part.applied) })),
         lag: behind
       } satisfies IngestStatus
     })

@@ -1,5 +1,5 @@
 import type { KV } from "@nats-io/kv"
-import { Effect } from "effect"
+import { Data, Effect } from "effect"
 import { memberKey, MemberStoreError } from "./MemberStore.ts"
 import { type MemberState, parseState } from "./member/MemberState.ts"
 import { partitionOf } from "./ingest/Partition.ts"
@@ -9,6 +9,28 @@ import { Topology, type TopologyShape } from "./Topology.ts"
 
 /** Where the owner of a partition answers for its members' current state. */
 export const memberSubject = (topology: TopologyShape, partition: number): string => `_memberflow.${topology.membersBucket}.member.${partition}`
+
+/** Set on an owner's answer while it replays the partition: how many events its states are behind. */
+export const REPLAYING_HEADER = "Memberflow-Replaying"
+
+/** How long a lookup waits, by default, for a partition's owner to finish replaying before it gives up. */
+const REPLAY_WAIT_MS = 10_000
+const REPLAY_POLL_MS = 200
+
+/**
+ * The member's partition is being replayed by its owner (taken after a crash, or handed over at its
+ * last checkpoint): the state it holds, and KV's, may be older than the stream. Try again shortly.
+ */
+export class MemberReplayingError extends Data.TaggedError("MemberReplayingError")<{
+  readonly memberId: string
+  readonly partition: number
+  /** Events the partition was still behind at the last answer. */
+  readonly behind: number
+}> {
+  override get message(): string {
+    return `member ${this.memberId}: partition ${this.partition} is being replayed by its owner (${this.behind} events behind); try again shortly`
+  }
+}
 
 const decoder = new TextDecoder()
 
@@ -40,14 +62,27 @@ export class MemberLookup extends Effect.Service<MemberLookup>()("memberflow/Mem
         catch: (cause) => new MemberStoreError({ memberId, reason: "state is not valid JSON", cause })
       })
 
-    const get = (memberId: string): Effect.Effect<MemberState | null, MemberStoreError> =>
+    /** `waitMs`: how long to wait for an owner that is replaying (0: fail at once, for a caller that retries later anyway). */
+    const get = (memberId: string, options?: { readonly waitMs?: number }): Effect.Effect<MemberState | null, MemberStoreError | MemberReplayingError> =>
       Effect.gen(function* () {
         const n = yield* partitions
         if (n !== null) {
-          const answer = yield* use("ask the member's owner", () =>
-            connection.request(memberSubject(topology, partitionOf(memberId, n)), memberId, { timeout: 2_000 })
-          ).pipe(Effect.option)
-          if (answer._tag === "Some" && answer.value.data.length > 0) return yield* parse(memberId, answer.value.data)
+          const partition = partitionOf(memberId, n)
+          const deadline = Date.now() + (options?.waitMs ?? REPLAY_WAIT_MS)
+          for (;;) {
+            const answer = yield* use("ask the member's owner", () =>
+              connection.request(memberSubject(topology, partition), memberId, { timeout: 2_000 })
+            ).pipe(Effect.option)
+            if (answer._tag === "None") break
+            const behind = answer.value.headers?.get(REPLAYING_HEADER)
+            if (behind === undefined || behind === "") {
+              if (answer.value.data.length > 0) return yield* parse(memberId, answer.value.data)
+              break
+            }
+            // The owner is replaying: neither its states nor KV's are to be trusted yet.
+            if (Date.now() >= deadline) return yield* new MemberReplayingError({ memberId, partition, behind: Number(behind) })
+            yield* Effect.sleep(REPLAY_POLL_MS)
+          }
         }
         const entry = yield* use("kv get member", () => members.get(memberKey(memberId))).pipe(
           Effect.mapError((error) => new MemberStoreError({ memberId, reason: error.message, cause: error }))

@@ -1,0 +1,82 @@
+import type { NatsConnection } from "@nats-io/transport-node"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { partitionOf } from "../../engine/ingest/Partition.ts"
+import { drained, type EngineProcess, startEngine, tempDir } from "../support/engine.ts"
+import { dropTopology, type EventInput, natsConnect, publishEvents, type TestTopology, uniqueTopology } from "../support/nats.ts"
+
+const FILLER = 60_000
+const PARTITIONS = 16
+
+interface Replaying {
+  readonly partition: number
+  readonly behind: number
+}
+
+/**
+ * A partition taken by an engine that must replay the stream to catch up (after a crash, or handed
+ * over at its last checkpoint): until it has, what it holds of a member, and what KV holds, can be
+ * older than the stream. A lookup then waits, and at the end of its wait gets 503 with the reason,
+ * never an older state: the delivery worker's consent check reads members this way.
+ */
+describe("member lookups while a partition is replayed", () => {
+  let nc: NatsConnection
+  let topology: TestTopology
+  const engines: Array<EngineProcess> = []
+
+  beforeAll(async () => {
+    nc = await natsConnect()
+    topology = uniqueTopology("lookupreplay")
+  })
+
+  afterAll(async () => {
+    await Promise.all(engines.map((engine) => engine.kill("SIGKILL")))
+    await nc?.close()
+    await dropTopology(topology)
+  })
+
+  it("answers 503 (or waits) while the owner replays, and then the member as the whole stream made it: never an older state", async () => {
+    const env = { ...topology.env, MEMBERFLOW_LEASE_MS: "3000" }
+    const setup = await startEngine({ ...env, MEMBERFLOW_DATA_DIR: tempDir("lookup-setup") }, "lookup-replay")
+    engines.push(setup)
+    await setup.kill("SIGTERM")
+
+    // The member's history is spread through a backlog the engine must replay before it is current.
+    const target = "replay-target"
+    const at = new Date(Date.now() - 60_000).toISOString()
+    const events: Array<EventInput> = [{ id: "t-reg", type: "member.registered", memberId: target, occurredAt: at, properties: { consent: { sms: true } } }]
+    for (let i = 0; i < FILLER; i++) {
+      events.push({ id: `f-${i}`, type: "page.viewed", memberId: `filler-${i % 3000}`, occurredAt: at, properties: { page: "/home" } })
+      if (i % 20_000 === 19_999) {
+        events.push({ id: `t-buy-${i}`, type: "purchase", memberId: target, occurredAt: at, properties: { orderId: `t-order-${i}`, amount: 100, currency: "CNY" } })
+      }
+    }
+    await publishEvents(nc, topology, events)
+
+    const engine = await startEngine({ ...env, MEMBERFLOW_DATA_DIR: tempDir("lookup-replay") }, "lookup-replay")
+    engines.push(engine)
+    const partition = partitionOf(target, PARTITIONS)
+    const seen: Array<{ status: number; count: number | null; replaying: number }> = []
+    let done = false
+    while (!done) {
+      const ready = (await engine.get("/readyz")).body as { ingest?: { partitions?: number; owned?: ReadonlyArray<number>; replaying?: ReadonlyArray<Replaying> } }
+      expect(ready.ingest?.partitions ?? PARTITIONS).toBe(PARTITIONS)
+      if (ready.ingest?.owned?.includes(partition) === true) {
+        // Owned: from here on every answer is either "not yet" or the whole history.
+        const replaying = ready.ingest.replaying?.find((part) => part.partition === partition)?.behind ?? 0
+        const { status, body } = await engine.get(`/members/${target}`)
+        const count = (body as { purchase?: { count?: number } }).purchase?.count ?? null
+        seen.push({ status, count, replaying })
+        done = status === 200 && replaying === 0 && (await drained([engine]))
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20))
+    }
+    for (const answer of seen) {
+      if (answer.status === 503) continue
+      expect(answer, "a lookup answered while the partition was replayed").toMatchObject({ status: 200, count: 3 })
+    }
+    // The window was there to be seen: /readyz showed the partition behind, and lookups waited or got 503.
+    expect(seen.some((answer) => answer.replaying > 0)).toBe(true)
+    expect(seen.at(-1)).toMatchObject({ status: 200, count: 3, replaying: 0 })
+    await engine.kill("SIGTERM")
+  })
+})
