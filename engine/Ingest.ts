@@ -103,12 +103,8 @@ interface PendingPass {
   /** Members passed over (by the slices, or first thing before an event of theirs after the marker). */
   readonly passed: Set<string>
   members: number
-  /**
-   * Every member to pass over, once listed, with its partition at the same place; `offset` is where
-   * the slices are. Two flat arrays: a pair per member, built in one go for 1,000,000 members, held
-   * the engine's thread up for longer than a timer may be late.
-   */
-  queue: { readonly ids: ReadonlyArray<string>; readonly partitions: Uint16Array } | null
+  /** Every member to pass over, once listed; `offset` is where the slices are. */
+  queue: ReadonlyArray<readonly [string, number]> | null
   offset: number
   readonly change: (state: MemberState) => ApplyResult
 }
@@ -399,20 +395,13 @@ export const IngestLive = Layer.scoped(
           Effect.retry(retryForever),
           Effect.tap((byPartition) =>
             Effect.sync(() => {
-              const lists = [...byPartition]
-              const partitions = new Uint16Array(lists.reduce((n, [, ids]) => n + ids.length, 0))
-              let at = 0
-              for (const [partition, ids] of lists) {
-                partitions.fill(partition, at, at + ids.length)
-                at += ids.length
-              }
-              passing.queue = { ids: ([] as Array<string>).concat(...lists.map(([, ids]) => ids)), partitions }
+              passing.queue = [...byPartition].flatMap(([partition, ids]) => ids.map((memberId) => [memberId, partition] as const))
               wake()
             }).pipe(
               Effect.zipRight(
                 Effect.suspend(() =>
                   Effect.logInfo("pass under way").pipe(
-                    Effect.annotateLogs({ kind: pass.kind, members: passing.queue?.ids.length ?? 0, listedMs: Date.now() - passing.started })
+                    Effect.annotateLogs({ kind: pass.kind, members: passing.queue?.length ?? 0, listedMs: Date.now() - passing.started })
                   )
                 )
               )
@@ -432,7 +421,7 @@ export const IngestLive = Layer.scoped(
     }
 
     /** Every member of the pass is passed over (or in the last slice, being written). */
-    const passedEveryone = (passing: PendingPass) => passing.queue !== null && passing.offset >= passing.queue.ids.length
+    const passedEveryone = (passing: PendingPass) => passing.queue !== null && passing.offset >= passing.queue.length
 
     /**
      * The pass the slices work on: the oldest with members to go. A later pass waits for the
@@ -449,11 +438,9 @@ export const IngestLive = Layer.scoped(
       if (passing === null || passing.queue === null) return
       const size = pacer.isHurried ? 4000 : 1000
       const slice: Array<readonly [string, number]> = []
-      const { ids, partitions } = passing.queue
-      while (slice.length < size && passing.offset < ids.length) {
-        const memberId = ids[passing.offset]!
-        const partition = partitions[passing.offset++]!
-        if (passing.partitions.has(partition) && !passing.passed.has(memberId)) slice.push([memberId, partition])
+      while (slice.length < size && passing.offset < passing.queue.length) {
+        const item = passing.queue[passing.offset++]!
+        if (passing.partitions.has(item[1]) && !passing.passed.has(item[0])) slice.push(item)
       }
       // An empty slice only at the end (every member left was passed over already): written all the
       // same, to end the pass.

@@ -24,10 +24,6 @@ const decoder = new TextDecoder()
 const messageOf = (error: unknown): string => (error instanceof Error ? error.message : String(error))
 const isConflict = (error: unknown): boolean => /wrong last sequence|key exists|10071/i.test(messageOf(error))
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
-/** Members a pass listing handles between two turns of the event loop, past the KV fetches (`membersOf`). */
-const LIST_SLICE = 10_000
-/** Lets timers and I/O run between two slices of work. */
-const turn = () => new Promise<void>((resolve) => setImmediate(resolve))
 /** Capped, jittered backoff for a store that is briefly away (NATS restarting): 200 ms … 10 s. */
 const backoff = (attempt: number) => Math.min(10_000, 200 * 1.5 ** attempt) * (0.5 + Math.random())
 
@@ -478,40 +474,8 @@ export class MemberStore extends Effect.Service<MemberStore>()("memberflow/Membe
           }
           for (let done = end === 0; !done; ) done = await paced(fetchKeys)
           for (const memberId of written) add(memberId)
-          // The cache and the lists in slices, with a turn of the event loop between two: in one go,
-          // with 100,000 members, they held the engine's thread for most of a second (collections
-          // included). Not paced: about 200 ms of work in all per 100,000 members, and a listing
-          // made longer holds the pass's partitions' checkpoints back for longer.
-          // The cache as it is now, as when it was listed in one go: the members cached from here on
-          // (a Map's new entries come last) are not walked, or a cache growing while the slices go
-          // would list what came after the listing.
-          const cached = cache.entries()
-          let toWalk = cache.size
-          const fromCache = () => {
-            for (let i = 0; i < LIST_SLICE; i++) {
-              const next = toWalk-- > 0 ? cached.next() : null
-              if (next === null || next.done === true) return true
-              ids.get(next.value[1].partition)?.add(next.value[0])
-            }
-            return false
-          }
-          for (let done = false; !done; await turn()) done = fromCache()
-          const lists = new Map<number, Array<string>>()
-          for (const [partition, set] of ids) {
-            const list: Array<string> = []
-            const members = set.values()
-            const slice = () => {
-              for (let i = 0; i < LIST_SLICE; i++) {
-                const next = members.next()
-                if (next.done === true) return true
-                list.push(next.value)
-              }
-              return false
-            }
-            for (let done = false; !done; await turn()) done = slice()
-            lists.set(partition, list)
-          }
-          return lists
+          for (const [memberId, entry] of cache) ids.get(entry.partition)?.add(memberId)
+          return new Map([...ids].map(([p, set]) => [p, [...set]] as const))
         } finally {
           listings.delete(written)
         }
