@@ -164,6 +164,11 @@ export const IngestLive = Layer.scoped(
     let previous: Fiber.RuntimeFiber<void, unknown> | null = null
     let lastRound = Date.now()
 
+    /** The event stream's last sequence now. */
+    const streamEnd = use("stream info", () => jsm.streams.info(topology.stream)).pipe(Effect.map((info) => info.state.last_seq))
+    /** Events a partition's states are still behind what the stream held when this engine took it (0 once caught up). */
+    const replayBehind = (part: Owned): number => Math.max(0, part.replayTo - part.applied)
+
     // Another process asks for a member's current state (engine/MemberLookup.ts).
     // While the partition is replayed (taken after a crash, or handed over at its last checkpoint),
     // the answer says how far behind it is, and the asker waits (MemberLookup): what the states say
@@ -173,9 +178,10 @@ export const IngestLive = Layer.scoped(
         callback: (error, msg) => {
           if (error !== null) return
           const part = owned.get(partition)
-          if (part !== undefined && part.applied < part.replayTo) {
+          const behind = part === undefined ? 0 : replayBehind(part)
+          if (behind > 0) {
             const replaying = headers()
-            replaying.set(REPLAYING_HEADER, String(part.replayTo - part.applied))
+            replaying.set(REPLAYING_HEADER, String(behind))
             msg.respond("", { headers: replaying })
             return
           }
@@ -287,18 +293,20 @@ export const IngestLive = Layer.scoped(
         const part = owned.get(partition)
         if (part !== undefined && !part.releasing) yield* release(partition, part)
       }
-      for (const { partition, position } of control.gained.splice(0)) {
+      const gained = control.gained.splice(0).filter(({ partition }) => !owned.has(partition))
+      // What the stream holds now is what the states of the partitions taken must catch up with
+      // before their lookups are answered: read once for all of them.
+      const end = gained.length === 0 ? null : yield* streamEnd.pipe(
+        Effect.tapError((error) => Effect.logWarning("reading the stream's end for the partitions taken failed: their lookups are answered at once").pipe(Effect.annotateLogs({ error: error.message }))),
+        Effect.orElseSucceed(() => null)
+      )
+      for (const { partition, position } of gained) {
         if (owned.has(partition)) continue
         const now = yield* Clock.currentTimeMillis
         // Checkpoints staggered over the interval by partition: one partition's states at a time,
         // not every member of the engine at once every interval (a pause that made events late).
         const stagger = Math.round((checkpointMs * partition) / count)
-        // What the stream holds now is what its states must catch up with before lookups are answered.
-        const replayTo = yield* use("stream info", () => jsm.streams.info(topology.stream)).pipe(
-          Effect.map((info) => info.state.last_seq),
-          Effect.tapError((error) => Effect.logWarning("reading the stream's end for a partition taken failed: its lookups are answered at once").pipe(Effect.annotateLogs({ partition, error: error.message }))),
-          Effect.orElseSucceed(() => position)
-        )
+        const replayTo = end ?? position
         owned.set(partition, { applied: position, processed: position, committed: position, replayTo, lastCheckpoint: now - stagger, flushing: null, releasing: false, subscription: subscribe(partition) })
         yield* timers.take(partition)
         if (reader === null || readerNext > position + 1) restart = true
@@ -693,10 +701,10 @@ export const IngestLive = Layer.scoped(
     )
 
     /** Messages in the stream after the lowest position handled; asks the stream now. */
-    const lag = use("stream info", () => jsm.streams.info(topology.stream)).pipe(
-      Effect.map((info) => {
+    const lag = streamEnd.pipe(
+      Effect.map((last) => {
         const positions = [...owned.values()].map((part) => part.processed)
-        return positions.length === 0 ? 0 : Math.max(0, info.state.last_seq - Math.min(...positions))
+        return positions.length === 0 ? 0 : Math.max(0, last - Math.min(...positions))
       })
     )
     const status = Effect.gen(function* () {
@@ -704,7 +712,7 @@ export const IngestLive = Layer.scoped(
       return {
         engineId,
         partitions: count,
-        owned: [...owned].map(([partition, part]) => ({ partition, applied: part.applied, processed: part.processed, committed: part.committed, replaying: Math.max(0, part.replayTo - part.applied) })),
+        owned: [...owned].map(([partition, part]) => ({ partition, applied: part.applied, processed: part.processed, committed: part.committed, replaying: replayBehind(part) })),
         lag: behind
       } satisfies IngestStatus
     })

@@ -66,17 +66,18 @@ const loopDelayLines = (): Array<string> => {
     loopDelay = monitorEventLoopDelay({ resolution: LOOP_SAMPLE_MS })
     loopDelay.enable()
   }
+  const histogram = loopDelay
   // The histogram holds whole sampling intervals: what is over the interval is the delay.
-  const seconds = (ns: number) => (Number.isFinite(ns) && loopDelay!.count > 0 ? Math.max(0, ns - LOOP_SAMPLE_MS * 1e6) / 1e9 : 0)
+  const seconds = (ns: number) => (Number.isFinite(ns) && histogram.count > 0 ? Math.max(0, ns - LOOP_SAMPLE_MS * 1e6) / 1e9 : 0)
   const lines = [
     "# HELP nodejs_eventloop_lag_p99_seconds 99th percentile of the event loop's delay since the previous scrape",
     "# TYPE nodejs_eventloop_lag_p99_seconds gauge",
-    `nodejs_eventloop_lag_p99_seconds ${seconds(loopDelay.percentile(99))}`,
+    `nodejs_eventloop_lag_p99_seconds ${seconds(histogram.percentile(99))}`,
     "# HELP nodejs_eventloop_lag_max_seconds longest event loop delay since the previous scrape",
     "# TYPE nodejs_eventloop_lag_max_seconds gauge",
-    `nodejs_eventloop_lag_max_seconds ${seconds(loopDelay.max)}`
+    `nodejs_eventloop_lag_max_seconds ${seconds(histogram.max)}`
   ]
-  loopDelay.reset()
+  histogram.reset()
   return lines
 }
 
