@@ -436,6 +436,12 @@ export class MemberStore extends Effect.Service<MemberStore>()("memberflow/Membe
      * 4.4 s to start answering (12.5 s in all, against 6.8 s this way, on an idle machine), and
      * under load its request timed out — which stopped ingestion (BENCHMARKS.md).
      *
+     * The consumer reads the whole stream, without a subject filter: the bucket holds member keys
+     * only, and a filtered consumer's creation made the NATS server (2.9) count the matching
+     * messages first — 630 ms for 1,000,000 keys, during which it answered no publish of any stream,
+     * so every timer and event of the engine waited at each pass's start (BENCHMARKS.md). A subject
+     * that is not a member key is skipped.
+     *
      * It reads up to the stream's last message at the start, in fetches: a key written meanwhile
      * moves to the end of the stream, so a read to the end chased this engine's own checkpoints and,
      * in the 1,000,000-event benchmark, read 180,000 messages for 100,000 keys and then hung (a
@@ -455,8 +461,9 @@ export class MemberStore extends Effect.Service<MemberStore>()("memberflow/Membe
           const add = (memberId: string) => ids.get(partitionOf(memberId))?.add(memberId)
           const stream = `KV_${topology.membersBucket}`
           const prefix = `$KV.${topology.membersBucket}.`
+          const keys = `${prefix}m.`
           const end = (await jsm.streams.info(stream)).state.last_seq
-          const consumer = await js.consumers.get(stream, { filter_subjects: `${prefix}m.>`, deliver_policy: DeliverPolicy.All, headers_only: true })
+          const consumer = await js.consumers.get(stream, { deliver_policy: DeliverPolicy.All, headers_only: true })
           // One fetch of 2,000 keys at a time, each when the pacer lets it (engine/ingest/PassPacer.ts):
           // the keys of a fetch arrive and are parsed in one go, on the thread the batches need.
           const fetchKeys = async () => {
@@ -465,7 +472,7 @@ export class MemberStore extends Effect.Service<MemberStore>()("memberflow/Membe
             for await (const msg of messages) {
               got++
               const operation = msg.headers?.get("KV-Operation")
-              if (operation !== "DEL" && operation !== "PURGE") add(memberIdOfKey(msg.subject.slice(prefix.length)))
+              if (operation !== "DEL" && operation !== "PURGE" && msg.subject.startsWith(keys)) add(memberIdOfKey(msg.subject.slice(prefix.length)))
               if (msg.seq >= end || msg.info.pending === 0) return true
             }
             // None within the fetch's time: done only if none is pending (every message up to `end`
