@@ -308,10 +308,11 @@ export const IngestLive = Layer.scoped(
         const stagger = Math.round((checkpointMs * partition) / count)
         const replayTo = end ?? position
         owned.set(partition, { applied: position, processed: position, committed: position, replayTo, lastCheckpoint: now - stagger, flushing: null, releasing: false, subscription: subscribe(partition) })
-        yield* timers.take(partition)
         if (reader === null || readerNext > position + 1) restart = true
         yield* Effect.logInfo("partition taken").pipe(Effect.annotateLogs({ partition, position, replayTo }))
       }
+      // Their timers in one read (engine/Timers.ts): before any event of theirs is applied.
+      if (gained.length > 0) yield* timers.take(gained.map(({ partition }) => partition).filter((partition) => owned.has(partition)))
       // One checkpoint in flight at a time, the partition waiting longest first (engine/ingest/CheckpointChoice.ts).
       const now = yield* Clock.currentTimeMillis
       const candidates = [...owned].map(([partition, part]) => ({

@@ -41,12 +41,14 @@ describe("journey timers are kept by the owner of the member's partition", () =>
     await Promise.all(topologies.map(dropTopology))
   })
 
-  it("a timer requested by an engine that is then killed fires once on the engine that takes its partition, and its request is deleted", async () => {
+  // Sixteen partitions taken at once are read in one pass over the timers stream; one alone through
+  // a consumer filtered on its subjects (engine/Timers.ts).
+  it.each(["16", "1"])("a timer requested by an engine that is then killed fires once on the engine that takes its partition, and its request is deleted (%s partitions)", async (partitions) => {
     const topology = uniqueTopology("timers")
     topologies.push(topology)
     const dir = journeysDir()
     writeFileSync(join(dir, "timer-wait.yaml"), WAIT)
-    const env = { ...topology.env, JOURNEYS_DIR: dir, MEMBERFLOW_LEASE_MS: "2000" }
+    const env = { ...topology.env, JOURNEYS_DIR: dir, MEMBERFLOW_LEASE_MS: "2000", MEMBERFLOW_PARTITIONS: partitions }
     const first = await startEngine({ ...env, MEMBERFLOW_DATA_DIR: tempDir("timers-a") }, "timers-a")
     engines.push(first)
     const members = Array.from({ length: 40 }, (_, i) => `tm-${i}`)
