@@ -29,6 +29,11 @@ interface Timer {
   readonly payload: string
 }
 
+/** One read of kept timers, for the partitions taken together (its fiber once forked). */
+interface Read {
+  fiber: Fiber.RuntimeFiber<void, never> | null
+}
+
 const entryEnrollment = (memberId: string, journeyId: string) => `entry:${memberId}:${journeyId}`
 
 const timerOf = (partition: number, seq: number, request: TimerRequest): Timer => {
@@ -89,8 +94,8 @@ export const TimersLive = Layer.scoped(
     const { connection, js, jsm, publisher, use } = yield* Nats
     const topology = yield* Topology
     const heaps = new Map<number, TimerHeap>()
-    /** Per partition whose timers are being read in: the read (one for the partitions taken together). */
-    const loading = new Map<number, Fiber.RuntimeFiber<void, never>>()
+    /** Per partition whose timers are being read in: its read (one for the partitions taken together). */
+    const loading = new Map<number, Read>()
     /** Per owned partition: the timers stream's last sequence when it was taken (read in through it). */
     const readThrough = new Map<number, number>()
     let wakeUp: (() => void) | null = null
@@ -136,15 +141,15 @@ export const TimersLive = Layer.scoped(
      * One partition is read through a consumer filtered on its subjects. Several are read in one pass
      * over the whole stream, unfiltered: the NATS server (2.9) makes a filtered consumer by counting
      * its messages in the whole stream, and answers no publish of any stream meanwhile. With
-     * 1,800,000 timers kept, each of sixteen partitions read so took 1.0–2.6 s and held every publish
-     * up for 450–900 ms, 18.5 s in all at a start; one unfiltered read took 8.7 s and held no publish
-     * up for more than 114 ms (BENCHMARKS.md).
+     * 1,800,000 timers kept, each of sixteen partitions read so took 1.1–2.3 s and held every publish
+     * up for 460–860 ms, 21 s in all at a start; one unfiltered read took 8.5 s and held no publish
+     * up for more than 50 ms (`npm run bench:nats`, BENCHMARKS.md).
      */
-    const load = (partitions: ReadonlyArray<number>, last: number, read: () => Fiber.RuntimeFiber<void, never> | undefined) =>
+    const load = (partitions: ReadonlyArray<number>, last: number, read: Read) =>
       use("read timers", async () => {
         const counts = new Map(partitions.map((partition) => [partition, 0]))
         if (last === 0) return counts
-        const ours = (partition: number) => counts.has(partition) && heaps.has(partition) && loading.get(partition) === read()
+        const ours = (partition: number) => counts.has(partition) && heaps.has(partition) && loading.get(partition) === read
         const consumer = await js.consumers.get(topology.timersStream, {
           ...(partitions.length === 1 ? { filter_subjects: subjectFor(partitions[0]!, ">") } : {}),
           deliver_policy: DeliverPolicy.All
@@ -188,26 +193,26 @@ export const TimersLive = Layer.scoped(
           Effect.orDie
         )
         for (const partition of taken) readThrough.set(partition, last)
-        let fiber: Fiber.RuntimeFiber<void, never> | undefined
-        fiber = yield* load(taken, last, () => fiber).pipe(
+        const read: Read = { fiber: null }
+        for (const partition of taken) loading.set(partition, read)
+        read.fiber = yield* load(taken, last, read).pipe(
           Effect.ensuring(
             Effect.sync(() => {
-              for (const partition of taken) if (loading.get(partition) === fiber) loading.delete(partition)
+              for (const partition of taken) if (loading.get(partition) === read) loading.delete(partition)
             })
           ),
           Effect.forkDaemon
         )
-        for (const partition of taken) loading.set(partition, fiber)
       })
 
     const drop = (partition: number) => {
       heaps.delete(partition)
       readThrough.delete(partition)
-      const fiber = loading.get(partition)
+      const read = loading.get(partition)
       loading.delete(partition)
-      // The read stops once none of its partitions is left (it checks as it goes); stopped now when
+      // A read stops once none of its partitions is left (it checks as it goes); interrupted now when
       // it was this partition's alone.
-      if (fiber !== undefined && ![...loading.values()].includes(fiber)) Effect.runFork(Fiber.interrupt(fiber))
+      if (read?.fiber != null && ![...loading.values()].includes(read)) Effect.runFork(Fiber.interrupt(read.fiber))
     }
 
     /**
