@@ -92,7 +92,8 @@ export const HttpLive = Layer.unwrapEffect(
             const { id } = yield* HttpRouter.params
             const lookup = yield* MemberLookup
             const runtime = yield* ProgramRuntime
-            const found = yield* lookup.get(id ?? "").pipe(
+            // This engine runs, so a partition without an owner gets one shortly: waited for, not read from KV.
+            const found = yield* lookup.get(id ?? "", { awaitOwner: true }).pipe(
               Effect.map((state) => ({ state })),
               // Its partition's new owner is still replaying the stream: a state now would be older than it.
               Effect.catchTag("MemberReplayingError", (error) => Effect.succeed({ replaying: error }))

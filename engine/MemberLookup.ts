@@ -37,7 +37,8 @@ const decoder = new TextDecoder()
 /**
  * A member's state as it is now, from any process: the engine owning the member's partition answers
  * with what it holds (newer than KV between checkpoints); when none does (no engine running, or the
- * member is only in KV) the members bucket answers. Null for an unknown member.
+ * member is only in KV) the members bucket answers, at once or, with `awaitOwner`, once the wait for
+ * an owner is over. Null for an unknown member.
  */
 export class MemberLookup extends Effect.Service<MemberLookup>()("memberflow/MemberLookup", {
   effect: Effect.gen(function* () {
@@ -62,8 +63,18 @@ export class MemberLookup extends Effect.Service<MemberLookup>()("memberflow/Mem
         catch: (cause) => new MemberStoreError({ memberId, reason: "state is not valid JSON", cause })
       })
 
-    /** `waitMs`: how long to wait for an owner that is replaying (0: fail at once, for a caller that retries later anyway). */
-    const get = (memberId: string, options?: { readonly waitMs?: number }): Effect.Effect<MemberState | null, MemberStoreError | MemberReplayingError> =>
+    /**
+     * `waitMs`: how long to wait for an owner that is replaying (0: fail at once, for a caller that
+     * retries later anyway). `awaitOwner`: while no engine owns the partition (a hand-over, a killed
+     * owner's lease running out), wait within `waitMs` too, for the next owner, before reading KV —
+     * for a caller inside a running engine, where some engine takes the partition shortly. KV holds
+     * the last checkpoint, which can be older than the stream (a partition handed over while a pass
+     * was under way, an owner killed between checkpoints): a member read from it then looked unknown.
+     */
+    const get = (
+      memberId: string,
+      options?: { readonly waitMs?: number; readonly awaitOwner?: boolean }
+    ): Effect.Effect<MemberState | null, MemberStoreError | MemberReplayingError> =>
       Effect.gen(function* () {
         const n = yield* partitions
         if (n !== null) {
@@ -73,7 +84,12 @@ export class MemberLookup extends Effect.Service<MemberLookup>()("memberflow/Mem
             const answer = yield* use("ask the member's owner", () =>
               connection.request(memberSubject(topology, partition), memberId, { timeout: 2_000 })
             ).pipe(Effect.option)
-            if (answer._tag === "None") break
+            if (answer._tag === "None") {
+              // No owner (or none answering): the next one, if the caller may wait for it; else KV.
+              if (options?.awaitOwner !== true || Date.now() >= deadline) break
+              yield* Effect.sleep(REPLAY_POLL_MS)
+              continue
+            }
             const behind = answer.value.headers?.get(REPLAYING_HEADER)
             if (behind === undefined || behind === "") {
               if (answer.value.data.length > 0) return yield* parse(memberId, answer.value.data)

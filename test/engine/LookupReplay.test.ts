@@ -1,7 +1,7 @@
 import type { NatsConnection } from "@nats-io/transport-node"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { partitionOf } from "../../engine/ingest/Partition.ts"
-import { drained, type EngineProcess, startEngine, tempDir } from "../support/engine.ts"
+import { drained, type EngineProcess, eventually, startEngine, tempDir } from "../support/engine.ts"
 import { dropTopology, type EventInput, natsConnect, publishEvents, type TestTopology, uniqueTopology } from "../support/nats.ts"
 
 const FILLER = 60_000
@@ -78,5 +78,36 @@ describe("member lookups while a partition is replayed", () => {
     expect(seen.some((answer) => answer.replaying > 0)).toBe(true)
     expect(seen.at(-1)).toMatchObject({ status: 200, count: 3, replaying: 0 })
     await engine.kill("SIGTERM")
+  })
+
+  it("a lookup while no engine owns the partition (its owner killed, its lease not run out yet) waits for the next owner: KV would not know the member", async () => {
+    const gap = uniqueTopology("lookupgap")
+    try {
+      const env = { ...gap.env, MEMBERFLOW_LEASE_MS: "3000" }
+      const first = await startEngine({ ...env, MEMBERFLOW_DATA_DIR: tempDir("lookup-gap-a") }, "lookup-gap")
+      engines.push(first)
+      const target = "gap-target"
+      const at = new Date(Date.now() - 60_000).toISOString()
+      await publishEvents(nc, gap, [
+        { id: "g-reg", type: "member.registered", memberId: target, occurredAt: at, properties: { consent: { sms: true } } },
+        ...[1, 2, 3].map((n) => ({ id: `g-buy-${n}`, type: "purchase", memberId: target, occurredAt: at, properties: { orderId: `g-order-${n}`, amount: 100, currency: "CNY" } }))
+      ])
+      // Applied by the first engine, not checkpointed (the interval is 30 s): KV does not have it.
+      await eventually(() => drained([first]), 30_000, "the first engine to apply the events")
+      expect(((await first.get(`/members/${target}`)).body as { purchase?: { count?: number } }).purchase?.count).toBe(3)
+      await first.kill("SIGKILL")
+
+      // The next engine takes the partitions only once the killed one's leases have run out (3 s).
+      const second = await startEngine({ ...env, MEMBERFLOW_DATA_DIR: tempDir("lookup-gap-b") }, "lookup-gap")
+      engines.push(second)
+      const owned = ((await second.get("/readyz")).body as { ingest?: { owned?: ReadonlyArray<number> } }).ingest?.owned ?? []
+      expect(owned).not.toContain(partitionOf(target, PARTITIONS))
+      const { status, body } = await second.get(`/members/${target}`)
+      expect(status).toBe(200)
+      expect((body as { purchase?: { count?: number } }).purchase?.count).toBe(3)
+      await second.kill("SIGTERM")
+    } finally {
+      await dropTopology(gap)
+    }
   })
 })
