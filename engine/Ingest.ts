@@ -312,7 +312,7 @@ export const IngestLive = Layer.scoped(
         yield* Effect.logInfo("partition taken").pipe(Effect.annotateLogs({ partition, position, replayTo }))
       }
       // Their timers in one read (engine/Timers.ts): before any event of theirs is applied.
-      if (gained.length > 0) yield* timers.take(gained.map(({ partition }) => partition).filter((partition) => owned.has(partition)))
+      if (gained.length > 0) yield* timers.take(gained.map(({ partition }) => partition))
       // One checkpoint in flight at a time, the partition waiting longest first (engine/ingest/CheckpointChoice.ts).
       const now = yield* Clock.currentTimeMillis
       const candidates = [...owned].map(([partition, part]) => ({

@@ -125,12 +125,12 @@ export const TimersLive = Layer.scoped(
       if (timer.due < earliest) wake()
     }
 
-    /** The partition of a timer request's subject (`<timersSubject>.<partition>.<timer id>`); -1 for another subject. */
+    /** The partition of a timer request's subject (`subjectFor`'s form); -1 for another subject. */
+    const requestPrefix = `${topology.timersSubject}.`
     const partitionOfSubject = (subject: string): number => {
-      const prefix = topology.timersSubject.length + 1
-      const dot = subject.indexOf(".", prefix)
-      if (dot === -1 || subject[prefix - 1] !== "." || !subject.startsWith(topology.timersSubject)) return -1
-      const partition = Number(subject.slice(prefix, dot))
+      const dot = subject.indexOf(".", requestPrefix.length)
+      if (!subject.startsWith(requestPrefix) || dot === -1) return -1
+      const partition = Number(subject.slice(requestPrefix.length, dot))
       return Number.isInteger(partition) ? partition : -1
     }
 
