@@ -30,6 +30,9 @@ const ENGINES = Number(process.env["BENCH_ENGINES"] ?? 1)
 /** BENCH_JOURNEYS=0: the program alone (profiles, tiers, RFM, tags), no journeys — the pipeline of issue 2. */
 const JOURNEYS = process.env["BENCH_JOURNEYS"] !== "0"
 
+/** BENCH_CPU_PROFILE: the engines write CPU profiles (test/support/engine.ts); the paced seconds are then stamped with the profiles' clock. */
+const profiling = process.env["BENCH_CPU_PROFILE"] !== undefined
+
 const log = (line: string) => process.stdout.write(`${line}\n`)
 
 const programOnly = () => {
@@ -65,6 +68,9 @@ const parseMetrics = (text: string) => {
     derived: value("memberflow_derived_events_published_total"),
     /** The longest the engine's thread held its callbacks up since the previous scrape. */
     loopMaxMs: Math.round(value("nodejs_eventloop_lag_max_seconds") * 1000),
+    /** The longest single collector pause since the previous scrape, and the collector's pauses in all so far (ms). */
+    gcMaxMs: Math.round(value("nodejs_gc_pause_max_seconds") * 1000),
+    gcMs: [...text.matchAll(/^memberflow_gc_pause_seconds_sum\{kind="[^"]+"\} (\S+)$/gm)].reduce((sum, match) => sum + Number(match[1]) * 1000, 0),
     latency: { buckets, count: value("memberflow_event_latency_seconds_count") } as Histogram
   }
 }
@@ -113,6 +119,8 @@ const main = async () => {
       applied: sum.applied + m.applied,
       derived: sum.derived + m.derived,
       loopMaxMs: Math.max(sum.loopMaxMs, m.loopMaxMs),
+      gcMaxMs: Math.max(sum.gcMaxMs, m.gcMaxMs),
+      gcMs: sum.gcMs + m.gcMs,
       latency: {
         buckets: sum.latency.buckets.map(([le, c], i): [number, number] => [le, c + (m.latency.buckets[i]?.[1] ?? 0)]),
         count: sum.latency.count + m.latency.count
@@ -169,6 +177,7 @@ const main = async () => {
     if (pacedRate > 0) {
       const before = last.latency
       let previousSecond = before
+      let gcBefore = last.gcMs
       const insertsBefore = last.inserts
       const seconds = 20
       for (let s = 0; s < seconds; s++) {
@@ -194,7 +203,9 @@ const main = async () => {
         // When the late events were written: those over 1 s in this second (a stall shows as a spike).
         const late = slowerThan(now, previousSecond, 1)
         previousSecond = now
-        log(`  paced ${s + 1} s: ${((s + 1) * pacedRate).toLocaleString()} published, ${durable.toLocaleString()} durable (${late.toLocaleString()} of them written this second after more than 1 s); engines behind the stream by ${lags.map((l) => l.toLocaleString()).join(", ")}; event loop held up to ${scraped.loopMaxMs} ms`)
+        const gcThisSecond = Math.round(scraped.gcMs - gcBefore)
+        gcBefore = scraped.gcMs
+        log(`  paced ${s + 1} s: ${((s + 1) * pacedRate).toLocaleString()} published, ${durable.toLocaleString()} durable (${late.toLocaleString()} of them written this second after more than 1 s); engines behind the stream by ${lags.map((l) => l.toLocaleString()).join(", ")}; event loop held up to ${scraped.loopMaxMs} ms; collector ${gcThisSecond} ms, longest pause ${scraped.gcMaxMs} ms${profiling ? ` (monotonic ${(Number(process.hrtime.bigint() / 1000n) / 1e6).toFixed(2)} s, the profiles' clock)` : ""}`)
       }
       const target = EVENTS + seconds * pacedRate
       while ((last = await metrics()).received < target || !(await drained())) await new Promise((r) => setTimeout(r, 250))

@@ -10,7 +10,7 @@ import { Ingest } from "./Ingest.ts"
 import { Timers } from "./Timers.ts"
 import { JourneyRuntime } from "./JourneyRuntime.ts"
 import { MemberLookup } from "./MemberLookup.ts"
-import { renderPrometheus } from "./Metrics.ts"
+import { observeGc, renderPrometheus } from "./Metrics.ts"
 import { twilioStatusCallback } from "./Webhooks.ts"
 import { Nats } from "./Nats.ts"
 import { ProgramRuntime } from "./ProgramRuntime.ts"
@@ -32,6 +32,7 @@ export const HttpLive = Layer.unwrapEffect(
         ConfigError.InvalidData(["MEMBERFLOW_ADMIN_TOKEN"], `is required when the admin API binds to ${host} (not loopback)`)
       )
     }
+    observeGc()
 
     const guarded = <E, R>(handler: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>) =>
       Effect.gen(function* () {

@@ -1,5 +1,5 @@
-import { Effect, Metric, MetricBoundaries, MetricState } from "effect"
-import { type IntervalHistogram, monitorEventLoopDelay } from "node:perf_hooks"
+import { Effect, Metric, MetricBoundaries, MetricLabel, MetricState } from "effect"
+import { constants, type IntervalHistogram, monitorEventLoopDelay, PerformanceObserver } from "node:perf_hooks"
 
 /** The engine's metrics (operations.md, "Observability"); rendered for Prometheus at /metrics. */
 export const eventsReceived = Metric.counter("memberflow_events_received_total", { description: "messages of this engine's partitions taken from the event stream", incremental: true })
@@ -81,6 +81,50 @@ const loopDelayLines = (): Array<string> => {
   return lines
 }
 
+/**
+ * The collector's pauses of the engine's thread, by kind, as prom-client's `nodejs_gc_duration_seconds`
+ * (Node's `gc` performance entries): with a heap of member states, a major collection is the likeliest
+ * thing to hold events up, and this tells it from a slow insert or a stalled broker.
+ */
+export const gcSeconds = Metric.histogram(
+  "memberflow_gc_pause_seconds",
+  MetricBoundaries.fromIterable([0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1]),
+  "time the collector held the engine's thread, by kind (minor, major, incremental, weakcb)"
+)
+const GC_KINDS: ReadonlyArray<readonly [number, string]> = [
+  [constants.NODE_PERFORMANCE_GC_MINOR, "minor"],
+  [constants.NODE_PERFORMANCE_GC_MAJOR, "major"],
+  [constants.NODE_PERFORMANCE_GC_INCREMENTAL, "incremental"],
+  [constants.NODE_PERFORMANCE_GC_WEAKCB, "weakcb"]
+]
+const gcTags = new Map(GC_KINDS.map(([kind, name]) => [kind, [MetricLabel.make("kind", name)]]))
+/** The longest single pause since the previous scrape, reported and reset at each scrape like the loop delay. */
+let gcMaxMs = 0
+let gcObserver: PerformanceObserver | null = null
+
+/** Starts observing the collector (once; the engine calls it at start). */
+export const observeGc = (): void => {
+  if (gcObserver !== null) return
+  gcObserver = new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) {
+      const kind = (entry as { readonly detail?: { readonly kind?: number } }).detail?.kind ?? 0
+      gcSeconds.unsafeUpdate(entry.duration / 1000, gcTags.get(kind) ?? [MetricLabel.make("kind", "other")])
+      if (entry.duration > gcMaxMs) gcMaxMs = entry.duration
+    }
+  })
+  gcObserver.observe({ entryTypes: ["gc"] })
+}
+
+const gcMaxLines = (): Array<string> => {
+  const lines = [
+    "# HELP nodejs_gc_pause_max_seconds longest single collector pause since the previous scrape",
+    "# TYPE nodejs_gc_pause_max_seconds gauge",
+    `nodejs_gc_pause_max_seconds ${gcMaxMs / 1000}`
+  ]
+  gcMaxMs = 0
+  return lines
+}
+
 /** Prometheus text exposition format 0.0.4 of every metric the engine has recorded. */
 export const renderPrometheus = Effect.map(Metric.snapshot, (pairs) => {
   const lines: Array<string> = []
@@ -129,5 +173,6 @@ export const renderPrometheus = Effect.map(Metric.snapshot, (pairs) => {
   lines.push("# TYPE nodejs_external_memory_bytes gauge")
   lines.push(`nodejs_external_memory_bytes ${memory.external}`)
   lines.push(...loopDelayLines())
+  lines.push(...gcMaxLines())
   return lines.join("\n") + "\n"
 })

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { renderPrometheus } from "../../engine/Metrics.ts"
+import { observeGc, renderPrometheus } from "../../engine/Metrics.ts"
 
 const gauge = (text: string, name: string): number => {
   const match = new RegExp(`^${name} (\\S+)$`, "m").exec(text)
@@ -28,5 +28,28 @@ describe("Metrics", () => {
       yield* Effect.sleep("100 millis")
       const after = yield* renderPrometheus
       expect(gauge(after, "nodejs_eventloop_lag_max_seconds")).toBeLessThan(0.25)
+    }))
+
+  it.live("the collector's pauses: young-generation collections counted by kind, the longest pause since the last scrape", () =>
+    Effect.gen(function* () {
+      observeGc()
+      yield* renderPrometheus
+      // Short-lived garbage, far more than a young generation holds: scavenges must run.
+      let kept = 0
+      for (let round = 0; round < 200; round++) {
+        const garbage = Array.from({ length: 10_000 }, (_, i) => ({ i, text: `member-${round}-${i}` }))
+        kept += garbage.length
+      }
+      expect(kept).toBe(2_000_000)
+      // The observer is told of the collections after the fact, on a later turn of the loop.
+      yield* Effect.sleep("50 millis")
+      const text = yield* renderPrometheus
+      expect(text).toContain("# TYPE memberflow_gc_pause_seconds histogram")
+      const minor = /^memberflow_gc_pause_seconds_count\{kind="minor"\} (\d+)$/m.exec(text)
+      expect(Number(minor?.[1])).toBeGreaterThan(0)
+      expect(Number(/^memberflow_gc_pause_seconds_sum\{kind="minor"\} (\S+)$/m.exec(text)?.[1])).toBeGreaterThan(0)
+      expect(text).toContain("# TYPE nodejs_gc_pause_max_seconds gauge")
+      expect(gauge(text, "nodejs_gc_pause_max_seconds")).toBeGreaterThan(0)
+      expect(gauge(text, "nodejs_gc_pause_max_seconds")).toBeLessThan(5)
     }))
 })
