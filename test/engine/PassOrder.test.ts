@@ -240,6 +240,87 @@ describe("a pass over every member, worked through between batches", () => {
       await dropTopology(stopped)
     }
   }, 300_000)
+
+  it("checkpoints a partition once its own members are passed over, before the pass ends; killed then, the next engine enters every member once", async () => {
+    const killed = uniqueTopology("passpart")
+    const dataDir = tempDir("passpart")
+    // A small cache (the slices read their members from KV) and a small share of the thread while
+    // events flow: the pass goes on for a while after its first partitions are done.
+    const env = { ...killed.env, JOURNEYS_DIR: dir, MEMBERFLOW_DATA_DIR: dataDir, MEMBERFLOW_CACHE_MEMBERS: "200", MEMBERFLOW_CHECKPOINT_MS: "500", MEMBERFLOW_PASS_SHARE: "0.05" }
+    const first = await startEngine(env, "passpart-1")
+    let second: EngineProcess | null = null
+    let trickle: Promise<void> | null = null
+    let flowing = true
+    try {
+      const count = 8_000
+      const member = memberOf("k")
+      const now = Date.now()
+      await register(nc, killed, first, "k", count, (i) => i % 4 === 0, 90_000)
+      const { jetstream } = await import("@nats-io/jetstream")
+      const { Kvm } = await import("@nats-io/kv")
+      const js = jetstream(nc)
+      const meta = await new Kvm(nc).open(`${killed.kvPrefix}_meta`)
+      // The engine's own sweep at start over first: a partition leaves a pass only when no other pass
+      // has it under way, and the two would overlap.
+      await eventually(async () => first.output().includes('"sweep done"'), 60_000, "the start sweep to end", () => engineState(first))
+      const marker = tickMarker("pass-order", now)
+      const markerSeq = (await js.publish(`${killed.subjectPrefix}.${marker.type}`, JSON.stringify(marker), { msgID: marker.id })).seq
+      // Events all along (page views of members of every partition): the pacer holds the slices to their share.
+      trickle = (async () => {
+        for (let n = 0; flowing; n++) {
+          await publishEvents(nc, killed, Array.from({ length: 20 }, (_, k) => ({ id: `view-${n}-${k}`, type: "page.viewed", memberId: member((n * 20 + k) % count), occurredAt: new Date().toISOString(), properties: { path: "/" } })))
+          await new Promise((resolve) => setTimeout(resolve, 50))
+        }
+      })()
+      const positions = async () => {
+        const out: Array<number> = []
+        for (let partition = 0; partition < 16; partition++) {
+          const entry = await meta.get(`partition.${partition}`)
+          out.push(entry === null ? 0 : Number((JSON.parse(entry.string()) as { position: number }).position))
+        }
+        return out
+      }
+      const tickDone = () => first.output().includes('"broadcast done"')
+      // Some partition committed past the marker while the tick's pass is still under way.
+      await eventually(
+        async () => (await positions()).some((position) => position > markerSeq) && !tickDone(),
+        90_000,
+        "a partition checkpointed past the marker before the pass ends",
+        async () => `marker at ${markerSeq}, positions ${(await positions()).join(", ")}\n${first.output().split("\n").filter((line) => /pass|broadcast|sweep/.test(line)).join("\n")}\n${await engineState(first)}`
+      )
+      const before = await positions()
+      expect(tickDone()).toBe(false)
+      expect(before.some((position) => position < markerSeq)).toBe(true)
+      expect(await first.kill("SIGKILL")).not.toBe(0)
+
+      second = await startEngine(env, "passpart-2")
+      const expected = Array.from({ length: count }, (_, i) => i).filter((i) => i % 4 === 0).map(member)
+      await eventually(
+        async () => second!.output().includes('"broadcast done"'),
+        120_000,
+        "the replayed pass to end on the next engine",
+        () => engineState(second!)
+      )
+      flowing = false
+      await trickle
+      await eventually(
+        async () => Number((await second!.sql<{ n: number }>("SELECT count(DISTINCT member_id) AS n FROM journey_enrollments FINAL WHERE journey_id = 'pass-order'"))[0]?.n) >= expected.length,
+        60_000,
+        "the tick's enrollments"
+      )
+      const rows = await second.sql<{ member_id: string; enrollments: number }>(
+        "SELECT member_id, uniqExact(enrollment_id) AS enrollments FROM journey_enrollments FINAL WHERE journey_id = 'pass-order' GROUP BY member_id ORDER BY member_id"
+      )
+      expect(rows.map((r) => r.member_id)).toEqual(expected)
+      expect(rows.filter((r) => Number(r.enrollments) !== 1)).toEqual([])
+    } finally {
+      flowing = false
+      await trickle?.catch(() => null)
+      await first.kill("SIGKILL").catch(() => null)
+      await second?.kill("SIGTERM")
+      await dropTopology(killed)
+    }
+  }, 300_000)
 })
 
 describe("the share of the thread a pass may take", () => {
