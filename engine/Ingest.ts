@@ -172,6 +172,8 @@ export const IngestLive = Layer.scoped(
     let restart = false
     let previous: Fiber.RuntimeFiber<void, unknown> | null = null
     let lastRound = Date.now()
+    /** When the last checkpoint started (engine/ingest/CheckpointChoice.ts, `minGapMs`). */
+    let lastCheckpointStart = Number.NEGATIVE_INFINITY
 
     /** The event stream's last sequence now. */
     const streamEnd = use("stream info", () => jsm.streams.info(topology.stream)).pipe(Effect.map((info) => info.state.last_seq))
@@ -333,9 +335,10 @@ export const IngestLive = Layer.scoped(
         behind: part.applied > part.committed,
         lastCheckpoint: part.lastCheckpoint
       }))
-      const next = nextCheckpoint(candidates, now, { intervalMs: checkpointMs, dirtyPerPartition: checkpointDirty / count })
+      const next = nextCheckpoint(candidates, now, { intervalMs: checkpointMs, dirtyPerPartition: checkpointDirty / count, minGapMs: checkpointMs / count / 2 }, lastCheckpointStart)
       const part = next === null ? undefined : owned.get(next.partition)
       if (next !== null && part !== undefined) {
+        lastCheckpointStart = now
         part.lastCheckpoint = phaseAfter(part.lastCheckpoint, now, checkpointMs)
         yield* joinPrevious
         yield* checkpoint(next.partition, part)

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest"
 import { type CheckpointCandidate, nextCheckpoint, phaseAfter } from "../../../engine/ingest/CheckpointChoice.ts"
 
-const rule = { intervalMs: 30_000, dirtyPerPartition: 12_500 }
+const rule = { intervalMs: 30_000, dirtyPerPartition: 12_500, minGapMs: 937 }
 const now = 1_000_000
 
 /** A partition with states to write whose interval is over. */
@@ -44,6 +44,21 @@ describe("choosing the partition to checkpoint between two batches", () => {
     const partitions = [due(0, now - 90_000, { passUnderWay: true }), due(1, now - 80_000, { releasing: true }), due(2, now - 35_000)]
     expect(nextCheckpoint(partitions, now, rule)?.partition).toBe(2)
     expect(nextCheckpoint(partitions.slice(0, 2), now, rule)).toBeNull()
+  })
+
+  it("spaces the starts of partitions that fell due together by the least gap, unless one has enough states waiting", () => {
+    // Sixteen due at once, as when a pass's listing ends: the first at once.
+    const partitions = Array.from({ length: 16 }, (_, p) => due(p, now - 60_000 - p * 1000))
+    expect(nextCheckpoint(partitions, now, rule)?.partition).toBe(15)
+    // Started 500 ms ago: the next waits for the gap…
+    expect(nextCheckpoint(partitions, now, rule, now - 500)).toBeNull()
+    // …and goes once the gap is over.
+    expect(nextCheckpoint(partitions, now, rule, now - 937)?.partition).toBe(15)
+    // A partition with enough changed states does not wait for the gap.
+    const pressed = [...partitions, due(16, now - 1_000, { dirty: 12_500 })]
+    expect(nextCheckpoint(pressed, now, rule, now - 500)?.partition).toBe(16)
+    // Past the gap, the one waiting longest again.
+    expect(nextCheckpoint(pressed, now, rule, now - 1_000)?.partition).toBe(15)
   })
 
   it("keeps each partition's phase: its interval moves on by whole intervals when its checkpoint starts", () => {
