@@ -64,6 +64,24 @@ const register = async (nc: NatsConnection, topology: TestTopology, engine: Engi
 }
 
 /**
+ * On the engine that took over a pass: the replayed pass ends, and the tick's journey holds exactly
+ * `expected`, each member entered once.
+ */
+const expectEnteredOnce = async (engine: EngineProcess, expected: ReadonlyArray<string>) => {
+  await eventually(async () => engine.output().includes('"broadcast done"'), 120_000, "the replayed pass to end on the next engine", () => engineState(engine))
+  await eventually(
+    async () => Number((await engine.sql<{ n: number }>("SELECT count(DISTINCT member_id) AS n FROM journey_enrollments FINAL WHERE journey_id = 'pass-order'"))[0]?.n) >= expected.length,
+    60_000,
+    "the tick's enrollments"
+  )
+  const rows = await engine.sql<{ member_id: string; enrollments: number }>(
+    "SELECT member_id, uniqExact(enrollment_id) AS enrollments FROM journey_enrollments FINAL WHERE journey_id = 'pass-order' GROUP BY member_id ORDER BY member_id"
+  )
+  expect(rows.map((r) => r.member_id)).toEqual(expected)
+  expect(rows.filter((r) => Number(r.enrollments) !== 1)).toEqual([])
+}
+
+/**
  * A pass over every member (a broadcast tick, the hourly sweep) is worked through between batches,
  * not all at its marker: the events behind the marker are not held up for it. What each member sees
  * must not change — its events before the marker, the pass, then its events after — also for a
@@ -218,22 +236,7 @@ describe("a pass over every member, worked through between batches", () => {
 
       second = await startEngine(env, "passstop-2")
       const expected = Array.from({ length: count }, (_, i) => i).filter((i) => i % 4 === 0).map(member)
-      await eventually(
-        async () => second!.output().includes('"broadcast done"'),
-        120_000,
-        "the replayed pass to end on the next engine",
-        () => engineState(second!)
-      )
-      await eventually(
-        async () => Number((await second!.sql<{ n: number }>("SELECT count(DISTINCT member_id) AS n FROM journey_enrollments FINAL WHERE journey_id = 'pass-order'"))[0]?.n) >= expected.length,
-        60_000,
-        "the tick's enrollments"
-      )
-      const rows = await second.sql<{ member_id: string; enrollments: number }>(
-        "SELECT member_id, uniqExact(enrollment_id) AS enrollments FROM journey_enrollments FINAL WHERE journey_id = 'pass-order' GROUP BY member_id ORDER BY member_id"
-      )
-      expect(rows.map((r) => r.member_id)).toEqual(expected)
-      expect(rows.filter((r) => Number(r.enrollments) !== 1)).toEqual([])
+      await expectEnteredOnce(second, expected)
     } finally {
       await first.kill("SIGKILL").catch(() => null)
       await second?.kill("SIGTERM")
@@ -295,24 +298,9 @@ describe("a pass over every member, worked through between batches", () => {
 
       second = await startEngine(env, "passpart-2")
       const expected = Array.from({ length: count }, (_, i) => i).filter((i) => i % 4 === 0).map(member)
-      await eventually(
-        async () => second!.output().includes('"broadcast done"'),
-        120_000,
-        "the replayed pass to end on the next engine",
-        () => engineState(second!)
-      )
       flowing = false
       await trickle
-      await eventually(
-        async () => Number((await second!.sql<{ n: number }>("SELECT count(DISTINCT member_id) AS n FROM journey_enrollments FINAL WHERE journey_id = 'pass-order'"))[0]?.n) >= expected.length,
-        60_000,
-        "the tick's enrollments"
-      )
-      const rows = await second.sql<{ member_id: string; enrollments: number }>(
-        "SELECT member_id, uniqExact(enrollment_id) AS enrollments FROM journey_enrollments FINAL WHERE journey_id = 'pass-order' GROUP BY member_id ORDER BY member_id"
-      )
-      expect(rows.map((r) => r.member_id)).toEqual(expected)
-      expect(rows.filter((r) => Number(r.enrollments) !== 1)).toEqual([])
+      await expectEnteredOnce(second, expected)
     } finally {
       flowing = false
       await trickle?.catch(() => null)
