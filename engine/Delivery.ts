@@ -38,6 +38,9 @@ const backoff = (n: number): number => Math.round(Math.min(60_000, 1_000 * 2 ** 
 
 type Verdict = { readonly kind: "ack" } | { readonly kind: "nak"; readonly delay: number } | { readonly kind: "term" }
 
+/** How long a hand-over waits when no engine owns the member's partition (its consent unknown for now). */
+const UNOWNED_BACKOFF_MS = 2_000
+
 const ack: Verdict = { kind: "ack" }
 const unwritten: Stored = { entry: null, revision: 0 }
 const nak = (delay: number): Verdict => ({ kind: "nak", delay: Math.max(0, Math.round(delay)) })
@@ -94,11 +97,14 @@ export const DeliveryLive = Layer.scopedDiscard(
 
     /**
      * The member's consent now, for marketing messages: an opt-out received after scheduling wins.
-     * While the member's partition is being replayed the lookup fails at once, and the hand-over is
-     * postponed: consent read then could be older than an opt-out in the stream.
+     * While the member's partition is being replayed, or no engine owns it (a hand-over, a killed
+     * owner's lease running out), the lookup fails at once and the hand-over is postponed: consent
+     * read then — from the replaying owner, or from KV's last checkpoint — could be older than an
+     * opt-out in the stream. (KV used to answer when no owner did: a member who opted out after the
+     * last checkpoint of an owner killed since was sent to as if they had not.)
      */
     const consentNow = (memberId: string, channel: Channel) =>
-      Effect.map(lookup.get(memberId, { waitMs: 0 }), (state) => state === null || state.consent[channel]?.v === true)
+      Effect.map(lookup.get(memberId, { waitMs: 0, unowned: "fail" }), (state) => state === null || state.consent[channel]?.v === true)
 
     const handOver = (request: MessageRequest, memberId: string, start: Stored, touch: () => void) =>
       Effect.gen(function* () {
@@ -220,7 +226,7 @@ export const DeliveryLive = Layer.scopedDiscard(
         return yield* finish(request, stored, { ...entry, status: "failed", at: now, reason })
       })
 
-    const handle = (msg: JsMsg): Effect.Effect<Verdict, NatsError | import("./MemberStore.ts").MemberStoreError | import("./MemberLookup.ts").MemberReplayingError | import("./Clickhouse.ts").ClickhouseError> =>
+    const handle = (msg: JsMsg): Effect.Effect<Verdict, NatsError | import("./MemberStore.ts").MemberStoreError | import("./MemberLookup.ts").MemberReplayingError | import("./MemberLookup.ts").MemberUnownedError | import("./Clickhouse.ts").ClickhouseError> =>
       Effect.gen(function* () {
         let parsed: { memberId: string; properties: MessageRequest }
         try {
@@ -290,6 +296,8 @@ export const DeliveryLive = Layer.scopedDiscard(
                 // 2 s (an engine draining a backlog after a start would be asked again and again for
                 // each message waiting: the journeys benchmark's drain makes 40,000 at once).
                 Effect.catchTag("MemberReplayingError", (error) => Effect.succeed(nak(replayBackoff(error.behind)))),
+                // No owner now: one takes the partition within a lease (10 s by default).
+                Effect.catchTag("MemberUnownedError", () => Effect.succeed(nak(UNOWNED_BACKOFF_MS))),
                 Effect.catchAll((error) =>
                   Effect.logWarning("message hand-over postponed").pipe(Effect.annotateLogs({ error: error.message }), Effect.as(nak(2_000)))
                 ),

@@ -32,6 +32,19 @@ export class MemberReplayingError extends Data.TaggedError("MemberReplayingError
   }
 }
 
+/**
+ * No engine answers for the member's partition now (a hand-over, a killed owner's lease running out):
+ * KV holds only its last checkpoint, which can be older than the stream. Try again shortly.
+ */
+export class MemberUnownedError extends Data.TaggedError("MemberUnownedError")<{
+  readonly memberId: string
+  readonly partition: number
+}> {
+  override get message(): string {
+    return `member ${this.memberId}: no engine answers for partition ${this.partition} now; try again shortly`
+  }
+}
+
 const decoder = new TextDecoder()
 
 /**
@@ -70,11 +83,14 @@ export class MemberLookup extends Effect.Service<MemberLookup>()("memberflow/Mem
      * for a caller inside a running engine, where some engine takes the partition shortly. KV holds
      * the last checkpoint, which can be older than the stream (a partition handed over while a pass
      * was under way, an owner killed between checkpoints): a member read from it then looked unknown.
+     * `unowned: "fail"`: when no owner has answered by then, fail with `MemberUnownedError` instead of
+     * reading KV — for a caller that must not act on an older state and retries later anyway (the
+     * delivery worker's consent check: KV can predate an opt-out).
      */
     const get = (
       memberId: string,
-      options?: { readonly waitMs?: number; readonly awaitOwner?: boolean }
-    ): Effect.Effect<MemberState | null, MemberStoreError | MemberReplayingError> =>
+      options?: { readonly waitMs?: number; readonly awaitOwner?: boolean; readonly unowned?: "kv" | "fail" }
+    ): Effect.Effect<MemberState | null, MemberStoreError | MemberReplayingError | MemberUnownedError> =>
       Effect.gen(function* () {
         const n = yield* partitions
         if (n !== null) {
@@ -85,8 +101,12 @@ export class MemberLookup extends Effect.Service<MemberLookup>()("memberflow/Mem
               connection.request(memberSubject(topology, partition), memberId, { timeout: 2_000 })
             ).pipe(Effect.option)
             if (answer._tag === "None") {
-              // No owner (or none answering): the next one, if the caller may wait for it; else KV.
-              if (options?.awaitOwner !== true || Date.now() >= deadline) break
+              // No owner (or none answering): the next one, if the caller may wait for it; else KV,
+              // or the caller told to come back.
+              if (options?.awaitOwner !== true || Date.now() >= deadline) {
+                if (options?.unowned === "fail") return yield* new MemberUnownedError({ memberId, partition })
+                break
+              }
               yield* Effect.sleep(REPLAY_POLL_MS)
               continue
             }

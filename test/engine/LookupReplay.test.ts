@@ -110,4 +110,57 @@ describe("member lookups while a partition is replayed", () => {
       await dropTopology(gap)
     }
   })
+
+  it("a marketing message handed over while no engine owns the member's partition waits for the next owner: an opt-out not checkpointed yet still wins", async () => {
+    const gap = uniqueTopology("consentgap")
+    try {
+      // A long lease: the next engine's delivery runs well before it may take the partitions.
+      const env = { ...gap.env, MEMBERFLOW_LEASE_MS: "12000" }
+      const first = await startEngine({ ...env, MEMBERFLOW_DATA_DIR: tempDir("consent-gap-a") }, "consent-gap")
+      engines.push(first)
+      const target = "consent-gap-target"
+      const phone = "+8613500000009"
+      await publishEvents(nc, gap, [
+        { id: "cg-reg", type: "member.registered", memberId: target, occurredAt: new Date(Date.now() - 120_000).toISOString(), properties: { phone, consent: { sms: true } } },
+        { id: "cg-out", type: "consent.updated", memberId: target, occurredAt: new Date(Date.now() - 60_000).toISOString(), properties: { channel: "sms", granted: false } }
+      ])
+      // Applied by the first engine, not checkpointed (the interval is 30 s): KV does not know the member.
+      await eventually(() => drained([first]), 30_000, "the first engine to apply the events")
+      expect(((await first.get(`/members/${target}`)).body as { consent?: { sms?: boolean } }).consent?.sms).toBe(false)
+
+      await first.kill("SIGKILL")
+
+      // A marketing SMS scheduled before the opt-out (published now, after the first engine is gone:
+      // a message it had taken would come back only after its ack wait, by when the partition is owned).
+      const { jetstream } = await import("@nats-io/jetstream")
+      const messageId = `consent-gap-${Date.now()}`
+      const request = {
+        messageId,
+        enrollmentId: "consent-gap-enrollment",
+        journeyId: "consent-gap",
+        stepId: "offer",
+        variant: "A",
+        template: "offer",
+        marketing: true,
+        notBefore: null,
+        createdAt: Date.now(),
+        messages: [{ channel: "sms", messageId, memberId: target, to: phone, body: "20% off this weekend" }]
+      }
+      await jetstream(nc).publish(`messages.${gap.subjectPrefix}.sms`, JSON.stringify({ id: `request-${messageId}`, type: "message.requested", memberId: target, properties: request }), { msgID: `request-${messageId}` })
+
+      const second = await startEngine({ ...env, MEMBERFLOW_DATA_DIR: tempDir("consent-gap-b") }, "consent-gap")
+      engines.push(second)
+      const owned = ((await second.get("/readyz")).body as { ingest?: { owned?: ReadonlyArray<number> } }).ingest?.owned ?? []
+      expect(owned).not.toContain(partitionOf(target, PARTITIONS))
+      // Decided once the next owner has the member again: suppressed, never sent on KV's word.
+      const rows = async () => second.sql<{ status: string; reason: string }>(`SELECT status, reason FROM messages FINAL WHERE message_id = '${messageId}'`)
+      await eventually(async () => (await rows()).length === 1, 60_000, "the message decided")
+      const [row] = await rows()
+      expect(row?.status).toBe("suppressed")
+      expect(row?.reason).toContain("opted out")
+      await second.kill("SIGTERM")
+    } finally {
+      await dropTopology(gap)
+    }
+  }, 120_000)
 })
