@@ -80,87 +80,101 @@ describe("member lookups while a partition is replayed", () => {
     await engine.kill("SIGTERM")
   })
 
-  it("a lookup while no engine owns the partition (its owner killed, its lease not run out yet) waits for the next owner: KV would not know the member", async () => {
-    const gap = uniqueTopology("lookupgap")
+  /**
+   * The lease gap: on a fresh topology with `leaseMs` leases, a first engine applies `events` (not
+   * checkpointed: the interval is 30 s, so KV does not know `target`), `applied` checks it, the engine
+   * is SIGKILLed, `killed` runs, and a second engine starts; `during` runs on it while `target`'s
+   * partition has no owner yet (the killed engine's lease has not run out).
+   */
+  const inOwnerGap = async (
+    label: string,
+    leaseMs: number,
+    target: string,
+    events: ReadonlyArray<EventInput>,
+    steps: {
+      readonly applied: (first: EngineProcess) => Promise<void>
+      readonly killed?: (gap: TestTopology) => Promise<void>
+      readonly during: (second: EngineProcess) => Promise<void>
+    }
+  ) => {
+    const gap = uniqueTopology(label)
     try {
-      const env = { ...gap.env, MEMBERFLOW_LEASE_MS: "3000" }
-      const first = await startEngine({ ...env, MEMBERFLOW_DATA_DIR: tempDir("lookup-gap-a") }, "lookup-gap")
+      const env = { ...gap.env, MEMBERFLOW_LEASE_MS: String(leaseMs) }
+      const first = await startEngine({ ...env, MEMBERFLOW_DATA_DIR: tempDir(`${label}-a`) }, label)
       engines.push(first)
-      const target = "gap-target"
-      const at = new Date(Date.now() - 60_000).toISOString()
-      await publishEvents(nc, gap, [
-        { id: "g-reg", type: "member.registered", memberId: target, occurredAt: at, properties: { consent: { sms: true } } },
-        ...[1, 2, 3].map((n) => ({ id: `g-buy-${n}`, type: "purchase", memberId: target, occurredAt: at, properties: { orderId: `g-order-${n}`, amount: 100, currency: "CNY" } }))
-      ])
-      // Applied by the first engine, not checkpointed (the interval is 30 s): KV does not have it.
+      await publishEvents(nc, gap, events)
       await eventually(() => drained([first]), 30_000, "the first engine to apply the events")
-      expect(((await first.get(`/members/${target}`)).body as { purchase?: { count?: number } }).purchase?.count).toBe(3)
+      await steps.applied(first)
       await first.kill("SIGKILL")
-
-      // The next engine takes the partitions only once the killed one's leases have run out (3 s).
-      const second = await startEngine({ ...env, MEMBERFLOW_DATA_DIR: tempDir("lookup-gap-b") }, "lookup-gap")
+      await steps.killed?.(gap)
+      const second = await startEngine({ ...env, MEMBERFLOW_DATA_DIR: tempDir(`${label}-b`) }, label)
       engines.push(second)
       const owned = ((await second.get("/readyz")).body as { ingest?: { owned?: ReadonlyArray<number> } }).ingest?.owned ?? []
       expect(owned).not.toContain(partitionOf(target, PARTITIONS))
-      const { status, body } = await second.get(`/members/${target}`)
-      expect(status).toBe(200)
-      expect((body as { purchase?: { count?: number } }).purchase?.count).toBe(3)
+      await steps.during(second)
       await second.kill("SIGTERM")
     } finally {
       await dropTopology(gap)
     }
+  }
+
+  it("a lookup while no engine owns the partition (its owner killed, its lease not run out yet) waits for the next owner: KV would not know the member", async () => {
+    const target = "gap-target"
+    const at = new Date(Date.now() - 60_000).toISOString()
+    // The next engine takes the partitions only once the killed one's leases have run out (3 s).
+    await inOwnerGap("lookupgap", 3_000, target, [
+      { id: "g-reg", type: "member.registered", memberId: target, occurredAt: at, properties: { consent: { sms: true } } },
+      ...[1, 2, 3].map((n) => ({ id: `g-buy-${n}`, type: "purchase", memberId: target, occurredAt: at, properties: { orderId: `g-order-${n}`, amount: 100, currency: "CNY" } }))
+    ], {
+      applied: async (first) => {
+        expect(((await first.get(`/members/${target}`)).body as { purchase?: { count?: number } }).purchase?.count).toBe(3)
+      },
+      during: async (second) => {
+        const { status, body } = await second.get(`/members/${target}`)
+        expect(status).toBe(200)
+        expect((body as { purchase?: { count?: number } }).purchase?.count).toBe(3)
+      }
+    })
   })
 
   it("a marketing message handed over while no engine owns the member's partition waits for the next owner: an opt-out not checkpointed yet still wins", async () => {
-    const gap = uniqueTopology("consentgap")
-    try {
-      // A long lease: the next engine's delivery runs well before it may take the partitions.
-      const env = { ...gap.env, MEMBERFLOW_LEASE_MS: "12000" }
-      const first = await startEngine({ ...env, MEMBERFLOW_DATA_DIR: tempDir("consent-gap-a") }, "consent-gap")
-      engines.push(first)
-      const target = "consent-gap-target"
-      const phone = "+8613500000009"
-      await publishEvents(nc, gap, [
-        { id: "cg-reg", type: "member.registered", memberId: target, occurredAt: new Date(Date.now() - 120_000).toISOString(), properties: { phone, consent: { sms: true } } },
-        { id: "cg-out", type: "consent.updated", memberId: target, occurredAt: new Date(Date.now() - 60_000).toISOString(), properties: { channel: "sms", granted: false } }
-      ])
-      // Applied by the first engine, not checkpointed (the interval is 30 s): KV does not know the member.
-      await eventually(() => drained([first]), 30_000, "the first engine to apply the events")
-      expect(((await first.get(`/members/${target}`)).body as { consent?: { sms?: boolean } }).consent?.sms).toBe(false)
-
-      await first.kill("SIGKILL")
-
+    const target = "consent-gap-target"
+    const phone = "+8613500000009"
+    const messageId = `consent-gap-${Date.now()}`
+    // A long lease: the next engine's delivery runs well before it may take the partitions.
+    await inOwnerGap("consentgap", 12_000, target, [
+      { id: "cg-reg", type: "member.registered", memberId: target, occurredAt: new Date(Date.now() - 120_000).toISOString(), properties: { phone, consent: { sms: true } } },
+      { id: "cg-out", type: "consent.updated", memberId: target, occurredAt: new Date(Date.now() - 60_000).toISOString(), properties: { channel: "sms", granted: false } }
+    ], {
+      applied: async (first) => {
+        expect(((await first.get(`/members/${target}`)).body as { consent?: { sms?: boolean } }).consent?.sms).toBe(false)
+      },
       // A marketing SMS scheduled before the opt-out (published now, after the first engine is gone:
       // a message it had taken would come back only after its ack wait, by when the partition is owned).
-      const { jetstream } = await import("@nats-io/jetstream")
-      const messageId = `consent-gap-${Date.now()}`
-      const request = {
-        messageId,
-        enrollmentId: "consent-gap-enrollment",
-        journeyId: "consent-gap",
-        stepId: "offer",
-        variant: "A",
-        template: "offer",
-        marketing: true,
-        notBefore: null,
-        createdAt: Date.now(),
-        messages: [{ channel: "sms", messageId, memberId: target, to: phone, body: "20% off this weekend" }]
-      }
-      await jetstream(nc).publish(`messages.${gap.subjectPrefix}.sms`, JSON.stringify({ id: `request-${messageId}`, type: "message.requested", memberId: target, properties: request }), { msgID: `request-${messageId}` })
-
-      const second = await startEngine({ ...env, MEMBERFLOW_DATA_DIR: tempDir("consent-gap-b") }, "consent-gap")
-      engines.push(second)
-      const owned = ((await second.get("/readyz")).body as { ingest?: { owned?: ReadonlyArray<number> } }).ingest?.owned ?? []
-      expect(owned).not.toContain(partitionOf(target, PARTITIONS))
+      killed: async (gap) => {
+        const { jetstream } = await import("@nats-io/jetstream")
+        const request = {
+          messageId,
+          enrollmentId: "consent-gap-enrollment",
+          journeyId: "consent-gap",
+          stepId: "offer",
+          variant: "A",
+          template: "offer",
+          marketing: true,
+          notBefore: null,
+          createdAt: Date.now(),
+          messages: [{ channel: "sms", messageId, memberId: target, to: phone, body: "20% off this weekend" }]
+        }
+        await jetstream(nc).publish(`messages.${gap.subjectPrefix}.sms`, JSON.stringify({ id: `request-${messageId}`, type: "message.requested", memberId: target, properties: request }), { msgID: `request-${messageId}` })
+      },
       // Decided once the next owner has the member again: suppressed, never sent on KV's word.
-      const rows = async () => second.sql<{ status: string; reason: string }>(`SELECT status, reason FROM messages FINAL WHERE message_id = '${messageId}'`)
-      await eventually(async () => (await rows()).length === 1, 60_000, "the message decided")
-      const [row] = await rows()
-      expect(row?.status).toBe("suppressed")
-      expect(row?.reason).toContain("opted out")
-      await second.kill("SIGTERM")
-    } finally {
-      await dropTopology(gap)
-    }
+      during: async (second) => {
+        const rows = async () => second.sql<{ status: string; reason: string }>(`SELECT status, reason FROM messages FINAL WHERE message_id = '${messageId}'`)
+        await eventually(async () => (await rows()).length === 1, 60_000, "the message decided")
+        const [row] = await rows()
+        expect(row?.status).toBe("suppressed")
+        expect(row?.reason).toContain("opted out")
+      }
+    })
   }, 120_000)
 })
