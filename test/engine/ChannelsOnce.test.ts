@@ -1,7 +1,7 @@
 import { jetstream, jetstreamManager, type StoredMsg } from "@nats-io/jetstream"
 import type { NatsConnection } from "@nats-io/transport-node"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { type EngineProcess, eventually, startEngine, tempDir } from "../support/engine.ts"
+import { type EngineProcess, engineState, eventually, startEngine, tempDir } from "../support/engine.ts"
 import {
   callbackMessageId,
   type CallbackProxy,
@@ -158,11 +158,37 @@ describe("each message reaches its provider once: caps across journeys, a SIGKIL
     if (topology) await dropTopology(topology)
   })
 
+  /**
+   * For a time-out: the rows by status, the receipts' ledger (status, attempts, when a retry is due),
+   * the providers' counts, and the engine's warnings. A CI failure is then readable without a rerun.
+   */
+  const explain = (where: string) => async () => {
+    const tally = (values: ReadonlyArray<string>) =>
+      Object.entries(values.reduce<Record<string, number>>((acc, v) => ({ ...acc, [v]: (acc[v] ?? 0) + 1 }), {}))
+        .map(([v, n]) => `${v} ×${n}`)
+        .join(", ")
+    const rows = await messageRows(engine(), where)
+    const now = Date.now()
+    const ledger = (await ledgerEntries(nc, topology, "receipt")).filter((e) => e.status !== "sent" && e.status !== "delivered")
+    const { smtp, twilio, wechat } = providers
+    return [
+      `engines started: ${engines.length}; rows (${where}): ${tally(rows.map((r) => `${r.channel}:${r.status}`)) || "none"}`,
+      `receipts' ledger not sent: ${tally(ledger.map((e) => `${e.channel}:${e.status}:n=${e.n ?? "-"}:due ${e.next === undefined ? "-" : `${Math.round((e.next - now) / 1000)} s`}`)) || "none"}`,
+      `received: sms ${twilio.received.length}, email ${smtp.received.length}, wechat ${wechat.received.length}`,
+      await engineState(engine())
+    ].join("\n")
+  }
+
   const settled = (where: string, count: number, what: string, ms = 30_000) =>
-    eventually(async () => {
-      const rows = await messageRows(engine(), where)
-      return rows.length === count && rows.every((row) => row.status !== "queued")
-    }, ms, what)
+    eventually(
+      async () => {
+        const rows = await messageRows(engine(), where)
+        return rows.length === count && rows.every((row) => row.status !== "queued")
+      },
+      ms,
+      what,
+      explain(where)
+    )
 
   /** What the provider received for a receipt: by message id (SMS callback URL, email Message-ID) or, for WeChat, recipient and marker. */
   const receivedFor = (row: MessageRow): Array<string> => {
@@ -203,9 +229,12 @@ describe("each message reaches its provider once: caps across journeys, a SIGKIL
     }
   })
 
-  it("SIGKILLed between recording a hand-over and hearing back, then restarted: no message is received twice", { timeout: 120_000 }, async () => {
+  it("SIGKILLed between recording a hand-over and hearing back, then restarted: no message is received twice", { timeout: 180_000 }, async () => {
     const { smtp, twilio, wechat } = providers
     const buyers = members("k", 301, 12)
+    // Each phase's time, printed as it ends: a time-out on a loaded machine then says where it was.
+    const began = Date.now()
+    const phase = (what: string) => console.log(`SIGKILL mid-hand-over: ${what} at ${((Date.now() - began) / 1000).toFixed(1)} s`)
     // Every provider refuses for now: the receipts wait in retry. (WeChat still hands out its access
     // token, so that later the message requests themselves are what is in flight.)
     twilio.failAll(500)
@@ -217,6 +246,7 @@ describe("each message reaches its provider once: caps across journeys, a SIGKIL
       const entries = await ledgerEntries(nc, topology, "receipt")
       return entries.length === 36 && entries.every((e) => e.status === "retry")
     }, 20_000, "all 36 receipts in retry")
+    phase("all 36 receipts in retry")
     // The providers come back slow: SMS answers take 3 s, WeChat holds requests 8 s (then takes them).
     twilio.slow(3_000)
     wechat.busy(8_000, "hang")
@@ -228,13 +258,16 @@ describe("each message reaches its provider once: caps across journeys, a SIGKIL
       inFlight = (await ledgerEntries(nc, topology, "receipt")).filter((e) => e.status === "attempt")
       return inFlight.filter((e) => e.channel === "sms").length >= 3 && inFlight.filter((e) => e.channel === "wechat").length >= 3
     }, 20_000, "SMS and WeChat hand-overs in flight")
+    phase("SMS and WeChat hand-overs in flight")
     // recorded `attempt` a moment ago: by now the requests are on the wire, held by the providers
     await new Promise((resolve) => setTimeout(resolve, 300))
     expect(await engine().kill("SIGKILL")).toBeNull()
     twilio.slow(0)
     wechat.busy(null)
     await start()
+    phase("restarted engine ready")
     await settled("journey_id = 'receipt'", 36, "every receipt decided after the restart", 60_000)
+    phase("every receipt decided")
 
     const rows = await messageRows(engine(), "journey_id = 'receipt'")
     const interrupted: Array<string> = []

@@ -211,6 +211,11 @@ export interface LedgerView {
   readonly status: string
   readonly channel: string
   readonly messageId: string
+  /** Attempts made on this channel so far, when the entry says. */
+  readonly n?: number | undefined
+  /** When a `retry` is due (epoch ms), when the entry says. */
+  readonly next?: number | undefined
+  readonly reason?: string | undefined
 }
 
 /**
@@ -223,8 +228,9 @@ export const ledgerEntries = async (nc: NatsConnection, topology: TestTopology, 
   for await (const key of await kv.keys()) {
     const entry = await kv.get(key)
     if (entry === null || entry.operation !== "PUT") continue
-    const value = entry.json<{ status: string; channel: string; row: { message_id: string; journey_id: string } }>()
-    if (value.row.journey_id === journeyId) entries.push({ status: value.status, channel: value.channel, messageId: value.row.message_id })
+    const value = entry.json<{ status: string; channel: string; n?: number; next?: number; reason?: string; row: { message_id: string; journey_id: string } }>()
+    if (value.row.journey_id !== journeyId) continue
+    entries.push({ status: value.status, channel: value.channel, messageId: value.row.message_id, n: value.n, next: value.next, reason: value.reason })
   }
   return entries
 }
