@@ -1,0 +1,73 @@
+import { mkdirSync, rmSync, utimesSync, writeFileSync } from "node:fs"
+import { join } from "node:path"
+import { describe, expect, it } from "vitest"
+import { bundlePaths, freshBundle } from "../../bin/bundle.js"
+import { runCli, tempDir } from "../support/engine.ts"
+
+/**
+ * bin/memberflow.js runs the bundle `npm run build` makes only while it is up to date with what it
+ * was built from; otherwise the sources through tsx, so that an edit is never run as the old code.
+ */
+
+/** A project folder with a bundle built at `builtAt` (seconds) from `inputs`, each with its time. */
+const project = (builtAt: number, inputs: Record<string, number>) => {
+  const root = tempDir("bundle")
+  const { bundle, inputs: listing } = bundlePaths(root)
+  mkdirSync(join(root, "dist/engine"), { recursive: true })
+  for (const [path, at] of Object.entries(inputs)) {
+    mkdirSync(join(root, path, ".."), { recursive: true })
+    writeFileSync(join(root, path), "// source\n")
+    utimesSync(join(root, path), at, at)
+  }
+  writeFileSync(listing, JSON.stringify(Object.keys(inputs)))
+  writeFileSync(bundle, "// bundle\n")
+  utimesSync(bundle, builtAt, builtAt)
+  return { root, bundle, listing }
+}
+
+const T = 1_800_000_000
+
+describe("which code memberflow runs", () => {
+  it("the bundle while every file it was built from is older than it", () => {
+    const { root, bundle } = project(T, { "engine/main.ts": T - 60, "engine/Ingest.ts": T - 5, "node_modules/.package-lock.json": T - 3_600 })
+    expect(freshBundle(root, {})).toBe(bundle)
+  })
+
+  it("the sources once one of them changed after the build, or one is gone", () => {
+    const edited = project(T, { "engine/main.ts": T - 60, "engine/Ingest.ts": T + 1 })
+    expect(freshBundle(edited.root, {})).toBeNull()
+    // an `npm install` since the build changed what is installed
+    const installed = project(T, { "engine/main.ts": T - 60, "node_modules/.package-lock.json": T + 30 })
+    expect(freshBundle(installed.root, {})).toBeNull()
+    const removed = project(T, { "engine/main.ts": T - 60, "engine/Gone.ts": T - 60 })
+    rmSync(join(removed.root, "engine/Gone.ts"))
+    expect(freshBundle(removed.root, {})).toBeNull()
+  })
+
+  it("the sources with no bundle, no readable list of inputs, or MEMBERFLOW_NO_BUNDLE=1", () => {
+    const none = project(T, { "engine/main.ts": T - 60 })
+    rmSync(none.bundle)
+    expect(freshBundle(none.root, {})).toBeNull()
+    const unreadable = project(T, { "engine/main.ts": T - 60 })
+    writeFileSync(unreadable.listing, "not json")
+    expect(freshBundle(unreadable.root, {})).toBeNull()
+    const empty = project(T, { "engine/main.ts": T - 60 })
+    writeFileSync(empty.listing, "[]")
+    expect(freshBundle(empty.root, {})).toBeNull()
+    const fresh = project(T, { "engine/main.ts": T - 60 })
+    expect(freshBundle(fresh.root, {})).toBe(fresh.bundle)
+    expect(freshBundle(fresh.root, { MEMBERFLOW_NO_BUNDLE: "1" })).toBeNull()
+  })
+
+  it("the bundle and the sources give the same CLI", async () => {
+    const bundled = await runCli(["--help"], {})
+    const sources = await runCli(["--help"], { MEMBERFLOW_NO_BUNDLE: "1" })
+    expect(bundled.code).toBe(0)
+    expect(bundled.stdout).toContain("memberflow")
+    expect({ code: bundled.code, stdout: bundled.stdout }).toEqual({ code: sources.code, stdout: sources.stdout })
+    const refused = await runCli(["no-such-command"], {})
+    const refusedSources = await runCli(["no-such-command"], { MEMBERFLOW_NO_BUNDLE: "1" })
+    expect(refused.code).not.toBe(0)
+    expect(refused.code).toBe(refusedSources.code)
+  })
+})
