@@ -1,6 +1,6 @@
 import { jetstream, jetstreamManager, type StoredMsg } from "@nats-io/jetstream"
 import type { NatsConnection } from "@nats-io/transport-node"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest"
 import { type EngineProcess, engineState, eventually, startEngine, tempDir } from "../support/engine.ts"
 import {
   callbackMessageId,
@@ -235,6 +235,15 @@ describe("each message reaches its provider once: caps across journeys, a SIGKIL
     // Each phase's time, printed as it ends: a time-out on a loaded machine then says where it was.
     const began = Date.now()
     const phase = (what: string) => console.log(`SIGKILL mid-hand-over: ${what} at ${((Date.now() - began) / 1000).toFixed(1)} s`)
+    // However this case ends, the next ones find the providers well (once, a time-out here left
+    // WeChat holding every request 8 s, and the two cases after it failed too).
+    onTestFinished(() => {
+      twilio.slow(0)
+      wechat.busy(null)
+      twilio.failAll(null)
+      smtp.failAll(null)
+      wechat.failAll(null)
+    })
     // Every provider refuses for now: the receipts wait in retry. (WeChat still hands out its access
     // token, so that later the message requests themselves are what is in flight.)
     twilio.failAll(500)

@@ -1,3 +1,4 @@
+import { jetstreamManager } from "@nats-io/jetstream"
 import { Kvm } from "@nats-io/kv"
 import type { NatsConnection } from "@nats-io/transport-node"
 import { randomBytes } from "node:crypto"
@@ -221,12 +222,21 @@ export interface LedgerView {
 /**
  * The engine's send ledger (KV `<prefix>_messages`) for one journey: read by the crash tests only to
  * time a kill while hand-overs are in flight (`attempt`), never to judge the outcome.
+ *
+ * The keys come from the stream's subjects as they are now (stream info), then each entry's latest
+ * value. `kv.keys()` read them through a consumer that ends when it has seen the last message or an
+ * idle heartbeat: while the engine kept writing the ledger (hand-overs failing and retried), one call
+ * took 18 s and more, a wait with a 20 s budget ran for 38 s, and in CI a test ran past its time-out
+ * before the kill it was timing.
  */
 export const ledgerEntries = async (nc: NatsConnection, topology: TestTopology, journeyId: string): Promise<Array<LedgerView>> => {
-  const kv = await new Kvm(nc).open(`${topology.kvPrefix}_messages`)
+  const bucket = `${topology.kvPrefix}_messages`
+  const kv = await new Kvm(nc).open(bucket)
+  const prefix = `$KV.${bucket}.`
+  const info = await (await jetstreamManager(nc)).streams.info(`KV_${bucket}`, { subjects_filter: `${prefix}>` })
   const entries: Array<LedgerView> = []
-  for await (const key of await kv.keys()) {
-    const entry = await kv.get(key)
+  for (const subject of Object.keys(info.state.subjects ?? {})) {
+    const entry = await kv.get(subject.slice(prefix.length))
     if (entry === null || entry.operation !== "PUT") continue
     const value = entry.json<{ status: string; channel: string; n?: number; next?: number; reason?: string; row: { message_id: string; journey_id: string } }>()
     if (value.row.journey_id !== journeyId) continue
