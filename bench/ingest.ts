@@ -70,6 +70,8 @@ const parseMetrics = (text: string) => {
     loopMaxMs: Math.round(value("nodejs_eventloop_lag_max_seconds") * 1000),
     /** The longest single collector pause since the previous scrape, and the collector's pauses in all so far (ms). */
     gcMaxMs: Math.round(value("nodejs_gc_pause_max_seconds") * 1000),
+    /** Passes over every member under way (the hourly sweep): the engine's gauge at the scrape. */
+    passes: value("memberflow_passes_under_way"),
     gcMs: [...text.matchAll(/^memberflow_gc_pause_seconds_sum\{kind="[^"]+"\} (\S+)$/gm)].reduce((sum, match) => sum + Number(match[1]) * 1000, 0),
     latency: { buckets, count: value("memberflow_event_latency_seconds_count") } as Histogram
   }
@@ -84,6 +86,12 @@ const quantile = (h: Histogram, base: Histogram | null, q: number): string => {
   }
   return "n/a"
 }
+
+/** `h` minus `base`, bucket by bucket, added to `into` (null: start from nothing). */
+const addDelta = (into: Histogram | null, h: Histogram, base: Histogram): Histogram => ({
+  buckets: h.buckets.map(([le, c], i): [number, number] => [le, (into?.buckets[i]?.[1] ?? 0) + c - (base.buckets[i]?.[1] ?? 0)]),
+  count: (into?.count ?? 0) + h.count - base.count
+})
 
 /** Events written in `h` and not in `base` that took more than `seconds` (a bucket bound). */
 const slowerThan = (h: Histogram, base: Histogram, seconds: number): number => {
@@ -121,6 +129,7 @@ const main = async () => {
       loopMaxMs: Math.max(sum.loopMaxMs, m.loopMaxMs),
       gcMaxMs: Math.max(sum.gcMaxMs, m.gcMaxMs),
       gcMs: sum.gcMs + m.gcMs,
+      passes: sum.passes + m.passes,
       latency: {
         buckets: sum.latency.buckets.map(([le, c], i): [number, number] => [le, c + (m.latency.buckets[i]?.[1] ?? 0)]),
         count: sum.latency.count + m.latency.count
@@ -178,6 +187,13 @@ const main = async () => {
       const before = last.latency
       let previousSecond = before
       let gcBefore = last.gcMs
+      // The paced seconds apart by whether a pass over every member (the hourly sweep) was under way
+      // at their start or end: the sweep is an hour's minute or so, and this phase can be all of it.
+      let passesBefore = last.passes
+      let duringPass: Histogram | null = null
+      let withoutPass: Histogram | null = null
+      let secondsDuringPass = 0
+      let lastDuringPass = false
       const insertsBefore = last.inserts
       const seconds = 20
       for (let s = 0; s < seconds; s++) {
@@ -202,15 +218,27 @@ const main = async () => {
         const durable = now.count - before.count
         // When the late events were written: those over 1 s in this second (a stall shows as a spike).
         const late = slowerThan(now, previousSecond, 1)
+        lastDuringPass = passesBefore > 0 || scraped.passes > 0
+        passesBefore = scraped.passes
+        if (lastDuringPass) {
+          duringPass = addDelta(duringPass, now, previousSecond)
+          secondsDuringPass++
+        } else withoutPass = addDelta(withoutPass, now, previousSecond)
         previousSecond = now
         const gcThisSecond = Math.round(scraped.gcMs - gcBefore)
         gcBefore = scraped.gcMs
-        log(`  paced ${s + 1} s: ${((s + 1) * pacedRate).toLocaleString()} published, ${durable.toLocaleString()} durable (${late.toLocaleString()} of them written this second after more than 1 s); engines behind the stream by ${lags.map((l) => l.toLocaleString()).join(", ")}; event loop held up to ${scraped.loopMaxMs} ms; collector ${gcThisSecond} ms, longest pause ${scraped.gcMaxMs} ms${profiling ? ` (monotonic ${(Number(process.hrtime.bigint() / 1000n) / 1e6).toFixed(2)} s, the profiles' clock)` : ""}`)
+        log(`  paced ${s + 1} s: ${((s + 1) * pacedRate).toLocaleString()} published, ${durable.toLocaleString()} durable (${late.toLocaleString()} of them written this second after more than 1 s); engines behind the stream by ${lags.map((l) => l.toLocaleString()).join(", ")};${lastDuringPass ? " a pass under way;" : ""} event loop held up to ${scraped.loopMaxMs} ms; collector ${gcThisSecond} ms, longest pause ${scraped.gcMaxMs} ms${profiling ? ` (monotonic ${(Number(process.hrtime.bigint() / 1000n) / 1e6).toFixed(2)} s, the profiles' clock)` : ""}`)
       }
       const target = EVENTS + seconds * pacedRate
       while ((last = await metrics()).received < target || !(await drained())) await new Promise((r) => setTimeout(r, 250))
       paced = `latency at a paced ${pacedRate.toLocaleString()} events/s for ${seconds} s: p50 ${quantile(last.latency, before, 0.5)}, p99 ${quantile(last.latency, before, 0.99)}`
       log(paced)
+      // What was written after the last paced second belongs with it.
+      if (lastDuringPass) duringPass = addDelta(duringPass, last.latency, previousSecond)
+      else withoutPass = addDelta(withoutPass, last.latency, previousSecond)
+      const part = (h: Histogram | null, n: number) =>
+        h === null || n === 0 ? `${n} s, no events` : `${n} s, ${h.count.toLocaleString()} events: p50 ${quantile(h, null, 0.5)}, p99 ${quantile(h, null, 0.99)}, over 1 s ${slowerThan(h, { buckets: [], count: 0 }, 1).toLocaleString()}`
+      log(`  while a pass over every member was under way: ${part(duringPass, secondsDuringPass)}; with none: ${part(withoutPass, seconds - secondsDuringPass)}`)
       // The whole distribution, bucket by bucket: the quantiles above only name a bucket's bound.
       const spread = last.latency.buckets.map(([le, c], i) => {
         const below = i === 0 ? 0 : last.latency.buckets[i - 1]![1] - (before.buckets[i - 1]?.[1] ?? 0)

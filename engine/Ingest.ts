@@ -414,6 +414,7 @@ export const IngestLive = Layer.scoped(
                 ])
         }
         pending.push(passing)
+        Metrics.passesUnderWay.unsafeUpdate(pending.length, [])
         // Listed as of now: every member in KV, and every one in the cache (changed, not written yet).
         yield* store.membersOf(new Set(partitions), (memberId) => partitionOf(memberId, count), (work) => pacer.paced(work)).pipe(
           Effect.tapError((error) => Effect.logWarning("listing the members for a pass failed, retrying").pipe(Effect.annotateLogs({ error: error.message }))),
@@ -504,6 +505,7 @@ export const IngestLive = Layer.scoped(
         if (everyone) {
           const at = pending.indexOf(passing)
           if (at !== -1) pending.splice(at, 1)
+          Metrics.passesUnderWay.unsafeUpdate(pending.length, [])
           passesOver.push({ passing, ms: Date.now() - passing.started })
         }
         if (everyone || finished.length > 0) wake()

@@ -31,6 +31,8 @@ export const checkpointSeconds = Metric.histogram(
   "time one partition's checkpoint took, from its barrier to its position committed (one is in flight at a time)"
 )
 export const checkpointStates = Metric.counter("memberflow_checkpoint_states_total", { description: "member states written to KV by checkpoints", incremental: true })
+/** Passes (the hourly sweep, a broadcast's tick) started at their marker and not over yet: what bench:ingest tells its seconds apart by. */
+export const passesUnderWay = Metric.gauge("memberflow_passes_under_way", { description: "passes over every member (the hourly sweep, a scheduled journey's tick) started at their marker and not over yet" })
 export const timersPending = Metric.gauge("memberflow_timers_pending", { description: "journey timers this engine keeps for its partitions, not yet due" })
 export const timerFireLatenessSeconds = Metric.histogram(
   "memberflow_timer_fire_lateness_seconds",

@@ -36,6 +36,9 @@ const tickMarker = (journeyId: string, tick: number): EventInput => ({
 })
 
 /** The i-th member of a test: `prefix` and five digits (the prefix keeps each test's members apart). */
+/** `memberflow_passes_under_way` in a /metrics text. */
+const passesUnderWay = (metrics: string): number => Number(/^memberflow_passes_under_way (\d+)$/m.exec(metrics)?.[1] ?? NaN)
+
 const memberOf = (prefix: string) => (i: number) => `${prefix}${String(i).padStart(5, "0")}`
 
 /**
@@ -231,6 +234,8 @@ describe("a pass over every member, worked through between batches", () => {
       // any such line let the SIGTERM land after that sweep and before the tick's pass began.
       const tickUnderWay = () => first.output().split("\n").some((line) => line.includes('"pass under way"') && line.includes('"kind":"tick"'))
       await eventually(async () => tickUnderWay(), 60_000, "the tick's pass to be under way", () => engineState(first))
+      // Shown in /metrics while it is under way (the SIGTERM below lands inside it too).
+      expect(passesUnderWay(String((await first.get("/metrics")).body))).toBe(1)
       expect(await first.kill("SIGTERM")).toBe(0)
       expect(first.output()).toContain("partition handed over at its last checkpoint, a pass under way")
 
@@ -266,6 +271,7 @@ describe("a pass over every member, worked through between batches", () => {
       // The engine's own sweep at start over first: a partition leaves a pass only when no other pass
       // has it under way, and the two would overlap.
       await eventually(async () => first.output().includes('"sweep done"'), 60_000, "the start sweep to end", () => engineState(first))
+      expect(passesUnderWay(String((await first.get("/metrics")).body))).toBe(0)
       const marker = tickMarker("pass-order", now)
       const markerSeq = (await js.publish(`${killed.subjectPrefix}.${marker.type}`, JSON.stringify(marker), { msgID: marker.id })).seq
       // Events all along (page views of members of every partition): the pacer holds the slices to their share.
