@@ -4,7 +4,7 @@
 // none of them has changed). chDB stays outside: it loads a native library.
 import { build } from "esbuild"
 import { existsSync, mkdirSync, writeFileSync } from "node:fs"
-import { join, relative } from "node:path"
+import { join } from "node:path"
 import { bundlePaths, ROOT } from "./bundle.js"
 
 const entry = join(ROOT, "engine/main.ts")
@@ -13,6 +13,8 @@ if (!existsSync(entry)) process.exit(0)
 const { bundle, inputs } = bundlePaths()
 mkdirSync(join(ROOT, "dist/engine"), { recursive: true })
 const result = await build({
+  // The metafile's input paths are relative to this: the project's root, whatever the caller's cwd.
+  absWorkingDir: ROOT,
   entryPoints: [entry],
   outfile: bundle,
   bundle: true,
@@ -37,9 +39,9 @@ const result = await build({
     ].join("\n")
   }
 })
-// The project's own files, this script, and npm's record of what is installed: an `npm install` that changes a
-// dependency makes the bundle stale too.
+// The project's own files, this script, and npm's record of what is installed: an `npm install`
+// that changes a dependency makes the bundle stale too.
 const own = Object.keys(result.metafile.inputs).filter((path) => !path.split("/").includes("node_modules"))
-const installed = join(ROOT, "node_modules/.package-lock.json")
-const listed = [...own.map((path) => relative(ROOT, join(ROOT, path))), "bin/build.js", ...(existsSync(installed) ? [relative(ROOT, installed)] : [])]
+const installed = "node_modules/.package-lock.json"
+const listed = [...own, "bin/build.js", ...(existsSync(join(ROOT, installed)) ? [installed] : [])]
 writeFileSync(inputs, `${JSON.stringify(listed, null, 1)}\n`)
