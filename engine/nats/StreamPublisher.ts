@@ -121,13 +121,20 @@ export class StreamPublisher {
     this.sweeper.unref()
   }
 
+  /**
+   * A string is sent as its UTF-8 bytes from `Buffer.from`, not the client's `TextEncoder`: Node
+   * cuts a small Buffer out of a shared pool, where `TextEncoder.encode` gives each its own backing
+   * store. A checkpoint encodes every changed member's state (about 2 KB each), and in
+   * bench:ingest's profile the encoder's share was up to half of a 1.8 s hold of the thread while the
+   * partitions held by the sweep wrote theirs (BENCHMARKS.md).
+   */
   publish(subject: string, data: string | Uint8Array, options: PublishOptions = {}): Promise<PubAck> {
     return new Promise<PubAck>((resolve, reject) => {
       const token = this.next++
       const headers = encodeHeaders(options)
       this.waiting.set(token, { at: Date.now(), resolve, reject })
       try {
-        this.connection.publish(subject, data, { reply: `${this.inbox}.${token}`, ...(headers === undefined ? {} : { headers }) })
+        this.connection.publish(subject, typeof data === "string" ? Buffer.from(data) : data, { reply: `${this.inbox}.${token}`, ...(headers === undefined ? {} : { headers }) })
       } catch (error) {
         this.waiting.delete(token)
         reject(error instanceof Error ? error : new PublishError(String(error)))
