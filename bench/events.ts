@@ -1,11 +1,15 @@
-/** The benchmarks' event mix: registrations first, then purchases, refunds, points, views and check-ins. */
-export const makeEvent = (i: number, base: number, events: number, members: number) => {
+/**
+ * The benchmarks' event mix: registrations first, then purchases, refunds, points, views and check-ins.
+ * Spread over the 300 days before `base` (a backlog, a history imported), or, `live`, all at `base`:
+ * what upstream services publish as it happens.
+ */
+export const makeEvent = (i: number, base: number, events: number, members: number, live = false) => {
   const member = i % members
   const memberId = `bm${member}`
   // Up to 300 days before `base`, never after it (past `events`, as the paced events are, the
   // remainder of a negative number would be negative: a future date, which the engine refuses).
   const days = (((events - i) % 300) + 300) % 300
-  const at = new Date(base - days * 86_400_000 - (i % 86_400) * 1000).toISOString()
+  const at = new Date(live ? base : base - days * 86_400_000 - (i % 86_400) * 1000).toISOString()
   if (i < members) {
     return { id: `be${i}`, type: "member.registered", memberId, occurredAt: at, properties: { name: `Member ${member}`, phone: `+86138${String(member).padStart(8, "0")}`, birthday: "1990-05-17", consent: { sms: true, email: true } } }
   }

@@ -24,6 +24,12 @@ const MEMBERS = Number(process.env["BENCH_MEMBERS"] ?? 100_000)
 const PACED_RATE = Number(process.env["BENCH_PACED_RATE"] ?? 0)
 /** BENCH_PACED_STEPS: how many even steps each paced second is published in (1 = the whole second's events at once, as before 2026-12-05). */
 const PACED_STEPS = Math.max(1, Number(process.env["BENCH_PACED_STEPS"] ?? 50))
+/**
+ * BENCH_PACED_SPREAD=1: the paced events' times spread over 300 days like the backlog's, as before
+ * 2026-12-05, night. By default they happen as they are published (live traffic): spread, each
+ * group commit wrote a part into each of ~11 monthly partitions of \`events\`.
+ */
+const PACED_SPREAD = process.env["BENCH_PACED_SPREAD"] === "1"
 /** Engine processes sharing the stream (scale-out); each has its own embedded ClickHouse. */
 const ENGINES = Number(process.env["BENCH_ENGINES"] ?? 1)
 
@@ -41,7 +47,7 @@ const programOnly = () => {
   return dir
 }
 
-const makeEvent = (i: number, base: number) => makeBenchEvent(i, base, EVENTS, MEMBERS)
+const makeEvent = (i: number, base: number, live = false) => makeBenchEvent(i, base, EVENTS, MEMBERS, live)
 
 interface Histogram { readonly buckets: Array<[number, number]>; readonly count: number }
 
@@ -205,7 +211,7 @@ const main = async () => {
         for (let step = 0, k = 0; step < PACED_STEPS; step++) {
           await new Promise((r) => setTimeout(r, Math.max(0, tick + (step * 1000) / PACED_STEPS - performance.now())))
           for (const end = Math.round(((step + 1) * pacedRate) / PACED_STEPS); k < end; k++) {
-            const event = makeEvent(EVENTS + s * pacedRate + k, Date.now())
+            const event = makeEvent(EVENTS + s * pacedRate + k, Date.now(), !PACED_SPREAD)
             batch.push(js.publish(`${topology.subjectPrefix}.${event.type}`, JSON.stringify({ ...event, id: `paced-${event.id}` }), { msgID: `paced-${event.id}` }))
           }
         }
