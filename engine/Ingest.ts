@@ -1,7 +1,7 @@
 import { type ConsumerMessages, DeliverPolicy, type JsMsg } from "@nats-io/jetstream"
 import type { KV } from "@nats-io/kv"
 import { headers, type Subscription } from "@nats-io/transport-node"
-import { Clock, Config, Context, Effect, Fiber, Layer, Metric, Schedule } from "effect"
+import { Clock, Config, Context, Deferred, Effect, Exit, Fiber, Layer, Metric, Schedule } from "effect"
 import { Clickhouse } from "./Clickhouse.ts"
 import { type AppliedBatch, arrivalMs, BatchBuilder, decode, emptyBatch } from "./ingest/ApplyBatch.ts"
 import { batcher } from "./ingest/Batcher.ts"
@@ -99,6 +99,8 @@ interface Reader {
 /** A pass started at its marker and not over yet (engine/Ingest.ts, `startPass`). */
 interface PendingPass {
   readonly pass: Pass
+  /** The marker's stream sequence: a checkpoint of a partition under the pass commits the position before it. */
+  readonly seq: number
   /** The marker's arrival: the pass's `now` for every member. */
   readonly now: number
   readonly ctx: MemberContext
@@ -158,6 +160,17 @@ export const IngestLive = Layer.scoped(
     /** Passes whose rows are all written, with how long they took, to be logged. */
     const passesOver: Array<{ readonly passing: PendingPass; readonly ms: number }> = []
     const passUnderWay = (partition: number) => pending.some((passing) => passing.partitions.has(partition))
+    /**
+     * The position a checkpoint of the partition may commit: what it has applied, or, with a pass
+     * under way for it, the position just before the oldest such pass's marker. Its states are
+     * written all the same; those passed over say so (`MemberState.passed`), and a replay from that
+     * position meets the marker again and passes over only the members that do not.
+     */
+    const committable = (partition: number, part: Owned): number => {
+      let position = part.applied
+      for (const passing of pending) if (passing.partitions.has(partition)) position = Math.min(position, passing.seq - 1)
+      return position
+    }
     const control = { gained: [] as Array<{ partition: number; position: number }>, lost: [] as Array<number>, surplus: [] as Array<number> }
     let wakeUp: (() => void) | null = null
     const wake = () => {
@@ -207,7 +220,7 @@ export const IngestLive = Layer.scoped(
       return fiber === null ? Effect.void : Fiber.join(fiber)
     })
 
-    const flushAndCommit = (partition: number, part: Owned, snap: Snapshot, position: number) =>
+    const flushAndCommit = (partition: number, part: Owned, snap: Snapshot, position: number, rowsWritten: Effect.Effect<void> | null = null) =>
       Effect.gen(function* () {
         // The rows of every batch through the position go in before the states: a state in KV says
         // its events are applied, and a replay after a crash skips them, rows and all. (States
@@ -215,7 +228,8 @@ export const IngestLive = Layer.scoped(
         // Waited for insert by insert: waiting for the sink to be empty waited, under a steady flow,
         // until a lull — tens of seconds in the 1,000,000-event benchmark, with the checkpoint's
         // states held meanwhile and the partition's replay growing.
-        while (part.processed < position && owned.get(partition) === part) yield* sink.progressed.pipe(Effect.zipRight(Effect.sleep("5 millis")))
+        if (rowsWritten !== null) yield* rowsWritten
+        else while (part.processed < position && owned.get(partition) === part) yield* sink.progressed.pipe(Effect.zipRight(Effect.sleep("5 millis")))
         const conflicts = yield* store.flush(snap)
         if (conflicts > 0) {
           yield* Effect.logWarning("another engine wrote members of this partition: giving it up").pipe(Effect.annotateLogs({ partition, conflicts }))
@@ -233,13 +247,20 @@ export const IngestLive = Layer.scoped(
         return true
       })
 
-    /** Starts a checkpoint of one partition: its dirty states as they are now, written in the background. */
+    /**
+     * Starts a checkpoint of one partition: its dirty states as they are now, written in the
+     * background. With a pass under way for it, the states may hold what slices of the pass and
+     * events after its marker did, and the position stays before the marker (`committable`): their
+     * rows are waited for by a mark in the sink behind everything offered so far (the previous
+     * batch or slice was joined before this), not by the position.
+     */
     const checkpoint = (partition: number, part: Owned) =>
       Effect.gen(function* () {
         const snap = store.snapshot(partition)
-        const position = part.applied
+        const position = committable(partition, part)
+        const rowsWritten = position < part.applied ? yield* sinkMark : null
         const started = Date.now()
-        part.flushing = yield* flushAndCommit(partition, part, snap, position).pipe(
+        part.flushing = yield* flushAndCommit(partition, part, snap, position, rowsWritten).pipe(
           Effect.tap((done) =>
             Effect.sync(() => {
               if (!done) return
@@ -330,9 +351,8 @@ export const IngestLive = Layer.scoped(
         partition,
         flushing: part.flushing !== null,
         releasing: part.releasing,
-        passUnderWay: passUnderWay(partition),
         dirty: store.dirtyCount(partition),
-        behind: part.applied > part.committed,
+        behind: committable(partition, part) > part.committed,
         lastCheckpoint: part.lastCheckpoint
       }))
       const next = nextCheckpoint(candidates, now, { intervalMs: checkpointMs, dirtyPerPartition: checkpointDirty / count, minGapMs: checkpointMs / count / 2 }, lastCheckpointStart)
@@ -364,6 +384,13 @@ export const IngestLive = Layer.scoped(
       Metrics.batchSeconds.unsafeUpdate((done - started) / 1000, [])
     }
 
+    /** Resolves once every row offered to the sink before it is written (the sink writes in order). */
+    const sinkMark = Effect.gen(function* () {
+      const written = yield* Deferred.make<void>()
+      yield* sink.offer([], () => Deferred.unsafeDone(written, Exit.void))
+      return Deferred.await(written)
+    })
+
     /** Stage two: publishes, and rows handed to the sink. */
     const record = (work: AppliedBatch, parts: ReadonlyMap<number, Owned>, through: number, started: number) =>
       recordBatch(work, sink, written(work, parts, through, started), count).pipe(Effect.provide(context))
@@ -381,7 +408,8 @@ export const IngestLive = Layer.scoped(
      * arrival as `now`, then its events after — because
      * an event after the marker for a member not passed over yet passes over that member first
      * (`apply`). So a replay decides what the first run decided. While a pass is under way for a
-     * partition no checkpoint is taken of it (one position must be true of all its members), and a
+     * partition its checkpoints go on, but commit the position before the marker, and the states
+     * written say which members are past it (`committable`, `MemberState.passed`), and a
      * partition handed over meanwhile is handed over at its last checkpoint. The slices go partition
      * after partition, and a partition leaves the pass once its own members are passed over
      * (`passSlice`): its checkpoints do not wait for the rest of the pass.
@@ -395,6 +423,7 @@ export const IngestLive = Layer.scoped(
         if (partitions.size === 0) return
         const passing: PendingPass = {
           pass,
+          seq,
           now,
           ctx,
           set,
@@ -406,8 +435,11 @@ export const IngestLive = Layer.scoped(
           offset: 0,
           ends: [],
           next: 0,
+          // A member whose written state says it was passed over at this marker (a replay of it) is left as it is.
           change: (state) =>
-            pass.kind === "sweep"
+            (state.passed ?? 0) >= seq
+              ? { state, changed: false, applied: [], duplicates: [], derived: [] }
+              : pass.kind === "sweep"
               ? runJourneys(refresh(state, ctx, now, { owned: true }), set, ctx, now, { owned: true })
               : runJourneys({ state, changed: false, applied: [], duplicates: [], derived: [] }, set, ctx, now, { owned: true }, [
                   { journeyId: pass.journeyId, tick: pass.tick }
@@ -450,7 +482,9 @@ export const IngestLive = Layer.scoped(
      */
     const passOver = (builder: BatchBuilder, passing: PendingPass, memberId: string, partition: number) => {
       passing.passed.add(memberId)
-      if (store.known(memberId)) builder.change(memberId, partition, passing.now, passing.change)
+      if (!store.known(memberId)) return
+      builder.change(memberId, partition, passing.now, passing.change)
+      builder.stamp(memberId, partition, passing.now, passing.seq)
     }
 
     /** Every member of the pass is passed over (or in the last slice, being written). */
@@ -558,8 +592,11 @@ export const IngestLive = Layer.scoped(
                 continue
               }
               // The passes under way come first, oldest first, for a member they have not reached: as at their markers.
+              // The state written from here on says the member is past their markers (`BatchBuilder.stamp`).
               for (const passing of passes) {
-                if (passing.partitions.has(route.partition) && !passing.passed.has(event.memberId)) passOver(builder, passing, event.memberId, route.partition)
+                if (!passing.partitions.has(route.partition)) continue
+                if (!passing.passed.has(event.memberId)) passOver(builder, passing, event.memberId, route.partition)
+                builder.stamp(event.memberId, route.partition, passing.now, passing.seq)
               }
               builder.event(event, route.partition, arrival)
             }
@@ -648,7 +685,8 @@ export const IngestLive = Layer.scoped(
           )
         }
         // Pass work gets its share of the thread while events flow (engine/ingest/PassPacer.ts),
-        // unless more changed states wait for its end than a checkpoint lets wait.
+        // unless its partitions hold more changed states than a checkpoint lets wait. (Since their
+        // checkpoints go on during a pass, that is only when the checkpoints fall behind.)
         if (pending.length > 0) {
           let held = 0
           for (const partition of owned.keys()) if (passUnderWay(partition)) held += store.dirtyCount(partition)

@@ -143,6 +143,8 @@ interface Working {
   /** Whether the member_profiles row may differ: false while only fired timers moved journeys on. */
   profile: boolean
   now: number
+  /** The latest pass marker the member was passed over at in this batch, or is past (`stamp`); 0 = none. */
+  passed: number
 }
 
 /**
@@ -170,7 +172,7 @@ export class BatchBuilder {
   private stateOf(memberId: string, partition: number, now: number) {
     let work = this.working.get(memberId)
     if (work === undefined) {
-      work = { state: this.states.take(memberId), partition, changed: false, profile: false, now }
+      work = { state: this.states.take(memberId), partition, changed: false, profile: false, now, passed: 0 }
       this.working.set(memberId, work)
     }
     work.now = Math.max(work.now, now)
@@ -203,6 +205,16 @@ export class BatchBuilder {
     const result = f(work.state)
     if (result.changed) work.profile = true
     this.take(work, result)
+  }
+
+  /**
+   * Notes that the member is past the pass marker at stream sequence `seq`: if its state is written
+   * from this batch, it says so (`MemberState.passed`), so that a replay from before the marker
+   * does not pass over it again (engine/Ingest.ts, checkpoints during a pass).
+   */
+  stamp(memberId: string, partition: number, now: number, seq: number): void {
+    const work = this.stateOf(memberId, partition, now)
+    work.passed = Math.max(work.passed, seq)
   }
 
   private take(work: { state: MemberState; changed: boolean }, result: ApplyResult): void {
@@ -238,6 +250,7 @@ export class BatchBuilder {
       for (const row of rows) this.journeyRows.push({ memberId, ...row })
       state.outbox = []
       state.rows = []
+      if (work.passed > (state.passed ?? 0)) state.passed = work.passed
       this.states.put(memberId, work.partition, state)
       if (work.changed && work.profile) profileRows.push(profileRow(state, this.ctx, work.now))
     }

@@ -4,8 +4,10 @@
  * One checkpoint is in flight at a time. Each already keeps 256 compare-and-sets in flight, as many
  * as NATS KV takes at full speed; several at once added no speed, only a queue on the server that
  * the batches' own publishes waited behind. That was the stall of a second or more after a pass
- * over every member: none of its partitions is checkpointed while it is under way, so at its end
- * all of them came due together (BENCHMARKS.md). The partition waiting longest goes first.
+ * over every member, when none of its partitions was checkpointed while it was under way and at its
+ * end all of them came due together (BENCHMARKS.md). A partition with a pass under way is
+ * checkpointed like any other now; its position stays before the pass's marker (engine/Ingest.ts,
+ * `committable`). The partition waiting longest goes first.
  */
 
 export interface CheckpointCandidate {
@@ -14,11 +16,9 @@ export interface CheckpointCandidate {
   readonly flushing: boolean
   /** It is being handed over (the hand-over writes its own). */
   readonly releasing: boolean
-  /** A pass over every member is under way for it: no position is true of all its members. */
-  readonly passUnderWay: boolean
   /** States changed since its last checkpoint. */
   readonly dirty: number
-  /** Events applied past its committed position (its position would move, with no state to write). */
+  /** Its position would move (events applied past it, and no pass under way holds it), with no state to write. */
   readonly behind: boolean
   /** When its current checkpoint interval began (its phase). */
   readonly lastCheckpoint: number
@@ -48,7 +48,7 @@ export const nextCheckpoint = (candidates: Iterable<CheckpointCandidate>, now: n
   let next: CheckpointCandidate | null = null
   for (const candidate of candidates) {
     if (candidate.flushing) return null
-    if (candidate.releasing || candidate.passUnderWay) continue
+    if (candidate.releasing) continue
     if (candidate.dirty === 0 && !candidate.behind) continue
     const pressed = candidate.dirty >= rule.dirtyPerPartition
     if (!pressed && (pressedOnly || now - candidate.lastCheckpoint < rule.intervalMs)) continue

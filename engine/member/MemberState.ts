@@ -125,7 +125,13 @@ export const MemberStateSchema = Schema.Struct({
   /** Marketing messages queued, for the frequency caps; those older than the longest cap are dropped. */
   sent: Schema.optional(Schema.Array(Schema.Struct({ at: Schema.Number, ch: Schema.Literal("sms", "email", "wechat") }))),
   /** WeChat subscribe-message credits by template id (`wechat.subscribed`); each send spends one. */
-  credits: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.Number }))
+  credits: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.Number })),
+  /**
+   * The stream sequence of the latest pass marker (engine/ingest/Passes.ts) this member was passed
+   * over at, written with the state only when a change is written while the pass is under way: a
+   * replay that meets the marker again skips this member (engine/Ingest.ts, checkpoints during a pass).
+   */
+  passed: Schema.optional(Schema.Number)
 })
 
 export interface MemberState extends Schema.Schema.Type<typeof MemberStateSchema> {}

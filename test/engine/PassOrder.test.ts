@@ -2,7 +2,9 @@ import type { NatsConnection } from "@nats-io/transport-node"
 import { writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { partitionOf } from "../../engine/ingest/Partition.ts"
 import { PASS_EVENT, PASS_MEMBER } from "../../engine/ingest/Passes.ts"
+import { memberKey } from "../../engine/MemberStore.ts"
 import { type EngineProcess, engineState, eventually, runCli, startEngine, tempDir } from "../support/engine.ts"
 import { journeysDir } from "../support/journeys.ts"
 import { dropTopology, type EventInput, natsConnect, publishEvents, type TestTopology, uniqueTopology } from "../support/nats.ts"
@@ -249,7 +251,7 @@ describe("a pass over every member, worked through between batches", () => {
     }
   }, 300_000)
 
-  it("checkpoints a partition once its own members are passed over, before the pass ends; killed then, the next engine enters every member once", async () => {
+  it("checkpoints a partition once its own members are passed over, before the pass ends, and the others meanwhile before the marker with their states saying who is past it; killed then, the next engine enters every member once", async () => {
     const killed = uniqueTopology("passpart")
     const dataDir = tempDir("passpart")
     // A small cache (the slices read their members from KV) and a small share of the thread while
@@ -268,6 +270,7 @@ describe("a pass over every member, worked through between batches", () => {
       const { Kvm } = await import("@nats-io/kv")
       const js = jetstream(nc)
       const meta = await new Kvm(nc).open(`${killed.kvPrefix}_meta`)
+      const members = await new Kvm(nc).open(`${killed.kvPrefix}_members`)
       // The engine's own sweep at start over first: a partition leaves a pass only when no other pass
       // has it under way, and the two would overlap.
       await eventually(async () => first.output().includes('"sweep done"'), 60_000, "the start sweep to end", () => engineState(first))
@@ -296,6 +299,27 @@ describe("a pass over every member, worked through between batches", () => {
         90_000,
         "a partition checkpointed past the marker before the pass ends",
         async () => `marker at ${markerSeq}, positions ${(await positions()).join(", ")}\n${first.output().split("\n").filter((line) => /pass|broadcast|sweep/.test(line)).join("\n")}\n${await engineState(first)}`
+      )
+      // A partition still under the pass is checkpointed too: its position stays before the marker,
+      // and a member of it written since says it is past the marker (the next engine's replay of the
+      // pass leaves it as it is). Members with events after the marker are the ones written.
+      const pastMarker = async () => {
+        const at = await positions()
+        for (let n = 0; n < 40; n++) {
+          for (let k = 0; k < 20; k++) {
+            const memberId = member((n * 20 + k) % count)
+            const entry = await members.get(memberKey(memberId))
+            const state = entry === null ? null : (JSON.parse(entry.string()) as { passed?: number })
+            if (state?.passed === markerSeq && at[partitionOf(memberId, 16)]! < markerSeq) return memberId
+          }
+        }
+        return null
+      }
+      await eventually(
+        async () => (await pastMarker()) !== null && !tickDone(),
+        90_000,
+        "a member of a partition still under the pass written, saying it is past the marker",
+        async () => `marker at ${markerSeq}, positions ${(await positions()).join(", ")}\n${await engineState(first)}`
       )
       const before = await positions()
       expect(tickDone()).toBe(false)

@@ -114,3 +114,44 @@ describe("profile rows", () => {
     expect(tagged.profileRows[0]?.tags).toContain("waited")
   })
 })
+
+describe("a state written while a pass over every member is under way", () => {
+  const T = Date.parse("2026-06-01T04:00:00Z")
+  const unchanged = (state: MemberState) => ({ state, changed: false, applied: [], duplicates: [], derived: [] })
+
+  it("says which marker its member is past when the batch writes it, and nothing is written for a stamp alone", () => {
+    const states = store()
+    const first = new BatchBuilder(states, ctx, set, "TEST")
+    first.event(event("m3", "page.viewed", T), 0, T)
+    first.finish()
+    expect(states.get("m3").passed).toBeUndefined()
+    const writtenBefore = states.get("m3")
+
+    // Passed over at the marker at sequence 40 with no change, and nothing else of it in the batch: not written.
+    const passOnly = new BatchBuilder(states, ctx, set, "TEST")
+    passOnly.change("m3", 0, T + 1000, unchanged)
+    passOnly.stamp("m3", 0, T + 1000, 40)
+    expect(passOnly.finish().profileRows).toEqual([])
+    expect(states.get("m3")).toBe(writtenBefore)
+
+    // An event of it after the marker: the state written says it is past the marker.
+    const after = new BatchBuilder(states, ctx, set, "TEST")
+    after.stamp("m3", 0, T + 1000, 40)
+    after.event(event("m3", "page.viewed", T + 2000), 0, T + 2000)
+    after.finish()
+    expect(states.get("m3").passed).toBe(40)
+
+    // Two markers: the later one; an older one never takes it back.
+    const two = new BatchBuilder(states, ctx, set, "TEST")
+    two.stamp("m3", 0, T + 3000, 55)
+    two.stamp("m3", 0, T + 3000, 41)
+    two.event(event("m3", "page.viewed", T + 4000), 0, T + 4000)
+    two.finish()
+    expect(states.get("m3").passed).toBe(55)
+    const older = new BatchBuilder(states, ctx, set, "TEST")
+    older.stamp("m3", 0, T + 5000, 41)
+    older.event(event("m3", "page.viewed", T + 6000), 0, T + 6000)
+    older.finish()
+    expect(states.get("m3").passed).toBe(55)
+  })
+})
