@@ -194,7 +194,7 @@ export const IngestLive = Layer.scoped(
     const replayBehind = (part: Owned): number => Math.max(0, part.replayTo - part.applied)
 
     // Another process asks for a member's current state (engine/MemberLookup.ts).
-    // While the partition is replayed (taken after a crash, or handed over at its last checkpoint),
+    // While the partition is replayed (taken after a crash, or handed over before a pass's marker),
     // the answer says how far behind it is, and the asker waits (MemberLookup): what the states say
     // meanwhile is older than the stream, and a consent check or an operator would act on it.
     const subscribe = (partition: number) =>
@@ -291,19 +291,17 @@ export const IngestLive = Layer.scoped(
         yield* joinPrevious
         if (part.flushing !== null) yield* Fiber.await(part.flushing)
         if (!owned.has(partition)) return
-        if (passUnderWay(partition)) {
-          // A pass under way: the states are ahead of the marker for some members and behind it
-          // for others, so no position past the last checkpoint is true of them all. Handed over
-          // there: the next owner replays the marker and what followed it.
-          yield* use("release partition", () => leases.release(partition, part.committed)).pipe(Effect.ignore)
-          forget(partition)
-          yield* Effect.logInfo("partition handed over at its last checkpoint, a pass under way").pipe(Effect.annotateLogs({ partition, position: part.committed }))
-          return
-        }
-        const done = yield* flushAndCommit(partition, part, store.snapshot(partition), part.applied)
-        if (done) yield* use("release partition", () => leases.release(partition, part.applied)).pipe(Effect.ignore)
+        // With a pass under way, as a checkpoint: the states written, the position before its
+        // marker (`committable`). The next owner replays the marker and what followed it, and
+        // passes over only the members whose states do not say they are past it.
+        const position = committable(partition, part)
+        const rowsWritten = position < part.applied ? yield* sinkMark : null
+        const done = yield* flushAndCommit(partition, part, store.snapshot(partition), position, rowsWritten)
+        if (done) yield* use("release partition", () => leases.release(partition, position)).pipe(Effect.ignore)
         forget(partition)
-        yield* Effect.logInfo("partition handed over").pipe(Effect.annotateLogs({ partition, position: part.applied }))
+        yield* Effect.logInfo(position < part.applied ? "partition handed over before the marker of a pass under way" : "partition handed over").pipe(
+          Effect.annotateLogs({ partition, position })
+        )
       })
 
     /** Between batches: take in what the lease rounds decided, and start the checkpoints due. */
@@ -409,8 +407,8 @@ export const IngestLive = Layer.scoped(
      * an event after the marker for a member not passed over yet passes over that member first
      * (`apply`). So a replay decides what the first run decided. While a pass is under way for a
      * partition its checkpoints go on, but commit the position before the marker, and the states
-     * written say which members are past it (`committable`, `MemberState.passed`), and a
-     * partition handed over meanwhile is handed over at its last checkpoint. The slices go partition
+     * written say which members are past it (`committable`, `MemberState.passed`); a partition
+     * handed over meanwhile is handed over the same way (`release`). The slices go partition
      * after partition, and a partition leaves the pass once its own members are passed over
      * (`passSlice`): its checkpoints do not wait for the rest of the pass.
      */

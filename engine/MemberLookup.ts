@@ -81,8 +81,8 @@ export class MemberLookup extends Effect.Service<MemberLookup>()("memberflow/Mem
      * retries later anyway). `awaitOwner`: while no engine owns the partition (a hand-over, a killed
      * owner's lease running out), wait within `waitMs` too, for the next owner, before reading KV —
      * for a caller inside a running engine, where some engine takes the partition shortly. KV holds
-     * the last checkpoint, which can be older than the stream (a partition handed over while a pass
-     * was under way, an owner killed between checkpoints): a member read from it then looked unknown.
+     * the last checkpoint, which can be older than the stream (an owner killed between checkpoints):
+     * a member read from it then looked unknown.
      * `unowned: "fail"`: when no owner has answered by then, fail with `MemberUnownedError` instead of
      * reading KV — for a caller that must not act on an older state and retries later anyway (the
      * delivery worker's consent check: KV can predate an opt-out).

@@ -211,7 +211,7 @@ describe("a pass over every member, worked through between batches", () => {
     expect(await entered("pass-order-b")).toEqual(atB)
   }, 240_000)
 
-  it("an engine stopped while a pass is under way hands its partitions over at the last checkpoint, and the engine after it enters every member once", async () => {
+  it("an engine stopped while a pass is under way hands its partitions over before the pass's marker, its states written, and the engine after it enters every member once", async () => {
     const stopped = uniqueTopology("passstop")
     const dataDir = tempDir("passstop")
     // A small cache: the pass reads its members from KV, so that it is still under way when stopped.
@@ -239,7 +239,7 @@ describe("a pass over every member, worked through between batches", () => {
       // Shown in /metrics while it is under way (the SIGTERM below lands inside it too).
       expect(passesUnderWay(String((await first.get("/metrics")).body))).toBe(1)
       expect(await first.kill("SIGTERM")).toBe(0)
-      expect(first.output()).toContain("partition handed over at its last checkpoint, a pass under way")
+      expect(first.output()).toContain("partition handed over before the marker of a pass under way")
 
       second = await startEngine(env, "passstop-2")
       const expected = Array.from({ length: count }, (_, i) => i).filter((i) => i % 4 === 0).map(member)
