@@ -159,7 +159,6 @@ export const IngestLive = Layer.scoped(
     const pending: Array<PendingPass> = []
     /** Passes whose rows are all written, with how long they took, to be logged. */
     const passesOver: Array<{ readonly passing: PendingPass; readonly ms: number }> = []
-    const passUnderWay = (partition: number) => pending.some((passing) => passing.partitions.has(partition))
     /**
      * The position a checkpoint of the partition may commit: what it has applied, or, with a pass
      * under way for it, the position just before the oldest such pass's marker. Its states are
@@ -495,15 +494,13 @@ export const IngestLive = Layer.scoped(
     const slicing = () => pending.find((passing) => !passedEveryone(passing)) ?? null
 
     /**
-     * Passes over the next members of the oldest pass under way, or ends it: 1,000 of them, or 4,000
-     * when the pass is hurried (as many as a batch has events: one slice goes between two batches).
+     * Passes over the next members of the oldest pass under way, or ends it: 1,000 of them.
      */
     const passSlice = Effect.gen(function* () {
       const passing = slicing()
       if (passing === null || passing.queue === null) return
-      const size = pacer.isHurried ? 4000 : 1000
       const slice: Array<readonly [string, number]> = []
-      while (slice.length < size && passing.offset < passing.queue.length) {
+      while (slice.length < 1000 && passing.offset < passing.queue.length) {
         const item = passing.queue[passing.offset++]!
         if (passing.partitions.has(item[1]) && !passing.passed.has(item[0])) slice.push(item)
       }
@@ -682,13 +679,8 @@ export const IngestLive = Layer.scoped(
             Effect.retry(retryForever)
           )
         }
-        // Pass work gets its share of the thread while events flow (engine/ingest/PassPacer.ts),
-        // unless its partitions hold more changed states than a checkpoint lets wait. (Since their
-        // checkpoints go on during a pass, that is only when the checkpoints fall behind.)
+        // Pass work gets its share of the thread while events flow (engine/ingest/PassPacer.ts).
         if (pending.length > 0) {
-          let held = 0
-          for (const partition of owned.keys()) if (passUnderWay(partition)) held += store.dirtyCount(partition)
-          pacer.hurry(held >= checkpointDirty)
           if (pacer.wait() === 0) {
             const sliceStarted = Date.now()
             yield* passSlice

@@ -9,16 +9,15 @@
  * of pass work is followed by enough time for events that pass work gets at most `share` of the
  * thread; when no event has come for `quietMs`, the pass goes at full speed.
  *
- * A pass lasts longer under load this way, and no checkpoint is taken of its partitions until it is
- * over (engine/Ingest.ts): their changed states pile up in memory. `share` is that trade-off
- * (`MEMBERFLOW_PASS_SHARE`), and the engine hurries a pass (full speed) while more states wait for
- * its end than a checkpoint would let wait: paced, the sweep at a start during a flood of new members
- * held 400,000 of them and the engine's RSS rose from 2.9 to 4.2 GB.
+ * A pass lasts longer under load this way: `share` is that trade-off (`MEMBERFLOW_PASS_SHARE`).
+ * (Until 2026-12-05, late evening, no checkpoint was taken of a pass's partitions until it was over,
+ * so their changed states piled up in memory, and the engine hurried a pass to full speed while more
+ * of them waited than a checkpoint lets wait. Its partitions are checkpointed during it now
+ * (engine/Ingest.ts, `committable`), and the hurry went.)
  */
 export class PassPacer {
   private lastEvents = Number.NEGATIVE_INFINITY
   private nextPass = Number.NEGATIVE_INFINITY
-  private hurried = false
 
   constructor(
     private readonly share: number,
@@ -33,15 +32,6 @@ export class PassPacer {
     this.lastEvents = this.now()
   }
 
-  /** While hurried, pass work goes at full speed. */
-  hurry(hurried: boolean): void {
-    this.hurried = hurried
-  }
-
-  get isHurried(): boolean {
-    return this.hurried
-  }
-
   /** Pass work that took `ms` is done: events get their share of the thread before the next. */
   spent(ms: number): void {
     this.nextPass = this.now() + (Math.max(0, ms) * (1 - this.share)) / this.share
@@ -50,7 +40,7 @@ export class PassPacer {
   /** Milliseconds before pass work may go on: 0 when it may now. */
   wait(): number {
     const now = this.now()
-    if (this.hurried || now - this.lastEvents >= this.quietMs) return 0
+    if (now - this.lastEvents >= this.quietMs) return 0
     return Math.max(0, Math.ceil(this.nextPass - now))
   }
 

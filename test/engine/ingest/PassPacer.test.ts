@@ -38,22 +38,6 @@ describe("pacing a pass over every member against the events", () => {
     expect(pacer.wait()).toBe(0)
   })
 
-  it("lets a hurried pass go at full speed while events flow, and paces it again after", () => {
-    const clock = manualClock()
-    const pacer = new PassPacer(0.3, 200, () => clock.now)
-    pacer.events()
-    pacer.spent(30)
-    expect(pacer.wait()).toBe(70)
-    pacer.hurry(true)
-    expect(pacer.isHurried).toBe(true)
-    expect(pacer.wait()).toBe(0)
-    pacer.spent(30)
-    pacer.events()
-    expect(pacer.wait()).toBe(0)
-    pacer.hurry(false)
-    expect(pacer.wait()).toBe(70)
-  })
-
   it("holds pass work to its share of the time over a stretch of steady events", () => {
     const clock = manualClock()
     const pacer = new PassPacer(0.3, 200, () => clock.now)
