@@ -46,7 +46,6 @@ interface Waiting {
   readonly reject: (error: Error) => void
 }
 
-const encoder = new TextEncoder()
 const decoder = new TextDecoder()
 const SAFE = /^[^\r\n]*$/
 
@@ -69,7 +68,9 @@ const encodeHeaders = (options: PublishOptions): MsgHdrs | undefined => {
   if (options.expectLastSubjectSequence !== undefined) block += line("Nats-Expected-Last-Subject-Sequence", String(options.expectLastSubjectSequence))
   for (const [key, value] of options.headers ?? []) block += line(key, value)
   if (block === "") return undefined
-  return new EncodedHeaders(encoder.encode(`NATS/1.0\r\n${block}\r\n`)) as unknown as MsgHdrs
+  // From Node's shared pool, as the payload (`publish`): a compare-and-set's header block is encoded
+  // for every state a checkpoint writes.
+  return new EncodedHeaders(Buffer.from(`NATS/1.0\r\n${block}\r\n`)) as unknown as MsgHdrs
 }
 
 export class StreamPublisher {
