@@ -1,7 +1,7 @@
 import { type ConsumerMessages, DeliverPolicy, type JsMsg } from "@nats-io/jetstream"
 import type { KV } from "@nats-io/kv"
 import { headers, type Subscription } from "@nats-io/transport-node"
-import { Clock, Config, Context, Deferred, Effect, Exit, Fiber, Layer, Metric, Schedule } from "effect"
+import { Clock, Config, Context, Effect, Fiber, Layer, Metric, Schedule } from "effect"
 import { Clickhouse } from "./Clickhouse.ts"
 import { type AppliedBatch, arrivalMs, BatchBuilder, decode, emptyBatch } from "./ingest/ApplyBatch.ts"
 import { batcher } from "./ingest/Batcher.ts"
@@ -17,7 +17,7 @@ import { type JourneySet, runJourneys } from "./journeys/Apply.ts"
 import { JourneyRuntime } from "./JourneyRuntime.ts"
 import { type ApplyResult, type MemberContext, type MemberState, refresh } from "./member/MemberState.ts"
 import { memberSubject, REPLAYING_HEADER } from "./MemberLookup.ts"
-import { MemberStore, type Snapshot } from "./MemberStore.ts"
+import { MemberStore } from "./MemberStore.ts"
 import * as Metrics from "./Metrics.ts"
 import { Nats } from "./Nats.ts"
 import { ProgramRuntime } from "./ProgramRuntime.ts"
@@ -219,16 +219,31 @@ export const IngestLive = Layer.scoped(
       return fiber === null ? Effect.void : Fiber.join(fiber)
     })
 
-    const flushAndCommit = (partition: number, part: Owned, snap: Snapshot, position: number, rowsWritten: Effect.Effect<void> | null = null) =>
+    /**
+     * A checkpoint's barrier, between two batches (the previous one joined): the partition's dirty
+     * states as they are now, the position it may commit (`committable`: before the marker of a pass
+     * under way), and a mark in the row sink behind every row offered so far — what the states hold
+     * includes the batches through the position, and, under a pass, its slices and events after its
+     * marker too.
+     */
+    const barrier = (partition: number, part: Owned) =>
       Effect.gen(function* () {
-        // The rows of every batch through the position go in before the states: a state in KV says
-        // its events are applied, and a replay after a crash skips them, rows and all. (States
-        // written first lost the rows of the last batches when the engine died between the two.)
-        // Waited for insert by insert: waiting for the sink to be empty waited, under a steady flow,
-        // until a lull — tens of seconds in the 1,000,000-event benchmark, with the checkpoint's
-        // states held meanwhile and the partition's replay growing.
-        if (rowsWritten !== null) yield* rowsWritten
-        else while (part.processed < position && owned.get(partition) === part) yield* sink.progressed.pipe(Effect.zipRight(Effect.sleep("5 millis")))
+        const snap = store.snapshot(partition)
+        const position = committable(partition, part)
+        const rowsWritten = yield* sink.mark
+        return { snap, position, rowsWritten }
+      })
+    type Barrier = Effect.Effect.Success<ReturnType<typeof barrier>>
+
+    const flushAndCommit = (partition: number, part: Owned, { snap, position, rowsWritten }: Barrier) =>
+      Effect.gen(function* () {
+        // The rows of everything the states hold go in before the states: a state in KV says its
+        // events are applied, and a replay after a crash skips them, rows and all. (States written
+        // first lost the rows of the last batches when the engine died between the two.) Waited for
+        // by the mark, not for the sink to be empty: under a steady flow that waited until a lull —
+        // tens of seconds in the 1,000,000-event benchmark, with the checkpoint's states held
+        // meanwhile and the partition's replay growing.
+        yield* rowsWritten
         const conflicts = yield* store.flush(snap)
         if (conflicts > 0) {
           yield* Effect.logWarning("another engine wrote members of this partition: giving it up").pipe(Effect.annotateLogs({ partition, conflicts }))
@@ -246,25 +261,17 @@ export const IngestLive = Layer.scoped(
         return true
       })
 
-    /**
-     * Starts a checkpoint of one partition: its dirty states as they are now, written in the
-     * background. With a pass under way for it, the states may hold what slices of the pass and
-     * events after its marker did, and the position stays before the marker (`committable`): their
-     * rows are waited for by a mark in the sink behind everything offered so far (the previous
-     * batch or slice was joined before this), not by the position.
-     */
+    /** Starts a checkpoint of one partition: its `barrier` now, written in the background. */
     const checkpoint = (partition: number, part: Owned) =>
       Effect.gen(function* () {
-        const snap = store.snapshot(partition)
-        const position = committable(partition, part)
-        const rowsWritten = position < part.applied ? yield* sinkMark : null
+        const at = yield* barrier(partition, part)
         const started = Date.now()
-        part.flushing = yield* flushAndCommit(partition, part, snap, position, rowsWritten).pipe(
+        part.flushing = yield* flushAndCommit(partition, part, at).pipe(
           Effect.tap((done) =>
             Effect.sync(() => {
               if (!done) return
               Metrics.checkpointSeconds.unsafeUpdate((Date.now() - started) / 1000, [])
-              Metrics.checkpointStates.unsafeUpdate(snap.states.length, [])
+              Metrics.checkpointStates.unsafeUpdate(at.snap.states.length, [])
             })
           ),
           Effect.asVoid,
@@ -290,16 +297,15 @@ export const IngestLive = Layer.scoped(
         yield* joinPrevious
         if (part.flushing !== null) yield* Fiber.await(part.flushing)
         if (!owned.has(partition)) return
-        // With a pass under way, as a checkpoint: the states written, the position before its
-        // marker (`committable`). The next owner replays the marker and what followed it, and
-        // passes over only the members whose states do not say they are past it.
-        const position = committable(partition, part)
-        const rowsWritten = position < part.applied ? yield* sinkMark : null
-        const done = yield* flushAndCommit(partition, part, store.snapshot(partition), position, rowsWritten)
-        if (done) yield* use("release partition", () => leases.release(partition, position)).pipe(Effect.ignore)
+        // As a checkpoint. With a pass under way, the position is before its marker (`committable`):
+        // the next owner replays the marker and what followed it, and passes over only the members
+        // whose states do not say they are past it.
+        const at = yield* barrier(partition, part)
+        const done = yield* flushAndCommit(partition, part, at)
+        if (done) yield* use("release partition", () => leases.release(partition, at.position)).pipe(Effect.ignore)
         forget(partition)
-        yield* Effect.logInfo(position < part.applied ? "partition handed over before the marker of a pass under way" : "partition handed over").pipe(
-          Effect.annotateLogs({ partition, position })
+        yield* Effect.logInfo(at.position < part.applied ? "partition handed over before the marker of a pass under way" : "partition handed over").pipe(
+          Effect.annotateLogs({ partition, position: at.position })
         )
       })
 
@@ -380,13 +386,6 @@ export const IngestLive = Layer.scoped(
       Metrics.derivedPublished.unsafeUpdate(work.outgoing.length, [])
       Metrics.batchSeconds.unsafeUpdate((done - started) / 1000, [])
     }
-
-    /** Resolves once every row offered to the sink before it is written (the sink writes in order). */
-    const sinkMark = Effect.gen(function* () {
-      const written = yield* Deferred.make<void>()
-      yield* sink.offer([], () => Deferred.unsafeDone(written, Exit.void))
-      return Deferred.await(written)
-    })
 
     /** Stage two: publishes, and rows handed to the sink. */
     const record = (work: AppliedBatch, parts: ReadonlyMap<number, Owned>, through: number, started: number) =>

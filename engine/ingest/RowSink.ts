@@ -1,4 +1,4 @@
-import { Effect, Fiber, MetricLabel } from "effect"
+import { Deferred, Effect, Exit, Fiber, MetricLabel } from "effect"
 import type { Clickhouse } from "../Clickhouse.ts"
 import type { RowLines } from "../store/RowBody.ts"
 import * as Metrics from "../Metrics.ts"
@@ -23,11 +23,11 @@ export interface RowSink {
   /** Resolves once everything offered so far is written. */
   readonly flushed: Effect.Effect<void>
   /**
-   * Resolves once the insert under way (or, with none, the next) is done and its batches' `done`
-   * have run; at once when nothing is offered. Under a steady flow the sink is never empty, so
-   * `flushed` can wait far longer than the rows one is waiting for.
+   * A mark behind everything offered so far, taken at once (no backpressure): the effect it gives
+   * resolves once all of that is written. Under a steady flow the sink is never empty, so `flushed`
+   * can wait far longer than the rows one is waiting for.
    */
-  readonly progressed: Effect.Effect<void>
+  readonly mark: Effect.Effect<Effect.Effect<void>>
   readonly stop: Effect.Effect<void>
 }
 
@@ -42,7 +42,6 @@ export const makeRowSink = (clickhouse: Clickhouse["Type"], maxRows: number) =>
     let wake: (() => void) | null = null
     const waiters: Array<{ readonly below: number; readonly resume: () => void }> = []
     const idle: Array<() => void> = []
-    const rounds: Array<() => void> = []
 
     const settle = () => {
       for (let i = waiters.length - 1; i >= 0; i--) {
@@ -84,7 +83,6 @@ export const makeRowSink = (clickhouse: Clickhouse["Type"], maxRows: number) =>
       inFlight = 0
       for (const done of taken) done()
       settle()
-      for (const resume of rounds.splice(0)) resume()
     })
     const fiber = yield* round.pipe(Effect.forever, Effect.forkDaemon)
 
@@ -109,19 +107,22 @@ export const makeRowSink = (clickhouse: Clickhouse["Type"], maxRows: number) =>
         wake?.()
       })
 
-    /** Waits on `list` (idle or rounds) for the sink to call it back; at once when nothing is offered. */
-    const resumedBy = (list: Array<() => void>): Effect.Effect<void> =>
-      Effect.suspend(() =>
-        queued === 0 && inFlight === 0 && queue.length === 0
-          ? Effect.void
-          : Effect.async<void>((resume) => {
-              list.push(() => resume(Effect.void))
-              wake?.()
-            })
-      )
+    const flushed: RowSink["flushed"] = Effect.suspend(() =>
+      queued === 0 && inFlight === 0 && queue.length === 0
+        ? Effect.void
+        : Effect.async<void>((resume) => {
+            idle.push(() => resume(Effect.void))
+            wake?.()
+          })
+    )
 
-    const flushed: RowSink["flushed"] = resumedBy(idle)
-    const progressed: RowSink["progressed"] = resumedBy(rounds)
+    // Behind the batches offered so far in `queue`: its `done` runs when the insert that takes them is.
+    const mark: RowSink["mark"] = Effect.gen(function* () {
+      const written = yield* Deferred.make<void>()
+      queue.push(() => Deferred.unsafeDone(written, Exit.void))
+      wake?.()
+      return Deferred.await(written)
+    })
 
-    return { offer, flushed, progressed, stop: Fiber.interrupt(fiber).pipe(Effect.asVoid) } satisfies RowSink
+    return { offer, flushed, mark, stop: Fiber.interrupt(fiber).pipe(Effect.asVoid) } satisfies RowSink
   })

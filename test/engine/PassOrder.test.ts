@@ -37,10 +37,10 @@ const tickMarker = (journeyId: string, tick: number): EventInput => ({
   source: "memberflow"
 })
 
-/** The i-th member of a test: `prefix` and five digits (the prefix keeps each test's members apart). */
 /** `memberflow_passes_under_way` in a /metrics text. */
 const passesUnderWay = (metrics: string): number => Number(/^memberflow_passes_under_way (\d+)$/m.exec(metrics)?.[1] ?? NaN)
 
+/** The i-th member of a test: `prefix` and five digits (the prefix keeps each test's members apart). */
 const memberOf = (prefix: string) => (i: number) => `${prefix}${String(i).padStart(5, "0")}`
 
 /**
