@@ -101,13 +101,16 @@ const writeChaosJourney = (dir: string) => {
 
 interface Slot {
   readonly index: number
-  readonly port: number
+  /** Picked again at each start: a dead engine's port may be taken meanwhile. */
+  port: number
   readonly dataDir: string
   child: ChildProcess | null
   exited: Promise<number | null> | null
   output: string
   /** The harness stopped it (SIGKILL, SIGTERM): its exit is not counted as unexpected. */
   stopped: boolean
+  /** Ready once: an exit from then on, unless the harness stopped it, counts as unexpected. */
+  started: boolean
 }
 
 export const runChaos = async (options: ChaosOptions): Promise<ChaosReport> => {
@@ -124,7 +127,7 @@ export const runChaos = async (options: ChaosOptions): Promise<ChaosReport> => {
   const wechat = await startWechatServer({ appId: "wxchaos", appSecret: "chaos-secret" })
   const topology = uniqueTopology("chaos")
   const slots: Array<Slot> = []
-  for (let i = 0; i < options.engines; i++) slots.push({ index: i, port: await freePort(), dataDir: tempDir(`chaos-${i}`), child: null, exited: null, output: "", stopped: false })
+  for (let i = 0; i < options.engines; i++) slots.push({ index: i, port: 0, dataDir: tempDir(`chaos-${i}`), child: null, exited: null, output: "", stopped: false, started: false })
 
   const envOf = (slot: Slot): Record<string, string> => ({
     ...(process.env as Record<string, string>),
@@ -147,30 +150,53 @@ export const runChaos = async (options: ChaosOptions): Promise<ChaosReport> => {
     WECHAT_API_URL: wechat.url
   })
   const base = (slot: Slot) => `http://127.0.0.1:${slot.port}`
-  const ready = async (slot: Slot) => {
+  /**
+   * Waits until this child itself listens on the slot's port and says it is ready. The child's own
+   * "Listening on" line comes first: while an engine is down its port is free, and another test's
+   * process may take it (CI once had a restarted engine exit on EADDRINUSE while another test's
+   * engine answered /readyz on that port for it).
+   */
+  const ready = async (slot: Slot, child: ChildProcess): Promise<"ready" | "port taken" | "exited" | "timeout"> => {
+    const listening = `Listening on http://127.0.0.1:${slot.port}`
     for (let i = 0; i < 600; i++) {
-      if (slot.child === null) return false
-      const ok = await fetch(`${base(slot)}/readyz`).then((r) => r.status === 200, () => false)
-      if (ok) return true
+      if (child.exitCode !== null || child.signalCode !== null) return /EADDRINUSE/.test(slot.output) ? "port taken" : "exited"
+      const ok = slot.output.includes(listening) && (await fetch(`${base(slot)}/readyz`).then((r) => r.status === 200, () => false))
+      if (ok) return "ready"
       await sleep(100)
     }
-    return false
+    return "timeout"
   }
   let unexpectedExits = 0
+  /** Starts the slot's engine on a port free now; a port taken before the engine binds it is picked again. */
   const startSlot = async (slot: Slot) => {
-    const child = spawn(process.execPath, [...ENGINE_NODE_FLAGS, join(ROOT, "bin/memberflow.js"), "run"], { cwd: ROOT, env: envOf(slot), stdio: ["ignore", "pipe", "pipe"] })
-    slot.child = child
-    slot.output = ""
-    slot.stopped = false
-    child.stdout?.on("data", (chunk: Buffer) => (slot.output = (slot.output + chunk.toString()).slice(-20_000)))
-    child.stderr?.on("data", (chunk: Buffer) => (slot.output = (slot.output + chunk.toString()).slice(-20_000)))
-    slot.exited = new Promise((ok) => child.on("exit", (code) => ok(code)))
-    child.on("exit", (code, signal) => {
-      if (slot.stopped || slot.child !== child) return
-      unexpectedExits++
-      log(`chaos: engine ${slot.index} exited on its own (code ${code}, signal ${signal}); the end of its log:\n${slot.output.slice(-5_000)}`)
-    })
-    if (!(await ready(slot))) throw new Error(`engine ${slot.index} did not become ready:\n${slot.output}`)
+    for (let attempt = 1; ; attempt++) {
+      slot.port = await freePort()
+      const child = spawn(process.execPath, [...ENGINE_NODE_FLAGS, join(ROOT, "bin/memberflow.js"), "run"], { cwd: ROOT, env: envOf(slot), stdio: ["ignore", "pipe", "pipe"] })
+      slot.child = child
+      slot.output = ""
+      slot.stopped = false
+      slot.started = false
+      child.stdout?.on("data", (chunk: Buffer) => (slot.output = (slot.output + chunk.toString()).slice(-20_000)))
+      child.stderr?.on("data", (chunk: Buffer) => (slot.output = (slot.output + chunk.toString()).slice(-20_000)))
+      slot.exited = new Promise((ok) => child.on("exit", (code) => ok(code)))
+      // An exit before the engine was ready is the start's to report, below.
+      child.on("exit", (code, signal) => {
+        if (slot.stopped || slot.child !== child || !slot.started) return
+        unexpectedExits++
+        log(`chaos: engine ${slot.index} exited on its own (code ${code}, signal ${signal}); the end of its log:\n${slot.output.slice(-5_000)}`)
+      })
+      const outcome = await ready(slot, child)
+      if (outcome === "ready") {
+        slot.started = true
+        return
+      }
+      if (outcome === "port taken" && attempt < 5) {
+        log(`chaos: engine ${slot.index}'s port ${slot.port} was taken before it bound it; picking another`)
+        continue
+      }
+      if (outcome === "timeout") signal(slot, "SIGKILL")
+      throw new Error(`engine ${slot.index} did not become ready (${outcome}):\n${slot.output}`)
+    }
   }
   /** The harness stops an engine: its exit is not counted as one on its own. */
   const signal = (slot: Slot, sig: NodeJS.Signals) => {
