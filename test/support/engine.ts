@@ -119,15 +119,15 @@ export const startEngine = async (env: Record<string, string>, label = "engine")
   void exited.then((code) => (exitCode = code))
   while (Date.now() < deadline) {
     if (exitCode !== "running") throw new Error(`engine exited (${exitCode}) before ready:\n${output}`)
-    if (port === 0) {
-      const listening = /Listening on http:\/\/[^\s"]+:(\d+)/.exec(output)
-      if (listening === null) {
-        await new Promise((r) => setTimeout(r, 100))
-        continue
-      }
-      port = Number(listening[1])
-      base = `http://127.0.0.1:${port}`
+    // Its own "Listening on" line first, a named port too: until this engine has bound it, another
+    // process may hold it and answer /readyz in its place.
+    const listening = /Listening on http:\/\/[^\s"]+:(\d+)/.exec(output)
+    if (listening === null) {
+      await new Promise((r) => setTimeout(r, 100))
+      continue
     }
+    port = Number(listening[1])
+    base = `http://127.0.0.1:${port}`
     const ready = await get("/readyz").then((r) => r.status === 200, () => false)
     if (ready) break
     await new Promise((r) => setTimeout(r, 200))
