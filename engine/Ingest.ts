@@ -348,6 +348,15 @@ export const IngestLive = Layer.scoped(
       }
       // Their timers in one read (engine/Timers.ts): before any event of theirs is applied.
       if (gained.length > 0) yield* timers.take(gained.map(({ partition }) => partition))
+      // Their members listed now, in the background and paced, so that the passes to come find them
+      // indexed (MemberStore `membersOf`): a sweep then goes straight to its slices.
+      if (gained.length > 0) {
+        yield* store.membersOf(new Set(gained.map(({ partition }) => partition)), (memberId) => partitionOf(memberId, count), (work) => pacer.paced(work)).pipe(
+          Effect.tapError((error) => Effect.logWarning("listing the members of the partitions taken failed: the next pass lists them").pipe(Effect.annotateLogs({ error: error.message }))),
+          Effect.ignore,
+          Effect.forkDaemon
+        )
+      }
       // One checkpoint in flight at a time, the partition waiting longest first (engine/ingest/CheckpointChoice.ts).
       const now = yield* Clock.currentTimeMillis
       const candidates = [...owned].map(([partition, part]) => ({

@@ -359,6 +359,7 @@ export class MemberStore extends Effect.Service<MemberStore>()("memberflow/Membe
               try {
                 const written = await writeState(key, json, revision)
                 for (const listing of listings) listing.add(memberId)
+                indexes.get(snap.partition)?.add(memberId)
                 const entry = cache.get(memberId)
                 if (entry !== undefined) {
                   entry.revision = written
@@ -399,6 +400,9 @@ export class MemberStore extends Effect.Service<MemberStore>()("memberflow/Membe
       for (const [memberId, entry] of cache) if (entry.partition === partition) cache.delete(memberId)
       dirtyByPartition.delete(partition)
       keptHot.delete(partition)
+      indexes.delete(partition)
+      indexing.delete(partition)
+      drops.set(partition, (drops.get(partition) ?? 0) + 1)
     }
 
     /**
@@ -424,11 +428,23 @@ export class MemberStore extends Effect.Service<MemberStore>()("memberflow/Membe
         )
       )
 
-    /** Members written while a listing runs, one set per listing (see `membersOf`). */
+    /** Members written while a listing runs, one set per listing (see `listKeys`). */
     const listings = new Set<Set<string>>()
+    /**
+     * Per partition, once listed: every member of it in KV, kept whole from then on by this store's
+     * own writes (only a partition's owner writes its members), so that the passes after the first
+     * need no listing. Listing 100,000 keys took about 10 of the 17 s of the hourly sweep in the
+     * 1,000,000-event benchmark, and with 1,000,000 members it was a read of the whole bucket every
+     * hour (BENCHMARKS.md). Forgotten with the partition: one taken again is listed again.
+     */
+    const indexes = new Map<number, Set<string>>()
+    /** Listings under way, by partition: a pass that needs one waits for it instead of listing again. */
+    const indexing = new Map<number, Promise<void>>()
+    /** Counts each partition's drops: a listing that began before a drop does not index it. */
+    const drops = new Map<number, number>()
 
     /**
-     * Every member of the given partitions, by partition: those in KV and those not written there yet.
+     * The members of the given partitions in KV, read from the bucket, indexed (`indexes`).
      *
      * The keys are read from the bucket's stream with an ordered consumer from its first message,
      * headers only: the bucket keeps one message per key, so that is every key. `kv.keys()` asks the
@@ -448,44 +464,72 @@ export class MemberStore extends Effect.Service<MemberStore>()("memberflow/Membe
      * `consume` that stopped being given messages). What is written meanwhile is this engine's
      * (only the owner writes a partition's members), and it is listed from the writes themselves.
      */
+    const listKeys = async (
+      partitions: ReadonlyArray<number>,
+      partitionOf: (memberId: string) => number,
+      paced: <A>(work: () => Promise<A>) => Promise<A>
+    ): Promise<void> => {
+      const droppedBefore = partitions.map((p) => drops.get(p) ?? 0)
+      const written = new Set<string>()
+      listings.add(written)
+      try {
+        const ids = new Map<number, Set<string>>(partitions.map((p) => [p, new Set<string>()]))
+        const add = (memberId: string) => ids.get(partitionOf(memberId))?.add(memberId)
+        const stream = `KV_${topology.membersBucket}`
+        const prefix = `$KV.${topology.membersBucket}.`
+        const keys = `${prefix}m.`
+        const end = (await jsm.streams.info(stream)).state.last_seq
+        const consumer = await js.consumers.get(stream, { deliver_policy: DeliverPolicy.All, headers_only: true })
+        // One fetch of 2,000 keys at a time, each when the pacer lets it (engine/ingest/PassPacer.ts):
+        // the keys of a fetch arrive and are parsed in one go, on the thread the batches need.
+        const fetchKeys = async () => {
+          const messages = await consumer.fetch({ max_messages: 2_000, expires: 5_000 })
+          let got = 0
+          for await (const msg of messages) {
+            got++
+            const operation = msg.headers?.get("KV-Operation")
+            if (operation !== "DEL" && operation !== "PURGE" && msg.subject.startsWith(keys)) add(memberIdOfKey(msg.subject.slice(prefix.length)))
+            if (msg.seq >= end || msg.info.pending === 0) return true
+          }
+          // None within the fetch's time: done only if none is pending (every message up to `end`
+          // written over since, and listed below), not if the server was slow to answer.
+          return got === 0 && (await consumer.info(false)).num_pending === 0
+        }
+        for (let done = end === 0; !done; ) done = await paced(fetchKeys)
+        // In the same step as the writes made meanwhile are added: from here on `flush` adds them.
+        for (const memberId of written) add(memberId)
+        partitions.forEach((p, i) => {
+          if ((drops.get(p) ?? 0) === droppedBefore[i]) indexes.set(p, ids.get(p)!)
+        })
+      } finally {
+        listings.delete(written)
+      }
+    }
+
+    /**
+     * Every member of the given partitions, by partition: those in KV and those not written there
+     * yet (cached). A partition not indexed yet is listed first (`listKeys`), or waited for if a
+     * listing of it is under way; one dropped meanwhile is given no members.
+     */
     const membersOf = (
       partitions: ReadonlySet<number>,
       partitionOf: (memberId: string) => number,
       paced: <A>(work: () => Promise<A>) => Promise<A> = (work) => work()
     ) =>
       use("list members", async () => {
-        const written = new Set<string>()
-        listings.add(written)
-        try {
-          const ids = new Map<number, Set<string>>([...partitions].map((p) => [p, new Set<string>()]))
-          const add = (memberId: string) => ids.get(partitionOf(memberId))?.add(memberId)
-          const stream = `KV_${topology.membersBucket}`
-          const prefix = `$KV.${topology.membersBucket}.`
-          const keys = `${prefix}m.`
-          const end = (await jsm.streams.info(stream)).state.last_seq
-          const consumer = await js.consumers.get(stream, { deliver_policy: DeliverPolicy.All, headers_only: true })
-          // One fetch of 2,000 keys at a time, each when the pacer lets it (engine/ingest/PassPacer.ts):
-          // the keys of a fetch arrive and are parsed in one go, on the thread the batches need.
-          const fetchKeys = async () => {
-            const messages = await consumer.fetch({ max_messages: 2_000, expires: 5_000 })
-            let got = 0
-            for await (const msg of messages) {
-              got++
-              const operation = msg.headers?.get("KV-Operation")
-              if (operation !== "DEL" && operation !== "PURGE" && msg.subject.startsWith(keys)) add(memberIdOfKey(msg.subject.slice(prefix.length)))
-              if (msg.seq >= end || msg.info.pending === 0) return true
-            }
-            // None within the fetch's time: done only if none is pending (every message up to `end`
-            // written over since, and listed below), not if the server was slow to answer.
-            return got === 0 && (await consumer.info(false)).num_pending === 0
-          }
-          for (let done = end === 0; !done; ) done = await paced(fetchKeys)
-          for (const memberId of written) add(memberId)
-          for (const [memberId, entry] of cache) ids.get(entry.partition)?.add(memberId)
-          return new Map([...ids].map(([p, set]) => [p, [...set]] as const))
-        } finally {
-          listings.delete(written)
+        const unlisted = [...partitions].filter((p) => !indexes.has(p) && !indexing.has(p))
+        if (unlisted.length > 0) {
+          const listing: Promise<void> = listKeys(unlisted, partitionOf, paced).finally(() => {
+            for (const p of unlisted) if (indexing.get(p) === listing) indexing.delete(p)
+          })
+          // Awaited below, or by the next pass; a failure is that caller's to retry.
+          listing.catch(() => undefined)
+          for (const p of unlisted) indexing.set(p, listing)
         }
+        for (const p of partitions) await indexing.get(p)
+        const ids = new Map([...partitions].map((p) => [p, new Set(indexes.get(p))] as const))
+        for (const [memberId, entry] of cache) ids.get(entry.partition)?.add(memberId)
+        return new Map([...ids].map(([p, set]) => [p, [...set]] as const))
       })
 
     /** How many cached states are held as their JSON (clean since their checkpoint). */

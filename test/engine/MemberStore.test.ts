@@ -108,6 +108,56 @@ describe("the member store's cache", () => {
     30_000
   )
 
+  it.effect(
+    "a partition listed once stays indexed by this store's own writes, so a pass after the first reads no key; a partition dropped is listed again",
+    () =>
+      Effect.gen(function* () {
+        const store = yield* MemberStore
+        const other = yield* Layer.build(layer).pipe(Effect.map((context) => Context.get(context, MemberStore)))
+        const first = Array.from({ length: 5 }, (_, i) => `12|first ${i}`)
+        yield* writeVersion(store, 12, first, 1)
+        expect(new Set((yield* store.membersOf(new Set([12]), partitionOf)).get(12))).toEqual(new Set(first))
+        // Only the owner writes a partition's members. A key written by another store now is one a
+        // listing would find: its absence below shows that no listing was made.
+        yield* other.load([["12|written by another store", 12]])
+        other.put("12|written by another store", 12, { ...other.take("12|written by another store"), version: 1 })
+        expect(yield* other.flush(other.snapshot(12))).toBe(0)
+        // Written here since, past the cache size (10): most are evicted, and listed all the same.
+        const since = Array.from({ length: 30 }, (_, i) => `12|since ${i}`)
+        yield* writeVersion(store, 12, since, 1)
+        expect(store.cacheSize()).toBeLessThan(35)
+        const indexed = (yield* store.membersOf(new Set([12]), partitionOf)).get(12) ?? []
+        expect(new Set(indexed)).toEqual(new Set([...first, ...since]))
+        // Dropped (handed over, or lost): the next pass over it lists it again, and finds every key.
+        store.dropPartition(12)
+        const listed = (yield* store.membersOf(new Set([12]), partitionOf)).get(12) ?? []
+        expect(new Set(listed)).toEqual(new Set([...first, ...since, "12|written by another store"]))
+      }).pipe(Effect.scoped, Effect.provide(layer)),
+    30_000
+  )
+
+  it.effect(
+    "passes that need a partition while its listing is under way wait for that listing and get the same members",
+    () =>
+      Effect.gen(function* () {
+        const store = yield* MemberStore
+        const ids = Array.from({ length: 20 }, (_, i) => `13|member ${i}`)
+        yield* writeVersion(store, 13, ids, 1)
+        store.dropPartition(13)
+        let listings = 0
+        const paced = <A,>(work: () => Promise<A>) => {
+          listings++
+          return work()
+        }
+        const [a, b] = yield* Effect.all([store.membersOf(new Set([13]), partitionOf, paced), store.membersOf(new Set([13]), partitionOf, paced)], { concurrency: 2 })
+        expect(new Set(a.get(13))).toEqual(new Set(ids))
+        expect(new Set(b.get(13))).toEqual(new Set(ids))
+        // One fetch of keys, by the first: the second waited for it.
+        expect(listings).toBe(1)
+      }).pipe(Effect.provide(layer)),
+    30_000
+  )
+
   // Live: the writes and the listing run side by side in real time.
   it.live(
     "lists every member while checkpoints keep writing them over, and ends without waiting for the writes to stop",
