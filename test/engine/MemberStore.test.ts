@@ -79,9 +79,7 @@ describe("the member store's cache", () => {
         yield* store.load([["1|loaded, never changed", 1]])
         expect(store.cacheSize()).toBeLessThan(40)
         // Written by another engine's store: only in KV.
-        yield* other.load([["0|from the other engine", 0]])
-        other.put("0|from the other engine", 0, { ...other.take("0|from the other engine"), version: 1 })
-        expect(yield* other.flush(other.snapshot(0))).toBe(0)
+        yield* writeVersion(other, 0, ["0|from the other engine"], 1)
         // Changed here, not written yet: only in the cache.
         yield* store.load([["2|not written yet", 2]])
         store.put("2|not written yet", 2, { ...store.take("2|not written yet"), version: 1 })
@@ -119,9 +117,7 @@ describe("the member store's cache", () => {
         expect(new Set((yield* store.membersOf(new Set([12]), partitionOf)).get(12))).toEqual(new Set(first))
         // Only the owner writes a partition's members. A key written by another store now is one a
         // listing would find: its absence below shows that no listing was made.
-        yield* other.load([["12|written by another store", 12]])
-        other.put("12|written by another store", 12, { ...other.take("12|written by another store"), version: 1 })
-        expect(yield* other.flush(other.snapshot(12))).toBe(0)
+        yield* writeVersion(other, 12, ["12|written by another store"], 1)
         // Written here since, past the cache size (10): most are evicted, and listed all the same.
         const since = Array.from({ length: 30 }, (_, i) => `12|since ${i}`)
         yield* writeVersion(store, 12, since, 1)
