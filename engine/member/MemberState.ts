@@ -7,7 +7,7 @@ import { evaluate } from "./Conditions.ts"
 import { isoOf, timeOf } from "./Instant.ts"
 import { localDateString } from "./LocalTime.ts"
 import { applyFacts, type Figured, isDuplicateOrder, recordHistoryOf, startTier } from "./MemberState/Facts.ts"
-import { emptyOrders, keyIndex, keysOf, upgradeState, withKey } from "./MemberState/Compact.ts"
+import { emptyOrders, keyIndex, keysOf, undatedInMemory, upgradeState, withKey } from "./MemberState/Compact.ts"
 import { type Cause, derive, shortHash } from "./MemberState/Ids.ts"
 import { basisAt, memberTimeZone, type OrderFigures, orderFigures, tierSince } from "./MemberState/Reads.ts"
 import { cutpointsFor, type RfmCutpoints, scoreMember, UNSCORED } from "./Rfm.ts"
@@ -169,7 +169,11 @@ export type Draft = DeepMutable<MemberState>
 // A fresh copy nobody else holds, so it is ours to mutate. The state is plain JSON by design, and a
 // JSON round trip is several times faster than structuredClone here (the hot path: once per member
 // per batch).
-const copyOf = (state: MemberState): Draft => JSON.parse(JSON.stringify(state)) as Draft
+const copyOf = (state: MemberState): Draft => {
+  const copy = JSON.parse(JSON.stringify(state)) as Draft
+  undatedInMemory(copy.orders)
+  return copy
+}
 
 export interface ApplyOptions {
   /**

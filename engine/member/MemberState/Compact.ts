@@ -60,17 +60,40 @@ export const insertAt = <A>(list: Array<A>, index: number, item: A): Array<A> =>
     else list.splice(index, 0, item)
     return list
   }
-  // concat allocates exactly the length it returns (slice and spread do not always)
-  return index === list.length ? list.concat([item]) : list.slice(0, index).concat([item], list.slice(index))
+  // A copy of exactly the length it returns (slice and spread do not always), of the same kind of
+  // elements as `list` and `item`. It used to be `list.concat([item])`: once optimized, that gave
+  // an array of any value even for times (the literal's allocation site had held strings, from
+  // `history.recent`), and a time in such an array is a heap object of its own, where an array of
+  // doubles holds it inline. A heap snapshot counted ~22 boxed times per member, a fifth of every
+  // object the collector marks (BENCHMARKS.md, 2026-12-05, night); a JSON round trip made them
+  // doubles again. `toSpliced` keeps an array of times one of doubles (test/engine/member/ArrayKinds.test.ts).
+  return list.toSpliced(index, 0, item)
 }
 
 /** `list` with `item` at the end: insertAt at the end. */
 export const append = <A>(list: Array<A>, item: A): Array<A> => insertAt(list, list.length, item)
 
+/**
+ * The time of an order known only from a refund so far (out of order): NaN in memory, null in
+ * JSON (JSON.stringify writes NaN as null, and `upgradeState` reads null back as NaN). It used to
+ * be null in memory too, and an array with a null in it holds each of its times as a heap object of
+ * its own; once one such array had reached the optimized code that appends to them, the arrays it
+ * made for every member were of that kind, times boxed (BENCHMARKS.md, 2026-12-05, night).
+ */
+export const UNDATED = Number.NaN
+
+/** An order's time, not `UNDATED` (nor null, as a state parsed without `upgradeState` has it). */
+export const isDated = (at: number | null | undefined): at is number => at != null && !Number.isNaN(at)
+
+/** The orders' nulls (JSON's `UNDATED`) as `UNDATED` again, in place. */
+export const undatedInMemory = (orders: Orders): void => {
+  if (Array.isArray(orders.at) && orders.at.includes(null)) orders.at = orders.at.map((at) => at ?? UNDATED)
+}
+
 /** Orders, by place: `k` holds their keys (shortHash of the orderId), the arrays their figures. */
 export interface Orders {
   k: string
-  /** The purchase's event time; null while only a refund for the order has arrived (out of order). */
+  /** The purchase's event time; `UNDATED` while only a refund for the order has arrived (out of order). */
   at: Array<number | null>
   amount: Array<number>
   /** Sum of refunds received; the net counts it capped at the amount. */
@@ -109,9 +132,11 @@ export const upgradeState = <S>(parsed: S): S => {
     for (const key of Object.keys(orders)) {
       const order = orders[key]
       if (key.length !== KEY_WIDTH || !isRecord(order)) continue
-      addOrder(compact, key, numberOr(order["at"], null), numberOr(order["amount"], 0), numberOr(order["refunded"], 0))
+      addOrder(compact, key, numberOr(order["at"], UNDATED), numberOr(order["amount"], 0), numberOr(order["refunded"], 0))
     }
     state["orders"] = compact
+  } else if (isRecord(orders)) {
+    undatedInMemory(orders as unknown as Orders)
   }
   const history = state["history"]
   if (isRecord(history)) {

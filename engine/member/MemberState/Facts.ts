@@ -2,7 +2,7 @@ import type { DerivedEvent, MemberEvent } from "../../../schemas/Event.ts"
 import type { Program } from "../../../schemas/Program.ts"
 import type { Draft, MemberContext } from "../MemberState.ts"
 import { startingLevel, upgradeTo } from "../Tiers.ts"
-import { addOrder, flat, insertAt, keyIndex } from "./Compact.ts"
+import { addOrder, flat, insertAt, isDated, keyIndex, UNDATED } from "./Compact.ts"
 import { derive, shortHash } from "./Ids.ts"
 import { basisOf, type OrderFigures, orderFigures } from "./Reads.ts"
 
@@ -85,7 +85,7 @@ export const isDuplicateOrder = (d: Draft, e: MemberEvent): boolean => {
   const orderId = str(e.properties["orderId"])
   if (orderId === undefined) return false
   const i = keyIndex(d.orders.k, shortHash(orderId))
-  return i !== -1 && d.orders.at[i] !== null
+  return i !== -1 && isDated(d.orders.at[i])
 }
 
 /** A tier set from outside (tiers.source: external), last write by occurredAt wins. */
@@ -159,7 +159,7 @@ const applyRefund = (d: Draft, e: MemberEvent): void => {
   if (orderId === undefined || amount === undefined) return
   const key = shortHash(orderId)
   const i = keyIndex(d.orders.k, key)
-  if (i === -1) addOrder(d.orders, key, null, 0, amount)
+  if (i === -1) addOrder(d.orders, key, UNDATED, 0, amount)
   else d.orders.refunded[i] = (d.orders.refunded[i] ?? 0) + amount
 }
 

@@ -2,6 +2,7 @@ import type { Program, TierLevel } from "../../../schemas/Program.ts"
 import type { MemberContext, MemberState } from "../MemberState.ts"
 import type { RfmInputs } from "../Rfm.ts"
 import { levelIndex, nextLevel, spendToNext, startingLevel, YEAR_MS } from "../Tiers.ts"
+import { isDated } from "./Compact.ts"
 
 /** Facts read from a member's state at a given time: spend windows, purchase stats, attribute paths. */
 
@@ -10,7 +11,7 @@ export const money = (amount: number): number => Math.round(amount * 100) / 100
 
 /** The i-th order's amount net of its refunds (refunds cap at the amount); 0 until its purchase arrives. */
 export const netOf = (orders: MemberState["orders"], i: number): number =>
-  orders.at[i] == null ? 0 : Math.max(0, (orders.amount[i] ?? 0) - (orders.refunded[i] ?? 0))
+  !isDated(orders.at[i]) ? 0 : Math.max(0, (orders.amount[i] ?? 0) - (orders.refunded[i] ?? 0))
 
 /** Net spend on orders dated in (from, to]. Loops, not array pipelines: this runs per member per batch. */
 export const spendBetween = (state: MemberState, from: number, to: number): number => {
@@ -18,7 +19,7 @@ export const spendBetween = (state: MemberState, from: number, to: number): numb
   let sum = 0
   for (let i = 0; i < orders.at.length; i++) {
     const at = orders.at[i]
-    if (at != null && at > from && at <= to) sum += netOf(orders, i)
+    if (isDated(at) && at > from && at <= to) sum += netOf(orders, i)
   }
   return money(sum)
 }
@@ -54,7 +55,7 @@ export const purchaseStats = (state: MemberState): PurchaseStats => {
   for (let i = 0; i < orders.at.length; i++) {
     const at = orders.at[i]
     const net = netOf(orders, i)
-    if (at == null || net <= 0) continue
+    if (!isDated(at) || net <= 0) continue
     count++
     total += net
     lastAt = lastAt === null ? at : Math.max(lastAt, at)
@@ -88,7 +89,7 @@ export const orderFigures = (state: MemberState, windowMs: number, now: number):
   const orders = state.orders
   for (let i = 0; i < orders.at.length; i++) {
     const at = orders.at[i]
-    if (at == null) continue
+    if (!isDated(at)) continue
     const net = netOf(orders, i)
     // the ranges of spend365d and lifetimeSpend, written as spendBetween tests them
     if (at > yearFrom && at <= Infinity) spendYear += net

@@ -4,7 +4,7 @@ import { Schema } from "effect"
 import { describe, expect, it } from "vitest"
 import { countEvents } from "../../../engine/member/Conditions.ts"
 import { applyEvents, clearOutbox, emptyState, type MemberState, MemberStateSchema, parseState, profileRow } from "../../../engine/member/MemberState.ts"
-import { insertAt, KEY_WIDTH, keyIndex } from "../../../engine/member/MemberState/Compact.ts"
+import { insertAt, isDated, KEY_WIDTH, keyIndex } from "../../../engine/member/MemberState/Compact.ts"
 import { RECENT_PER_TYPE, TIMES_PER_TYPE } from "../../../engine/member/MemberState/Facts.ts"
 import { shortHash } from "../../../engine/member/MemberState/Ids.ts"
 import { Condition } from "../../../schemas/Condition.ts"
@@ -49,6 +49,21 @@ describe("the stored member state", () => {
     expect(fromFormer.duplicates.map((e) => e.id)).toEqual(["f-p2", "f-p2-again"])
     expect(fromFormer.state).toEqual(fromNew.state)
     expect(profileRow(fromFormer.state, ctx, NOW)).toMatchObject({ purchase_count: 4, purchase_total: 1000 + 600 + 5000 + 300 })
+  })
+
+  it("an order known only from its refund is undated: null in the stored JSON, not a time in memory, and its purchase dates it", () => {
+    const refunded = build([[purchase("O-1", 100, NOW - 3 * DAY, "u-p1"), refund("O-2", 40, NOW - 2 * DAY, "u-r2")]])
+    const stored = JSON.parse(JSON.stringify(refunded)) as { orders: { at: Array<number | null> } }
+    expect(stored.orders.at).toEqual([NOW - 3 * DAY, null])
+    const read = parseState(JSON.stringify(refunded))
+    expect(read.orders.at.map(isDated)).toEqual([true, false])
+    expect(read).toEqual(refunded)
+    // Nothing counts it until its purchase, which then counts net of the refund, once.
+    expect(profileRow(read, ctx, NOW)).toMatchObject({ purchase_count: 1, purchase_total: 100 })
+    const dated = applyEvents(read, [purchase("O-2", 300, NOW - DAY, "u-p2"), purchase("O-2", 300, NOW - DAY, "u-p2-again")], ctx, NOW)
+    expect(dated.duplicates.map((e) => e.id)).toEqual(["u-p2-again"])
+    expect(dated.state.orders.at).toEqual([NOW - 3 * DAY, NOW - DAY])
+    expect(profileRow(dated.state, ctx, NOW)).toMatchObject({ purchase_count: 2, purchase_total: 100 + 260 })
   })
 
   it("a state in the current format reads back unchanged", () => {
