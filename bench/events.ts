@@ -1,3 +1,10 @@
+import { Either } from "effect"
+import { decodeEvent } from "../engine/ingest/Decode.ts"
+import { clearOutbox, type MemberState } from "../engine/member/MemberState.ts"
+import type { MemberEvent } from "../schemas/Event.ts"
+
+const encoder = new TextEncoder()
+
 /**
  * The benchmarks' event mix: registrations first, then purchases, refunds, points, views and check-ins.
  * Spread over the 300 days before `base` (a backlog, a history imported), or, `live`, all at `base`:
@@ -21,3 +28,15 @@ export const makeEvent = (i: number, base: number, events: number, members: numb
   if (kind === 7) return { id: `be${i}`, type: "points.changed", memberId, occurredAt: at, properties: { delta: 10, balance: i % 5000 } }
   return { id: `be${i}`, type: kind === 8 ? "page.viewed" : "checkin", memberId, occurredAt: at, properties: { page: "/home" } }
 }
+
+/** The i-th event of the mix as the engine decodes it, arrived at `base + i` (the mix has no refusal: one throws). */
+export const decodedEvent = (i: number, base: number, events: number, members: number): MemberEvent => {
+  const event = makeEvent(i, base, events, members)
+  const decoded = decodeEvent(`events.${event.type}`, encoder.encode(JSON.stringify(event)), { subjectPrefix: "events", now: base + i, maxBytes: 65536 })
+  if (Either.isLeft(decoded)) throw new Error(decoded.left)
+  return decoded.right
+}
+
+/** The state as the engine leaves it once its derived events are published and its rows written. */
+export const settled = (state: MemberState): MemberState =>
+  clearOutbox(state, [...state.outbox.map((e) => e.id), ...(state.rows ?? []).map((r) => r.id)])

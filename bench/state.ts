@@ -6,16 +6,15 @@
  * each part of them takes (`BENCH_PARTS=0` leaves that out). `BENCH_JOURNEYS=1` runs the shipped
  * journeys too, as bench:apply does; `BENCH_DUMP=<member id>` prints that member's state.
  */
-import { Effect, Either } from "effect"
+import { Effect } from "effect"
 import { join } from "node:path"
-import { decodeEvent } from "../engine/ingest/Decode.ts"
 import { type JourneySet, runJourneys } from "../engine/journeys/Apply.ts"
 import { brandConfig } from "../engine/journeys/Context.ts"
 import { loadJourneys } from "../engine/journeys/JourneyFile.ts"
-import { applyEvents, clearOutbox, emptyState, type MemberState } from "../engine/member/MemberState.ts"
+import { applyEvents, emptyState, type MemberState } from "../engine/member/MemberState.ts"
 import { loadProgram } from "../engine/program/ProgramFile.ts"
 import { versioned } from "../engine/JourneyRuntime.ts"
-import { makeEvent } from "./events.ts"
+import { decodedEvent, settled } from "./events.ts"
 
 const EVENTS = Number(process.env["BENCH_EVENTS"] ?? 1_000_000)
 const MEMBERS = Number(process.env["BENCH_MEMBERS"] ?? 100_000)
@@ -38,19 +37,15 @@ const main = Effect.gen(function* () {
   const loaded = yield* loadJourneys(dir)
   const current = versioned(loaded.journeys)
   const set: JourneySet = { current, versions: new Map(current.map((j) => [j.version, j.journey])), templates: loaded.templates, brand: yield* brandConfig, winners: new Map() }
-  const encoder = new TextEncoder()
   const base = Date.now() - 60_000
   const states = new Map<string, MemberState>()
   const before = heapUsed()
   for (let i = 0; i < EVENTS; i++) {
-    const event = makeEvent(i, base, EVENTS, MEMBERS)
-    const decoded = decodeEvent(`events.${event.type}`, encoder.encode(JSON.stringify(event)), { subjectPrefix: "events", now: base + i, maxBytes: 65536 })
-    if (Either.isLeft(decoded)) throw new Error(decoded.left)
-    const memberId = decoded.right.memberId
-    const applied = applyEvents(states.get(memberId) ?? emptyState(memberId), [decoded.right], ctx, base + i, { owned: true })
+    const event = decodedEvent(i, base, EVENTS, MEMBERS)
+    const memberId = event.memberId
+    const applied = applyEvents(states.get(memberId) ?? emptyState(memberId), [event], ctx, base + i, { owned: true })
     const result = JOURNEYS ? runJourneys(applied, set, ctx, base + i, { owned: true }) : applied
-    // what the engine does once the outbox is published and the rows written
-    states.set(memberId, clearOutbox(result.state, [...result.state.outbox.map((e) => e.id), ...(result.state.rows ?? []).map((r) => r.id)]))
+    states.set(memberId, settled(result.state))
   }
   const built = heapUsed() - before
   console.log(`${EVENTS.toLocaleString("en")} events for ${states.size.toLocaleString("en")} members, journeys ${JOURNEYS ? "on" : "off"}`)

@@ -153,6 +153,9 @@ export const IngestLive = Layer.scoped(
     yield* migrateLegacyTimers(count)
     const context = yield* Effect.context<Nats | Topology | Clickhouse | Timers>()
     const sink = yield* makeRowSink(yield* Clickhouse, sinkRows)
+    /** Every member of the partitions (MemberStore `membersOf`), its listing paced as pass work. */
+    const membersOf = (partitions: Iterable<number>) =>
+      store.membersOf(new Set(partitions), (memberId) => partitionOf(memberId, count), (work) => pacer.paced(work))
 
     const owned = new Map<number, Owned>()
     /** The passes under way (markers reached), oldest first, worked through between batches; see `startPass`. */
@@ -351,7 +354,7 @@ export const IngestLive = Layer.scoped(
       // Their members listed now, in the background and paced, so that the passes to come find them
       // indexed (MemberStore `membersOf`): a sweep then goes straight to its slices.
       if (gained.length > 0) {
-        yield* store.membersOf(new Set(gained.map(({ partition }) => partition)), (memberId) => partitionOf(memberId, count), (work) => pacer.paced(work)).pipe(
+        yield* membersOf(gained.map(({ partition }) => partition)).pipe(
           Effect.tapError((error) => Effect.logWarning("listing the members of the partitions taken failed: the next pass lists them").pipe(Effect.annotateLogs({ error: error.message }))),
           Effect.ignore,
           Effect.forkDaemon
@@ -453,7 +456,7 @@ export const IngestLive = Layer.scoped(
         pending.push(passing)
         Metrics.passesUnderWay.unsafeUpdate(pending.length, [])
         // Listed as of now: every member in KV, and every one in the cache (changed, not written yet).
-        yield* store.membersOf(new Set(partitions), (memberId) => partitionOf(memberId, count), (work) => pacer.paced(work)).pipe(
+        yield* membersOf(partitions).pipe(
           Effect.tapError((error) => Effect.logWarning("listing the members for a pass failed, retrying").pipe(Effect.annotateLogs({ error: error.message }))),
           Effect.retry(retryForever),
           Effect.tap((byPartition) =>

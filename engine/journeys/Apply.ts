@@ -12,7 +12,7 @@ import {
   type JourneyStepRow,
   type MessageRow
 } from "../../schemas/Rows.ts"
-import { type ApplyOptions, type ApplyResult, applyEvents, type Draft, type MemberContext, type MemberState } from "../member/MemberState.ts"
+import { type ApplyOptions, type ApplyResult, applyEvents, type Draft, draftOf, type MemberContext, type MemberState } from "../member/MemberState.ts"
 import { recordHistoryOf } from "../member/MemberState/Facts.ts"
 import { memberLocale, memberTimeZone, type OrderFigures, orderFigures, tierSince } from "../member/MemberState/Reads.ts"
 import { derivedId, shortHash } from "../member/MemberState/Ids.ts"
@@ -442,7 +442,7 @@ export const runJourneys = (
 ): ApplyResult => {
   const journeys = set.current
   if (journeys.length === 0 || result.state.lastSeenAt === null) return result
-  const d = (options.owned === true ? result.state : JSON.parse(JSON.stringify(result.state))) as Draft
+  const d = draftOf(result.state, options)
   // The draft is ours (owned, or the copy just made): its slots and entry timers change in place.
   const slots: Record<string, unknown> = d.journeys ?? (d.journeys = {})
   const entryTimers: Record<string, { due: number; inputs: string }> = d.entryTimers ?? (d.entryTimers = {})

@@ -4,7 +4,7 @@ import type { Journey } from "../../schemas/Journey.ts"
 import type { Channel } from "../../schemas/Program.ts"
 import type { MemberContext, MemberState } from "../member/MemberState.ts"
 import type { OutgoingMessage } from "../../channels/Channel.ts"
-import type { Draft } from "../member/MemberState.ts"
+import { copyOf } from "../member/MemberState.ts"
 import { type JourneySet, sendStep } from "./Apply.ts"
 import type { Brand } from "./Context.ts"
 import { type Action, emptySlot, handleEvent, handleTimer, handleTrigger, type JourneySlot, nextEntryTime, triggerEventOf } from "./Machine.ts"
@@ -105,7 +105,7 @@ export const simulate = (
           // The engine's own decision (consent, caps, quiet hours, rendering) on a copy of the member.
           const enrollment = slot.active ?? slot.last
           const set: JourneySet = { current: [], versions: new Map(), templates, brand, winners: new Map() }
-          const copy = JSON.parse(JSON.stringify(state)) as Draft
+          const copy = copyOf(state)
           const { row, request } = sendStep(copy, journey, action, ctx, set, enrollment === null ? undefined : triggerEventOf(enrollment), now)
           const message = request?.messages[0]
           if (message === undefined) {

@@ -169,7 +169,7 @@ export type Draft = DeepMutable<MemberState>
 // A fresh copy nobody else holds, so it is ours to mutate. The state is plain JSON by design, and a
 // JSON round trip is several times faster than structuredClone here (the hot path: once per member
 // per batch).
-const copyOf = (state: MemberState): Draft => {
+export const copyOf = (state: MemberState): Draft => {
   const copy = JSON.parse(JSON.stringify(state)) as Draft
   undatedInMemory(copy.orders)
   return copy
@@ -184,7 +184,7 @@ export interface ApplyOptions {
   readonly owned?: boolean
 }
 
-const draftOf = (state: MemberState, options: ApplyOptions | undefined): Draft =>
+export const draftOf = (state: MemberState, options: ApplyOptions | undefined): Draft =>
   options?.owned === true ? (state as Draft) : copyOf(state)
 
 /** A state as stored in KV (JSON), in the current format whatever format it was stored in. */

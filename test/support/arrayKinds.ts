@@ -4,11 +4,10 @@
  * the way the engine does, long enough for the code that appends to them to be optimized, and
  * prints how many of their arrays of times hold doubles inline and how many hold anything else.
  */
-import { Effect, Either } from "effect"
+import { Effect } from "effect"
 import { join } from "node:path"
-import { makeEvent } from "../../bench/events.ts"
-import { decodeEvent } from "../../engine/ingest/Decode.ts"
-import { applyEvents, clearOutbox, emptyState, type MemberState } from "../../engine/member/MemberState.ts"
+import { decodedEvent, settled } from "../../bench/events.ts"
+import { applyEvents, emptyState, type MemberState } from "../../engine/member/MemberState.ts"
 import { loadProgram } from "../../engine/program/ProgramFile.ts"
 
 // V8's own test of an array's elements kind (needs --allow-natives-syntax).
@@ -19,16 +18,12 @@ const MEMBERS = 6_000
 
 const main = Effect.gen(function* () {
   const ctx = { program: yield* loadProgram(join(import.meta.dirname, "../../journeys")), cutpoints: null }
-  const encoder = new TextEncoder()
   const base = Date.now() - 60_000
   const states = new Map<string, MemberState>()
   for (let i = 0; i < EVENTS; i++) {
-    const event = makeEvent(i, base, EVENTS, MEMBERS)
-    const decoded = decodeEvent(`events.${event.type}`, encoder.encode(JSON.stringify(event)), { subjectPrefix: "events", now: base + i, maxBytes: 65536 })
-    if (Either.isLeft(decoded)) throw new Error(decoded.left)
-    const { memberId } = decoded.right
-    const { state } = applyEvents(states.get(memberId) ?? emptyState(memberId), [decoded.right], ctx, base + i, { owned: true })
-    states.set(memberId, clearOutbox(state, [...state.outbox.map((e) => e.id), ...state.rows.map((r) => r.id)]))
+    const event = decodedEvent(i, base, EVENTS, MEMBERS)
+    const { state } = applyEvents(states.get(event.memberId) ?? emptyState(event.memberId), [event], ctx, base + i, { owned: true })
+    states.set(event.memberId, settled(state))
   }
   const count = (arrays: ReadonlyArray<ReadonlyArray<unknown>>) => {
     const filled = arrays.filter((array) => array.length > 0)
