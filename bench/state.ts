@@ -3,7 +3,8 @@
  * bench:ingest (BENCH_EVENTS for BENCH_MEMBERS, same mix) applied one at a time, each batch's
  * derived events published (cleared), no NATS, no ClickHouse. It prints the heap they take, then
  * the same states after a JSON round trip (what they would take with no spare room), then how much
- * each part of them takes (`BENCH_PARTS=0` leaves that out). `BENCH_JOURNEYS=1` runs the shipped
+ * each part of them takes (`BENCH_PARTS=0` leaves that out). With each of the two it prints how long a
+ * full collection takes (median of five). `BENCH_JOURNEYS=1` runs the shipped
  * journeys too, as bench:apply does; `BENCH_DUMP=<member id>` prints that member's state.
  */
 import { Effect } from "effect"
@@ -29,6 +30,19 @@ const heapUsed = (): number => {
   return process.memoryUsage().heapUsed
 }
 const mb = (bytes: number): string => `${(bytes / 1e6).toFixed(1)} MB`
+/**
+ * A full collection's time (median of five) with the states live: what the engine's thread pays
+ * for them at each one, as most of its marking falls on that thread on a busy machine (BENCHMARKS.md).
+ */
+const fullCollection = (): string => {
+  const times: Array<number> = []
+  for (let i = 0; i < 5; i++) {
+    const start = performance.now()
+    gc()
+    times.push(performance.now() - start)
+  }
+  return `${times.sort((a, b) => a - b)[2]!.toFixed(0)} ms`
+}
 
 const main = Effect.gen(function* () {
   const dir = join(import.meta.dirname, "../journeys")
@@ -51,7 +65,7 @@ const main = Effect.gen(function* () {
   console.log(`${EVENTS.toLocaleString("en")} events for ${states.size.toLocaleString("en")} members, journeys ${JOURNEYS ? "on" : "off"}`)
   const dump = process.env["BENCH_DUMP"]
   if (dump !== undefined) console.log(JSON.stringify(states.get(dump), null, 1))
-  console.log(`states as built: ${mb(built)} (${Math.round(built / states.size)} bytes per member)`)
+  console.log(`states as built: ${mb(built)} (${Math.round(built / states.size)} bytes per member), a full collection ${fullCollection()}`)
   let json = 0
   for (const [memberId, state] of states) {
     const text = JSON.stringify(state)
@@ -59,7 +73,7 @@ const main = Effect.gen(function* () {
     states.set(memberId, JSON.parse(text) as MemberState)
   }
   const roundTrip = heapUsed() - before
-  console.log(`after a JSON round trip: ${mb(roundTrip)}; as JSON: ${mb(json)}`)
+  console.log(`after a JSON round trip: ${mb(roundTrip)}, a full collection ${fullCollection()}; as JSON: ${mb(json)}`)
   if (!PARTS) return
   // Each part dropped from every state in turn: the heap it freed is what it took.
   let last = heapUsed()

@@ -88,8 +88,20 @@ const countJourneyRows = (rows: ReadonlyArray<JourneyRow>) => {
 }
 
 /**
- * Publishes what a batch made and hands its rows to the sink; `written` runs once the rows are in
- * ClickHouse too. Returns when the publishes are acknowledged and the rows queued.
+ * Empties a batch's lists of event, tag and profile rows once the sink has encoded them. The batch is
+ * held until its publishes are acknowledged and its rows written (its metrics are read then), but its
+ * row objects need not be: held that long, they outlived the young generation and were promoted
+ * (BENCHMARKS.md, 2026-12-05, late night). The lists are the batch's own (BatchBuilder.finish makes
+ * them; those of `emptyBatch` are empty).
+ */
+const releaseRows = (work: AppliedBatch): void => {
+  for (const rows of [work.eventRows, work.tagRows, work.profileRows]) (rows as Array<unknown>).length = 0
+}
+
+/**
+ * Hands a batch's rows to the sink and publishes what it made; `written` runs once the rows are in
+ * ClickHouse and the publishes acknowledged. Returns when the publishes are acknowledged and the
+ * rows queued.
  */
 export const recordBatch = Effect.fn("Ingest.recordBatch")(function* (work: AppliedBatch, sink: RowSink, written: () => void, partitions: number) {
   const { publisher, use } = yield* Nats
@@ -126,7 +138,15 @@ export const recordBatch = Effect.fn("Ingest.recordBatch")(function* (work: Appl
       )
     )
   ).pipe(Effect.retry(retryForever))
-  yield* Effect.all([publishes, deadLetters], { concurrency: "unbounded", discard: true })
+  // The rows go to the sink first, encoded there into bytes off the heap: held as objects until the
+  // publishes were acknowledged, a batch's rows outlived the young generation and were promoted
+  // (BENCHMARKS.md). The batch is written once both its rows and its publishes are.
+  let parts = 2
+  const partDone = () => {
+    if (--parts > 0) return
+    countJourneyRows(work.journeyRows)
+    written()
+  }
   const byTable = new Map<string, Array<unknown>>(JOURNEY_TABLES.map((table) => [table, []]))
   for (const { table, row } of work.journeyRows) byTable.get(table)?.push(row)
   yield* sink.offer(
@@ -137,11 +157,11 @@ export const recordBatch = Effect.fn("Ingest.recordBatch")(function* (work: Appl
       ["rejected_events", work.rejected.map(({ data: _, ...row }) => row)],
       ...byTable
     ],
-    () => {
-      countJourneyRows(work.journeyRows)
-      written()
-    }
+    partDone
   )
+  releaseRows(work)
+  yield* Effect.all([publishes, deadLetters], { concurrency: "unbounded", discard: true })
+  partDone()
   if (work.rejected.length > 0) {
     yield* Effect.logWarning("events rejected").pipe(Effect.annotateLogs({ count: work.rejected.length, first: work.rejected[0]?.reason ?? "" }))
   }
