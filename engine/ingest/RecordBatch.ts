@@ -138,9 +138,8 @@ export const recordBatch = Effect.fn("Ingest.recordBatch")(function* (work: Appl
       )
     )
   ).pipe(Effect.retry(retryForever))
-  // The rows go to the sink first, encoded there into bytes off the heap: held as objects until the
-  // publishes were acknowledged, a batch's rows outlived the young generation and were promoted
-  // (BENCHMARKS.md). The batch is written once both its rows and its publishes are.
+  // The rows go to the sink first, then the publishes (`releaseRows`); the batch is written once
+  // both are: the sink's callback and the end of the publishes each count one part.
   let parts = 2
   const partDone = () => {
     if (--parts > 0) return
