@@ -144,12 +144,19 @@ export const IngestLive = Layer.scoped(
       Config.withDefault(0.3),
       Config.validate({ message: "MEMBERFLOW_PASS_SHARE must be a number above 0 and at most 1", validation: (share) => share > 0 && share <= 1 })
     )
-    const pacer = new PassPacer(passShare)
+    const timerBurst = yield* Config.number("MEMBERFLOW_PASS_TIMER_BURST").pipe(
+      Config.withDefault(100),
+      Config.validate({ message: "MEMBERFLOW_PASS_TIMER_BURST must be a number of timers a second, 0 or more (0: never hold a pass back)", validation: (rate) => rate >= 0 })
+    )
     const meta: KV = yield* use("open meta bucket", () => kvm.create(topology.metaBucket, { history: 5 }))
     const count = yield* use("partition count", () => partitionCount(meta, wanted))
     const engineId = yield* EngineId
     const leases = new Leases(meta, engineId, count, leaseMs)
     const timers = yield* Timers
+    // A burst of timers is `timerBurst` a second due over the next two seconds (or overdue): pass
+    // work gets a tenth of its share meanwhile (engine/ingest/PassPacer.ts).
+    const burstCount = Math.ceil(timerBurst * 2)
+    const pacer = new PassPacer(passShare, 200, Date.now, { held: () => burstCount > 0 && timers.dueWithin(2000, burstCount) >= burstCount })
     yield* migrateLegacyTimers(count)
     const context = yield* Effect.context<Nats | Topology | Clickhouse | Timers>()
     const sink = yield* makeRowSink(yield* Clickhouse, sinkRows)
@@ -505,13 +512,16 @@ export const IngestLive = Layer.scoped(
     const slicing = () => pending.find((passing) => !passedEveryone(passing)) ?? null
 
     /**
-     * Passes over the next members of the oldest pass under way, or ends it: 1,000 of them.
+     * Passes over the next members of the oldest pass under way, or ends it: 1,000 of them while no
+     * events flow, and while they do as many as the pacer says take about 25 ms. Gives how many it took.
      */
     const passSlice = Effect.gen(function* () {
       const passing = slicing()
-      if (passing === null || passing.queue === null) return
+      if (passing === null || passing.queue === null) return 0
       const slice: Array<readonly [string, number]> = []
-      while (slice.length < 1000 && passing.offset < passing.queue.length) {
+      // 1,000 members while no events flow; while they do, as many as take about 25 ms (engine/ingest/PassPacer.ts).
+      const size = pacer.items(1000)
+      while (slice.length < size && passing.offset < passing.queue.length) {
         const item = passing.queue[passing.offset++]!
         if (passing.partitions.has(item[1]) && !passing.passed.has(item[0])) slice.push(item)
       }
@@ -523,11 +533,13 @@ export const IngestLive = Layer.scoped(
       // same, to end the pass.
       let work: AppliedBatch = { ...emptyBatch }
       if (slice.length > 0) {
-        yield* store.load(slice).pipe(Effect.retry(retryForever))
+        const readIn = yield* store.load(slice).pipe(Effect.retry(retryForever))
         const builder = new BatchBuilder(store, passing.ctx, passing.set, topology.stream)
         for (const [memberId, partition] of slice) passOver(builder, passing, memberId, partition)
         passing.members += slice.length
         work = builder.finish()
+        // What the pass read and left as it was goes again: the cache keeps the members events come for.
+        store.forget(readIn)
       }
       // Written like a batch: while the next one is applied. The pass is over once the rows of its
       // last slice are written (the sink writes in order, so every slice's are): until then no
@@ -552,6 +564,7 @@ export const IngestLive = Layer.scoped(
       }
       yield* joinPrevious
       previous = yield* Effect.forkDaemon(recordBatch(work, sink, over, count).pipe(Effect.provide(context)))
+      return slice.length
     })
 
     /** One batch from the reader: routed to the owned partitions, applied, recorded. */
@@ -694,8 +707,8 @@ export const IngestLive = Layer.scoped(
         if (pending.length > 0) {
           if (pacer.wait() === 0) {
             const sliceStarted = Date.now()
-            yield* passSlice
-            pacer.spent(Date.now() - sliceStarted)
+            const members = yield* passSlice
+            pacer.spent(Date.now() - sliceStarted, members)
           }
         }
         const current = reader
@@ -721,6 +734,10 @@ export const IngestLive = Layer.scoped(
         pacer.events()
         // A batch in flight finishes before shutdown takes effect: SIGTERM drains.
         yield* Effect.uninterruptible(handle(batch))
+        // Events were being handled until now: a batch that took the quiet time or longer (a full
+        // collection) is not a pause in the events, and pass work at full speed then, 1,000 members
+        // at once, held up the events behind it for up to 900 ms in a burst of timers.
+        pacer.events()
       }
       yield* joinPrevious
     })

@@ -54,6 +54,11 @@ export class Timers extends Context.Tag("memberflow/Timers")<
     readonly drop: (partition: number) => void
     /** A timer request just written (stream sequence `seq`) for a member of an owned partition. */
     readonly schedule: (partition: number, request: TimerRequest, seq: number, duplicate: boolean) => void
+    /**
+     * How many timers held here are due within the next `ms` (or overdue, not fired yet), counted up
+     * to `atMost`: a burst coming or under way (engine/ingest/PassPacer.ts holds pass work back in one).
+     */
+    readonly dueWithin: (ms: number, atMost: number) => number
     /** Timers held in memory, and partitions whose timers are still being read in. */
     readonly status: () => { readonly pending: number; readonly loading: number }
   }
@@ -305,6 +310,16 @@ export const TimersLive = Layer.scoped(
         Effect.zipRight(Effect.sync(() => [...loading.keys()].forEach(drop)))
       )
     )
-    return { subjectFor, take, drop, schedule, status: () => ({ pending: pendingCount(), loading: loading.size }) }
+    const dueWithin = (ms: number, atMost: number) => {
+      const by = Date.now() + ms
+      let counted = 0
+      for (const heap of heaps.values()) {
+        if (counted >= atMost) break
+        counted += heap.countDueBy(by, atMost - counted)
+      }
+      return counted
+    }
+
+    return { subjectFor, take, drop, schedule, dueWithin, status: () => ({ pending: pendingCount(), loading: loading.size }) }
   })
 )

@@ -44,6 +44,25 @@ export class TimerHeap {
     return this.count === 0 ? Infinity : this.dues[0]!
   }
 
+  /**
+   * How many timers are due at or before `by`, counted up to `atMost` (then `atMost`): the heap is
+   * walked from its root, and a subtree whose root is due later is skipped whole, so this visits at
+   * most about twice `atMost` records however many timers are held.
+   */
+  countDueBy(by: number, atMost: number): number {
+    if (this.count === 0 || !(this.dues[0]! <= by) || atMost <= 0) return 0
+    const stack = [0]
+    let counted = 0
+    while (stack.length > 0 && counted < atMost) {
+      const i = stack.pop()!
+      counted++
+      const left = 2 * i + 1
+      if (left < this.count && this.dues[left]! <= by) stack.push(left)
+      if (left + 1 < this.count && this.dues[left + 1]! <= by) stack.push(left + 1)
+    }
+    return counted
+  }
+
   push(due: number, seq: number, payload: string): void {
     if (this.count === this.dues.length) this.growRecords()
     this.reserve(payload.length * 3)

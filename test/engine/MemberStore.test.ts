@@ -66,6 +66,35 @@ describe("the member store's cache", () => {
   )
 
   it.effect(
+    "gives the members a load read from KV (a partition of its own: the bucket is shared), and forgets those of them still as stored when told (a pass's reads), keeping the changed ones and the rest of the cache",
+    () =>
+      Effect.gen(function* () {
+        const store = yield* MemberStore
+        const hot = Array.from({ length: 5 }, (_, i) => `9|forget-hot-${i}`)
+        yield* writeVersion(store, 9, hot, 7)
+        expect(store.cacheSize()).toBe(5)
+        const cold = ["9|forget-cold-a", "9|forget-cold-b", "9|forget-cold-c"]
+        const readIn = yield* store.load([...hot.slice(0, 2), ...cold].map((id) => [id, 9] as const))
+        // The cached ones were not read again.
+        expect([...readIn].sort()).toEqual(cold)
+        expect(store.cacheSize()).toBe(8)
+        store.put("9|forget-cold-b", 9, { ...store.take("9|forget-cold-b"), version: 3 })
+        store.forget(readIn)
+        // The changed one stays until its checkpoint; the members cached before stay cached.
+        expect(store.cacheSize()).toBe(6)
+        expect(yield* store.load(hot.map((id) => [id, 9] as const))).toEqual([])
+        expect(store.dirtyCount(9)).toBe(1)
+        expect(yield* store.flush(store.snapshot(9))).toBe(0)
+        // A forgotten one is read again when next needed, as it is stored.
+        expect(yield* store.load([["9|forget-cold-a", 9]])).toEqual(["9|forget-cold-a"])
+        expect(store.take("9|forget-cold-a").version).toBe(0)
+        expect(yield* store.load([["9|forget-cold-b", 9]])).toEqual([])
+        expect(store.take("9|forget-cold-b").version).toBe(3)
+      }).pipe(Effect.provide(layer)),
+    30_000
+  )
+
+  it.effect(
     "lists every member of the asked partitions for a pass: those written to KV by this store or another, evicted or not, and those not written yet",
     () =>
       Effect.gen(function* () {

@@ -342,13 +342,19 @@ describe("a pass over every member, worked through between batches", () => {
 })
 
 describe("the share of the thread a pass may take", () => {
-  it("is refused at start when it is not a number above 0 and at most 1, naming the setting", async () => {
+  it("is refused at start when it is not a number above 0 and at most 1 (and the timer burst when not a rate), naming the setting", async () => {
     const topology = uniqueTopology("passshare")
     try {
       for (const share of ["0", "1.5", "a third"]) {
         const result = await runCli(["run"], { ...topology.env, MEMBERFLOW_PASS_SHARE: share, MEMBERFLOW_DATA_DIR: tempDir("passshare"), MEMBERFLOW_HTTP_PORT: "0" })
         expect(result.code, result.stdout + result.stderr).not.toBe(0)
         expect(result.stdout + result.stderr).toContain("MEMBERFLOW_PASS_SHARE")
+      }
+      // The burst of timers that holds a pass back: a rate, 0 for never.
+      for (const rate of ["-1", "many"]) {
+        const result = await runCli(["run"], { ...topology.env, MEMBERFLOW_PASS_TIMER_BURST: rate, MEMBERFLOW_DATA_DIR: tempDir("passshare"), MEMBERFLOW_HTTP_PORT: "0" })
+        expect(result.code, result.stdout + result.stderr).not.toBe(0)
+        expect(result.stdout + result.stderr).toContain("MEMBERFLOW_PASS_TIMER_BURST")
       }
     } finally {
       await dropTopology(topology)

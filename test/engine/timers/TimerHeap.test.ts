@@ -54,4 +54,26 @@ describe("TimerHeap", () => {
     }
     expect(held.size).toBe(0)
   })
+
+  it("counts the timers due by a time, up to a cap, as a scan of them all would", () => {
+    const heap = new TimerHeap()
+    expect(heap.countDueBy(100, 10)).toBe(0)
+    const dues = Array.from({ length: 20_000 }, () => Math.floor(random() * 100_000))
+    dues.forEach((due, i) => heap.push(due, i + 1, `m${i}`))
+    for (const by of [-1, 0, 50, 1_000, 37_123, 99_999, 200_000]) {
+      const all = dues.filter((due) => due <= by).length
+      expect(heap.countDueBy(by, Infinity)).toBe(all)
+      expect(heap.countDueBy(by, 500)).toBe(Math.min(all, 500))
+    }
+    expect(heap.countDueBy(200_000, 0)).toBe(0)
+    // What pops by then is what was counted.
+    let popped = 0
+    while (heap.peekDue() <= 25_000) {
+      heap.pop()
+      popped++
+    }
+    expect(popped).toBe(dues.filter((due) => due <= 25_000).length)
+    expect(heap.countDueBy(25_000, Infinity)).toBe(0)
+    expect(heap.countDueBy(30_000, Infinity)).toBe(dues.filter((due) => due > 25_000 && due <= 30_000).length)
+  })
 })
