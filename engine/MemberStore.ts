@@ -262,8 +262,9 @@ export class MemberStore extends Effect.Service<MemberStore>()("memberflow/Membe
     /**
      * Drops the members from the cache again where they are as stored (not changed since read, no
      * checkpoint copy pending): a pass over every member reads the ones not cached, and kept, they
-     * pushed the members events come for out of the cache — an hourly sweep over 1,000,000 members
-     * left the cache holding the last 150,000 it read, and the next events for the rest read KV.
+     * pushed the members events come for out of the cache (least recently read first), and a pass
+     * at full speed read them faster than `evict` dropped them: 800 MB more peak RSS with a sweep
+     * over 1,000,000 members (BENCHMARKS.md, Journeys).
      */
     const forget = (memberIds: Iterable<string>): void => {
       for (const memberId of memberIds) {
