@@ -262,9 +262,9 @@ export class MemberStore extends Effect.Service<MemberStore>()("memberflow/Membe
     /**
      * Drops the members from the cache again where they are as stored (not changed since read, no
      * checkpoint copy pending): a pass over every member reads the ones not cached, and kept, they
-     * pushed the members events come for out of the cache (least recently read first), and a pass
-     * at full speed read them faster than `evict` dropped them: 800 MB more peak RSS with a sweep
-     * over 1,000,000 members (BENCHMARKS.md, Journeys).
+     * pushed the members events come for out of the cache (least recently read first), and with a
+     * sweep over 1,000,000 members the peak RSS was 800 MB higher (BENCHMARKS.md, Journeys; most
+     * likely a pass at full speed reads them faster than `evict` drops them).
      */
     const forget = (memberIds: Iterable<string>): void => {
       for (const memberId of memberIds) {
