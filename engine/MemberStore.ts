@@ -247,6 +247,9 @@ export class MemberStore extends Effect.Service<MemberStore>()("memberflow/Membe
       return stateOf(entry)
     }
 
+    /** Not changed since it was read or written, and no checkpoint's copy of it is still to be made. */
+    const asStored = (entry: Entry): boolean => entry.dirty === 0 && entry.copy === null
+
     /**
      * The state taken was not changed (a pass found nothing to do for the member): held as the JSON
      * it was parsed from again. A pass over every member parsed each one it looked at and kept the
@@ -256,7 +259,7 @@ export class MemberStore extends Effect.Service<MemberStore>()("memberflow/Membe
      */
     const leave = (memberId: string): void => {
       const entry = cache.get(memberId)
-      if (entry !== undefined && entry.json !== null && entry.dirty === 0 && entry.copy === null) entry.state = null
+      if (entry !== undefined && entry.json !== null && asStored(entry)) entry.state = null
     }
 
     /**
@@ -269,7 +272,7 @@ export class MemberStore extends Effect.Service<MemberStore>()("memberflow/Membe
     const forget = (memberIds: Iterable<string>): void => {
       for (const memberId of memberIds) {
         const entry = cache.get(memberId)
-        if (entry !== undefined && entry.dirty === 0 && entry.copy === null) cache.delete(memberId)
+        if (entry !== undefined && asStored(entry)) cache.delete(memberId)
       }
     }
 
@@ -315,7 +318,7 @@ export class MemberStore extends Effect.Service<MemberStore>()("memberflow/Membe
       if (hot !== undefined) {
         for (const memberId of hot) {
           const entry = cache.get(memberId)
-          if (entry !== undefined && entry.dirty === 0 && entry.copy === null && entry.state !== null) {
+          if (entry !== undefined && asStored(entry) && entry.state !== null) {
             entry.json ??= JSON.stringify(entry.state)
             entry.state = null
           }

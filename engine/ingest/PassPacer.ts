@@ -73,7 +73,7 @@ export class PassPacer {
    * members took 50–900 ms in a burst of timers and held them up that long.
    */
   items(max: number): number {
-    if (this.now() - this.lastEvents >= this.quietMs) return max
+    if (this.quiet(this.now())) return max
     if (this.msPerItem === 0) return Math.min(max, this.minItems)
     return Math.max(Math.min(max, this.minItems), Math.min(max, Math.floor(this.pieceMs / this.msPerItem)))
   }
@@ -81,9 +81,14 @@ export class PassPacer {
   /** Milliseconds before pass work may go on: 0 when it may now. */
   wait(): number {
     const now = this.now()
-    if (now - this.lastEvents >= this.quietMs) return 0
+    if (this.quiet(now)) return 0
     const share = this.held() ? this.heldShare : this.share
     return Math.max(0, Math.ceil(this.lastEnd + (this.lastMs * (1 - share)) / share - now))
+  }
+
+  /** No event has come for the quiet time: pass work goes at full speed. */
+  private quiet(now: number): boolean {
+    return now - this.lastEvents >= this.quietMs
   }
 
   /** Runs a piece of pass work once it may, and counts what it took. */
