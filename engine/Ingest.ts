@@ -156,7 +156,16 @@ export const IngestLive = Layer.scoped(
     // A burst of timers is `timerBurst` a second due over the next two seconds (or overdue): pass
     // work gets a tenth of its share meanwhile (engine/ingest/PassPacer.ts).
     const burstCount = Math.ceil(timerBurst * 2)
-    const pacer = new PassPacer(passShare, 200, Date.now, { held: () => burstCount > 0 && timers.dueWithin(2000, burstCount) >= burstCount })
+    const pacer = new PassPacer(passShare, 200, Date.now, {
+      held: () => burstCount > 0 && timers.dueWithin(2000, burstCount) >= burstCount,
+      onHeld: (held) => {
+        Metrics.passHeld.unsafeUpdate(held ? 1 : 0, [])
+        if (held) Metrics.passHeldTotal.unsafeUpdate(1, [])
+      }
+    })
+    // In /metrics from the start, as 0.
+    Metrics.passHeld.unsafeUpdate(0, [])
+    Metrics.passHeldTotal.unsafeUpdate(0, [])
     yield* migrateLegacyTimers(count)
     const context = yield* Effect.context<Nats | Topology | Clickhouse | Timers>()
     const sink = yield* makeRowSink(yield* Clickhouse, sinkRows)
@@ -558,6 +567,7 @@ export const IngestLive = Layer.scoped(
           const at = pending.indexOf(passing)
           if (at !== -1) pending.splice(at, 1)
           Metrics.passesUnderWay.unsafeUpdate(pending.length, [])
+          if (pending.length === 0) pacer.idle()
           passesOver.push({ passing, ms: Date.now() - passing.started })
         }
         if (everyone || finished.length > 0) wake()

@@ -33,6 +33,9 @@ export const checkpointSeconds = Metric.histogram(
 export const checkpointStates = Metric.counter("memberflow_checkpoint_states_total", { description: "member states written to KV by checkpoints", incremental: true })
 /** Passes (the hourly sweep, a broadcast's tick) started at their marker and not over yet: what bench:ingest tells its seconds apart by. */
 export const passesUnderWay = Metric.gauge("memberflow_passes_under_way", { description: "passes over every member (the hourly sweep, a scheduled journey's tick) started at their marker and not over yet" })
+/** A pass held back to a tenth of its share by a burst of timers due (engine/ingest/PassPacer.ts): now, and how often it began. */
+export const passHeld = Metric.gauge("memberflow_pass_held", { description: "1 while pass work is held back to a tenth of its share because a burst of journey timers is due (MEMBERFLOW_PASS_TIMER_BURST), else 0" })
+export const passHeldTotal = Metric.counter("memberflow_pass_held_total", { description: "times pass work began to be held back by a burst of journey timers due", incremental: true })
 export const timersPending = Metric.gauge("memberflow_timers_pending", { description: "journey timers this engine keeps for its partitions, not yet due" })
 export const timerFireLatenessSeconds = Metric.histogram(
   "memberflow_timer_fire_lateness_seconds",

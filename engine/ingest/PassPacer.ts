@@ -29,6 +29,8 @@ export class PassPacer {
   /** Milliseconds per member of pass work, smoothed over the pieces measured; 0 before any. */
   private msPerItem = 0
   private readonly held: () => boolean
+  private readonly onHeld: (held: boolean) => void
+  private heldNow = false
   private readonly heldShare: number
   private readonly pieceMs: number
   private readonly minItems: number
@@ -37,10 +39,18 @@ export class PassPacer {
     private readonly share: number,
     private readonly quietMs = 200,
     private readonly now: () => number = Date.now,
-    options: { readonly held?: () => boolean; readonly heldShare?: number; readonly pieceMs?: number; readonly minItems?: number } = {}
+    options: {
+      readonly held?: () => boolean
+      /** Told when pass work begins or stops being held back (for the engine's metrics). */
+      readonly onHeld?: (held: boolean) => void
+      readonly heldShare?: number
+      readonly pieceMs?: number
+      readonly minItems?: number
+    } = {}
   ) {
     if (!(share > 0 && share <= 1)) throw new Error(`the pass share must be in (0, 1], not ${share}`)
     this.held = options.held ?? (() => false)
+    this.onHeld = options.onHeld ?? (() => {})
     this.heldShare = options.heldShare ?? share / 10
     this.pieceMs = options.pieceMs ?? 25
     this.minItems = options.minItems ?? 20
@@ -81,9 +91,23 @@ export class PassPacer {
   /** Milliseconds before pass work may go on: 0 when it may now. */
   wait(): number {
     const now = this.now()
+    // Quiet, pass work goes at full speed: not held back, whatever timers are due.
+    const held = !this.quiet(now) && this.held()
+    this.setHeld(held)
     if (this.quiet(now)) return 0
-    const share = this.held() ? this.heldShare : this.share
+    const share = held ? this.heldShare : this.share
     return Math.max(0, Math.ceil(this.lastEnd + (this.lastMs * (1 - share)) / share - now))
+  }
+
+  /** No pass is under way: nothing is held back. */
+  idle(): void {
+    this.setHeld(false)
+  }
+
+  private setHeld(held: boolean): void {
+    if (held === this.heldNow) return
+    this.heldNow = held
+    this.onHeld(held)
   }
 
   /** No event has come for the quiet time: pass work goes at full speed. */

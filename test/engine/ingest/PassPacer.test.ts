@@ -90,6 +90,35 @@ describe("pacing a pass over every member against the events", () => {
     expect(pacer.wait()).toBe(70)
   })
 
+  it("says when pass work begins and stops being held back: once each, not while quiet, not once no pass is under way", () => {
+    const clock = manualClock()
+    let held = false
+    const told: Array<boolean> = []
+    const pacer = new PassPacer(0.3, 200, () => clock.now, { held: () => held, onHeld: (now) => told.push(now) })
+    shareOver(pacer, clock, 1_000, 20)
+    expect(told).toEqual([])
+    held = true
+    shareOver(pacer, clock, 5_000, 20)
+    expect(told).toEqual([true])
+    held = false
+    shareOver(pacer, clock, 1_000, 20)
+    expect(told).toEqual([true, false])
+    held = true
+    pacer.events()
+    pacer.wait()
+    expect(told).toEqual([true, false, true])
+    // The events stopped: pass work goes at full speed, so it is not held back, timers due or not.
+    clock.tick(200)
+    expect(pacer.wait()).toBe(0)
+    expect(told).toEqual([true, false, true, false])
+    pacer.events()
+    pacer.wait()
+    // The last pass ended while held back.
+    pacer.idle()
+    pacer.idle()
+    expect(told).toEqual([true, false, true, false, true, false])
+  })
+
   it("takes a held share of its own, and refuses one above the share", () => {
     const clock = manualClock()
     const pacer = new PassPacer(0.5, 200, () => clock.now, { held: () => true, heldShare: 0.2 })
