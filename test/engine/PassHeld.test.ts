@@ -2,24 +2,12 @@ import type { NatsConnection } from "@nats-io/transport-node"
 import { writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
-import { PASS_EVENT, PASS_MEMBER } from "../../engine/ingest/Passes.ts"
 import { type EngineProcess, engineState, eventually, startEngine, tempDir } from "../support/engine.ts"
-import { journeysDir } from "../support/journeys.ts"
+import { journeysDir, tickJourney, tickMarker } from "../support/journeys.ts"
 import { dropTopology, type EventInput, natsConnect, publishEvents, uniqueTopology } from "../support/nats.ts"
 
-// A broadcast whose cron never comes due while the test runs: its only tick is the marker the test
-// puts on the stream, as the engine that claims a tick would.
-const BROADCAST = `id: held-broadcast
-name: held broadcast (test)
-status: active
-category: transactional
-trigger: { schedule: { cron: "0 0 1 1 *", timezone: Asia/Shanghai } }
-audience: { attribute: locale, eq: en }
-reentry: afterExit
-steps:
-  - id: announce
-    send: { channel: sms, template: welcome }
-`
+// A broadcast whose only tick is the marker the test puts on the stream.
+const BROADCAST = tickJourney("held-broadcast", "held broadcast (test)")
 
 // Every member triggered waits 20 s: their timers fall due together, a burst.
 const WAITING = `id: held-wait
@@ -115,17 +103,7 @@ describe("a pass held back by a burst of timers", () => {
     try {
       // The tick's marker six seconds before the timers fall due: the pass is under way through the burst.
       await new Promise((resolve) => setTimeout(resolve, Math.max(0, triggeredAt + WAIT_MS - 6_000 - Date.now())))
-      const tick = Date.now()
-      await publishEvents(nc, topology, [
-        {
-          id: `mf-pass-tick-held-broadcast-${tick}`,
-          type: PASS_EVENT,
-          memberId: PASS_MEMBER,
-          occurredAt: new Date(tick).toISOString(),
-          properties: { kind: "tick", journeyId: "held-broadcast", tick },
-          source: "memberflow"
-        }
-      ])
+      await publishEvents(nc, topology, [tickMarker("held-broadcast", Date.now())])
 
       // Held back while the burst is due, the pass still under way.
       let seenHeld = false

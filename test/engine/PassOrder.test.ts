@@ -3,39 +3,19 @@ import { writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { partitionOf } from "../../engine/ingest/Partition.ts"
-import { PASS_EVENT, PASS_MEMBER } from "../../engine/ingest/Passes.ts"
 import { memberKey } from "../../engine/MemberStore.ts"
 import { type EngineProcess, engineState, eventually, runCli, startEngine, tempDir } from "../support/engine.ts"
-import { journeysDir } from "../support/journeys.ts"
-import { dropTopology, type EventInput, natsConnect, publishEvents, type TestTopology, uniqueTopology } from "../support/nats.ts"
+import { journeysDir, tickJourney, tickMarker } from "../support/journeys.ts"
+import { dropTopology, natsConnect, publishEvents, type TestTopology, uniqueTopology } from "../support/nats.ts"
 
 // A schedule journey whose cron never comes due while the test runs: its only tick is the marker
 // the test puts on the stream, as the engine that claims a tick would.
-const JOURNEY = `id: pass-order
-name: pass order (test)
-status: active
-category: transactional
-trigger: { schedule: { cron: "0 0 1 1 *", timezone: Asia/Shanghai } }
-audience: { attribute: locale, eq: en }
-reentry: afterExit
-steps:
-  - id: announce
-    send: { channel: sms, template: welcome }
-`
+const JOURNEY = tickJourney("pass-order", "pass order (test)")
 
 // The same, a second journey: two ticks one right behind the other.
-const JOURNEY_B = JOURNEY.replace("id: pass-order", "id: pass-order-b")
+const JOURNEY_B = tickJourney("pass-order-b", "pass order (test)")
 
 const MEMBERS = 5_000
-
-const tickMarker = (journeyId: string, tick: number): EventInput => ({
-  id: `mf-pass-tick-${journeyId}-${tick}`,
-  type: PASS_EVENT,
-  memberId: PASS_MEMBER,
-  occurredAt: new Date(tick).toISOString(),
-  properties: { kind: "tick", journeyId, tick },
-  source: "memberflow"
-})
 
 /** `memberflow_passes_under_way` in a /metrics text. */
 const passesUnderWay = (metrics: string): number => Number(/^memberflow_passes_under_way (\d+)$/m.exec(metrics)?.[1] ?? NaN)

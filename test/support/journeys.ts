@@ -1,6 +1,8 @@
 import { cpSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
+import { PASS_EVENT, PASS_MEMBER } from "../../engine/ingest/Passes.ts"
 import { ROOT, tempDir } from "./engine.ts"
+import type { EventInput } from "./nats.ts"
 
 /**
  * A copy of the shipped journeys folder with textual edits to program.yaml (e.g. fixed RFM cut
@@ -28,3 +30,29 @@ export const WITHOUT_QUIET_HOURS: readonly [string, string] = [
   `quietHours: { from: "21:00", to: "09:00", channels: [sms, wechat], then: defer }`,
   `# quietHours: none in this test`
 ]
+
+/**
+ * A broadcast to the English-speaking members whose cron never comes due while a test runs: its
+ * only ticks are the markers the test puts on the stream (`tickMarker`).
+ */
+export const tickJourney = (id: string, name: string): string => `id: ${id}
+name: ${name}
+status: active
+category: transactional
+trigger: { schedule: { cron: "0 0 1 1 *", timezone: Asia/Shanghai } }
+audience: { attribute: locale, eq: en }
+reentry: afterExit
+steps:
+  - id: announce
+    send: { channel: sms, template: welcome }
+`
+
+/** A tick's marker for `journeyId`, as the engine that claims a tick puts it on the stream. */
+export const tickMarker = (journeyId: string, tick: number): EventInput => ({
+  id: `mf-pass-tick-${journeyId}-${tick}`,
+  type: PASS_EVENT,
+  memberId: PASS_MEMBER,
+  occurredAt: new Date(tick).toISOString(),
+  properties: { kind: "tick", journeyId, tick },
+  source: "memberflow"
+})
