@@ -91,10 +91,11 @@ export class PassPacer {
   /** Milliseconds before pass work may go on: 0 when it may now. */
   wait(): number {
     const now = this.now()
+    const quiet = this.quiet(now)
     // Quiet, pass work goes at full speed: not held back, whatever timers are due.
-    const held = !this.quiet(now) && this.held()
+    const held = !quiet && this.held()
     this.setHeld(held)
-    if (this.quiet(now)) return 0
+    if (quiet) return 0
     const share = held ? this.heldShare : this.share
     return Math.max(0, Math.ceil(this.lastEnd + (this.lastMs * (1 - share)) / share - now))
   }
