@@ -3,21 +3,11 @@ import { writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { type EngineProcess, eventually, startEngine, tempDir } from "../support/engine.ts"
-import { journeysDir } from "../support/journeys.ts"
+import { broadcastJourney, journeysDir } from "../support/journeys.ts"
 import { dropTopology, natsConnect, publishEvents, type TestTopology, uniqueTopology } from "../support/nats.ts"
 
 // Every minute, to every member whose locale is en: the shortest schedule cron allows.
-const JOURNEY = `id: minute-broadcast
-name: broadcast (test)
-status: active
-category: transactional
-trigger: { schedule: { cron: "* * * * *", timezone: Asia/Shanghai } }
-audience: { attribute: locale, eq: en }
-reentry: afterExit
-steps:
-  - id: announce
-    send: { channel: sms, template: welcome }
-`
+const JOURNEY = broadcastJourney("minute-broadcast", "broadcast (test)", "* * * * *")
 
 describe("schedule (cron) journeys", () => {
   let topology: TestTopology

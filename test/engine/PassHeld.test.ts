@@ -2,12 +2,12 @@ import type { NatsConnection } from "@nats-io/transport-node"
 import { writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
-import { type EngineProcess, engineState, eventually, startEngine, tempDir } from "../support/engine.ts"
-import { journeysDir, tickJourney, tickMarker } from "../support/journeys.ts"
+import { type EngineProcess, engineState, eventually, metricOf, startEngine, tempDir } from "../support/engine.ts"
+import { journeysDir, broadcastJourney, tickMarker } from "../support/journeys.ts"
 import { dropTopology, type EventInput, natsConnect, publishEvents, uniqueTopology } from "../support/nats.ts"
 
 // A broadcast whose only tick is the marker the test puts on the stream.
-const BROADCAST = tickJourney("held-broadcast", "held broadcast (test)")
+const BROADCAST = broadcastJourney("held-broadcast", "held broadcast (test)")
 
 // Every member triggered waits 20 s: their timers fall due together, a burst.
 const WAITING = `id: held-wait
@@ -25,11 +25,8 @@ steps:
 const MEMBERS = 3_000
 const WAIT_MS = 20_000
 
-/** One figure of a /metrics text (NaN when missing). */
-const figure = (metrics: string, name: string): number => Number(new RegExp(`^${name} (\\S+)$`, "m").exec(metrics)?.[1] ?? Number.NaN)
-
 const passFigures = (metrics: string): string =>
-  ["memberflow_pass_held", "memberflow_pass_held_total", "memberflow_passes_under_way", "memberflow_timers_pending"].map((name) => `${name} ${figure(metrics, name)}`).join(", ")
+  ["memberflow_pass_held", "memberflow_pass_held_total", "memberflow_passes_under_way", "memberflow_timers_pending"].map((name) => `${name} ${metricOf(metrics, name)}`).join(", ")
 
 /**
  * A pass over every member (a broadcast's tick, the hourly sweep) gets a tenth of its share while a
@@ -59,7 +56,7 @@ describe("a pass held back by a burst of timers", () => {
     )
     const running = engine
     const metrics = async () => String((await running.get("/metrics")).body)
-    expect(figure(await metrics(), "memberflow_pass_held")).toBe(0)
+    expect(metricOf(await metrics(), "memberflow_pass_held")).toBe(0)
 
     const member = (i: number) => `ph${String(i).padStart(5, "0")}`
     const each = (event: (memberId: string) => EventInput) => Array.from({ length: MEMBERS }, (_, i) => event(member(i)))
@@ -110,18 +107,18 @@ describe("a pass held back by a burst of timers", () => {
       await eventually(
         async () => {
           const text = await metrics()
-          if (figure(text, "memberflow_pass_held") === 1 && figure(text, "memberflow_passes_under_way") >= 1) seenHeld = true
+          if (metricOf(text, "memberflow_pass_held") === 1 && metricOf(text, "memberflow_passes_under_way") >= 1) seenHeld = true
           return seenHeld
         },
         60_000,
         "the pass held back while the timers are due",
         () => engineState(running)
       )
-      expect(figure(await metrics(), "memberflow_pass_held_total")).toBeGreaterThanOrEqual(1)
+      expect(metricOf(await metrics(), "memberflow_pass_held_total")).toBeGreaterThanOrEqual(1)
 
       // The timers fire, the burst is over: the pass goes on at its share and is no longer held back.
       await eventually(
-        async () => Number((await movedOn())[0]?.enrollments) === MEMBERS && figure(await metrics(), "memberflow_pass_held") === 0,
+        async () => Number((await movedOn())[0]?.enrollments) === MEMBERS && metricOf(await metrics(), "memberflow_pass_held") === 0,
         60_000,
         "every timer fired and the pass no longer held back",
         async () => `${passFigures(await metrics())}\n${await engineState(running)}`
@@ -134,8 +131,8 @@ describe("a pass held back by a burst of timers", () => {
     // Nothing lost to the holding back: the pass ends with every member entered once, and every
     // member's timer moved it on once.
     await eventually(async () => running.output().includes('"broadcast done"'), 120_000, "the pass to end", () => engineState(running))
-    expect(figure(await metrics(), "memberflow_pass_held")).toBe(0)
-    expect(figure(await metrics(), "memberflow_passes_under_way")).toBe(0)
+    expect(metricOf(await metrics(), "memberflow_pass_held")).toBe(0)
+    expect(metricOf(await metrics(), "memberflow_passes_under_way")).toBe(0)
     await eventually(async () => Number((await enrolled("held-broadcast"))[0]?.members) === MEMBERS, 60_000, "the tick's enrollments written")
     expect((await enrolled("held-broadcast"))[0]).toEqual({ members: MEMBERS, enrollments: MEMBERS })
     expect((await movedOn())[0]).toEqual({ enrollments: MEMBERS, steps: MEMBERS })

@@ -4,21 +4,21 @@ import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { partitionOf } from "../../engine/ingest/Partition.ts"
 import { memberKey } from "../../engine/MemberStore.ts"
-import { type EngineProcess, engineState, eventually, runCli, startEngine, tempDir } from "../support/engine.ts"
-import { journeysDir, tickJourney, tickMarker } from "../support/journeys.ts"
+import { type EngineProcess, engineState, eventually, metricOf, runCli, startEngine, tempDir } from "../support/engine.ts"
+import { journeysDir, broadcastJourney, tickMarker } from "../support/journeys.ts"
 import { dropTopology, natsConnect, publishEvents, type TestTopology, uniqueTopology } from "../support/nats.ts"
 
 // A schedule journey whose cron never comes due while the test runs: its only tick is the marker
 // the test puts on the stream, as the engine that claims a tick would.
-const JOURNEY = tickJourney("pass-order", "pass order (test)")
+const JOURNEY = broadcastJourney("pass-order", "pass order (test)")
 
 // The same, a second journey: two ticks one right behind the other.
-const JOURNEY_B = tickJourney("pass-order-b", "pass order (test)")
+const JOURNEY_B = broadcastJourney("pass-order-b", "pass order (test)")
 
 const MEMBERS = 5_000
 
 /** `memberflow_passes_under_way` in a /metrics text. */
-const passesUnderWay = (metrics: string): number => Number(/^memberflow_passes_under_way (\d+)$/m.exec(metrics)?.[1] ?? NaN)
+const passesUnderWay = (metrics: string): number => metricOf(metrics, "memberflow_passes_under_way")
 
 /** The i-th member of a test: `prefix` and five digits (the prefix keeps each test's members apart). */
 const memberOf = (prefix: string) => (i: number) => `${prefix}${String(i).padStart(5, "0")}`

@@ -147,6 +147,9 @@ export const startEngine = async (env: Record<string, string>, label = "engine")
   }
 }
 
+/** One unlabelled figure of a /metrics text; NaN when it is not there. */
+export const metricOf = (metrics: string, name: string): number => Number(new RegExp(`^${name} (\\S+)$`, "m").exec(metrics)?.[1] ?? Number.NaN)
+
 /**
  * Polls `check` until it returns true (or throws after `ms`). `explain`, when given, adds what the
  * system looked like at the time-out to the error (a CI failure is then readable without a rerun).

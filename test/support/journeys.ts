@@ -32,14 +32,14 @@ export const WITHOUT_QUIET_HOURS: readonly [string, string] = [
 ]
 
 /**
- * A broadcast to the English-speaking members whose cron never comes due while a test runs: its
- * only ticks are the markers the test puts on the stream (`tickMarker`).
+ * A broadcast to the English-speaking members on `cron`. By default a cron that never comes due
+ * while a test runs: its only ticks are then the markers the test puts on the stream (`tickMarker`).
  */
-export const tickJourney = (id: string, name: string): string => `id: ${id}
+export const broadcastJourney = (id: string, name: string, cron = "0 0 1 1 *"): string => `id: ${id}
 name: ${name}
 status: active
 category: transactional
-trigger: { schedule: { cron: "0 0 1 1 *", timezone: Asia/Shanghai } }
+trigger: { schedule: { cron: "${cron}", timezone: Asia/Shanghai } }
 audience: { attribute: locale, eq: en }
 reentry: afterExit
 steps:
