@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// npm run build: bundles the CLI and the engine into dist/engine/main.mjs with esbuild, and lists
-// the files it was built from in dist/engine/inputs.json (bin/bundle.js runs the bundle only while
+// npm run build: bundles the CLI and the engine into dist/engine/main.mjs with esbuild, the engine's
+// event reader thread into dist/engine/reader.mjs (engine/ingest/EventReader.ts), and lists the
+// files they were built from in dist/engine/inputs.json (bin/bundle.js runs the bundle only while
 // none of them has changed). chDB stays outside: it loads a native library.
 import { build } from "esbuild"
 import { existsSync, mkdirSync, writeFileSync } from "node:fs"
@@ -10,13 +11,13 @@ import { bundlePaths, ROOT } from "./bundle.js"
 const entry = join(ROOT, "engine/main.ts")
 // `npm install` runs this (`prepare`) before the sources are there in a Docker build's first layer.
 if (!existsSync(entry)) process.exit(0)
-const { bundle, inputs } = bundlePaths()
+const { bundle, reader, inputs } = bundlePaths()
 mkdirSync(join(ROOT, "dist/engine"), { recursive: true })
-const result = await build({
+const bundleOf = (entryPoint, outfile) => build({
   // The metafile's input paths are relative to this: the project's root, whatever the caller's cwd.
   absWorkingDir: ROOT,
-  entryPoints: [entry],
-  outfile: bundle,
+  entryPoints: [entryPoint],
+  outfile,
   bundle: true,
   platform: "node",
   format: "esm",
@@ -41,7 +42,8 @@ const result = await build({
 })
 // The project's own files, this script, and npm's record of what is installed: an `npm install`
 // that changes a dependency makes the bundle stale too.
-const own = Object.keys(result.metafile.inputs).filter((path) => !path.split("/").includes("node_modules"))
+const results = await Promise.all([bundleOf(entry, bundle), bundleOf(join(ROOT, "engine/ingest/ReaderThread.ts"), reader)])
+const own = [...new Set(results.flatMap((result) => Object.keys(result.metafile.inputs)))].filter((path) => !path.split("/").includes("node_modules"))
 const installed = "node_modules/.package-lock.json"
 const listed = [...own, "bin/build.js", ...(existsSync(join(ROOT, installed)) ? [installed] : [])]
 writeFileSync(inputs, `${JSON.stringify(listed, null, 1)}\n`)

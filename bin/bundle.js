@@ -9,9 +9,10 @@ import { fileURLToPath } from "node:url"
 /** The project's root (the folder above bin/). */
 export const ROOT = resolve(fileURLToPath(new URL(".", import.meta.url)), "..")
 
-/** Where `npm run build` writes the bundle, and the list of what it was built from. */
+/** Where `npm run build` writes the bundle and the reader thread's, and the list of what they were built from. */
 export const bundlePaths = (root = ROOT) => ({
   bundle: join(root, "dist/engine/main.mjs"),
+  reader: join(root, "dist/engine/reader.mjs"),
   inputs: join(root, "dist/engine/inputs.json")
 })
 
@@ -30,9 +31,11 @@ const mtime = (path) => {
  */
 export const freshBundle = (root = ROOT, env = process.env) => {
   if (env.MEMBERFLOW_NO_BUNDLE === "1") return null
-  const { bundle, inputs } = bundlePaths(root)
-  const built = mtime(bundle)
-  if (built === null) return null
+  const { bundle, reader, inputs } = bundlePaths(root)
+  const bundleBuilt = mtime(bundle)
+  const readerBuilt = mtime(reader)
+  if (bundleBuilt === null || readerBuilt === null) return null
+  const built = Math.min(bundleBuilt, readerBuilt)
   let listed
   try {
     listed = JSON.parse(readFileSync(inputs, "utf8"))

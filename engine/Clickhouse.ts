@@ -14,7 +14,7 @@ import { Readable } from "node:stream"
 import { finished } from "node:stream/promises"
 import type { SqlRejected } from "../schemas/ClickhouseErrors.ts"
 import { checkReadOnlySql } from "./store/ReadOnlySql.ts"
-import { BodyPool, encodeRows, type RowLines } from "./store/RowBody.ts"
+import { BodyPool, encodeRows, RowLines } from "./store/RowBody.ts"
 
 /**
  * The ClickHouse the engine writes to and analysts read: a server when `CLICKHOUSE_URL` is set,
@@ -42,6 +42,8 @@ export interface ClickhouseService {
   readonly insert: <A>(table: string, rows: ReadonlyArray<A>) => Effect.Effect<void, ClickhouseError>
   /** Rows encoded now, into lines to append more rows to and send with `insertLines`. */
   readonly encode: (rows: ReadonlyArray<Record<string, unknown>>) => RowLines
+  /** Lines in these columns with no row yet, to append rows or encoded lines to. */
+  readonly lines: (columns: ReadonlyArray<string>) => RowLines
   /**
    * Sends the lines in one insert (nothing for none). Once it succeeds their buffer is reused: the
    * lines are empty after. After a failure they are kept as they were, to be sent again.
@@ -278,6 +280,7 @@ const fromBackend = (backend: Backend): ClickhouseService => {
   // once its insert succeeded: one that failed or was cut short may still be read.
   const pool = new BodyPool()
   const encode = (rows: ReadonlyArray<Record<string, unknown>>) => encodeRows(rows, pool)
+  const lines = (columns: ReadonlyArray<string>) => new RowLines(columns, pool)
   const insertLines = (table: string, lines: RowLines) =>
     lines.rows === 0 ? Effect.void : Effect.tryPromise({
       try: async (signal) => {
@@ -315,7 +318,7 @@ const fromBackend = (backend: Backend): ClickhouseService => {
     Effect.withSpan("Clickhouse.ping", { attributes: spanAttributes })
   )
 
-  return { database: backend.database, embedded: backend.embedded, command, query, insert, encode, insertLines, readOnlyQuery, ping }
+  return { database: backend.database, embedded: backend.embedded, command, query, insert, encode, lines, insertLines, readOnlyQuery, ping }
 }
 
 /** Opens the clients for the life of the scope. chDB allows one data directory per process: acquire once. */

@@ -1,17 +1,17 @@
-import { type ConsumerMessages, DeliverPolicy, type JsMsg } from "@nats-io/jetstream"
 import type { KV } from "@nats-io/kv"
 import { headers, type Subscription } from "@nats-io/transport-node"
 import { Clock, Config, Context, Effect, Fiber, Layer, Metric, Schedule } from "effect"
 import { Clickhouse } from "./Clickhouse.ts"
-import { type AppliedBatch, arrivalMs, BatchBuilder, decode, emptyBatch } from "./ingest/ApplyBatch.ts"
-import { batcher } from "./ingest/Batcher.ts"
+import { type AppliedBatch, BatchBuilder, emptyBatch } from "./ingest/ApplyBatch.ts"
 import { nextCheckpoint, phaseAfter } from "./ingest/CheckpointChoice.ts"
+import type { Delivered, DeliveredBatch } from "./ingest/Delivered.ts"
 import { EngineId } from "./ingest/EngineIdentity.ts"
+import { type EventReader, type EventReaders, ReaderKindConfig, threadReaders, workerReaders } from "./ingest/EventReader.ts"
 import { Leases, partitionCount } from "./ingest/Leases.ts"
 import { partitionOf, partitionOfSequence } from "./ingest/Partition.ts"
 import { PassPacer } from "./ingest/PassPacer.ts"
 import { type Pass, PASS_EVENT, PASS_MEMBER, passOf } from "./ingest/Passes.ts"
-import { isApplied, recordBatch, retryForever } from "./ingest/RecordBatch.ts"
+import { recordBatch, retryForever } from "./ingest/RecordBatch.ts"
 import { makeRowSink } from "./ingest/RowSink.ts"
 import { type JourneySet, runJourneys } from "./journeys/Apply.ts"
 import { JourneyRuntime } from "./JourneyRuntime.ts"
@@ -19,7 +19,7 @@ import { type ApplyResult, type MemberContext, type MemberState, refresh } from 
 import { memberSubject, REPLAYING_HEADER } from "./MemberLookup.ts"
 import { MemberStore } from "./MemberStore.ts"
 import * as Metrics from "./Metrics.ts"
-import { Nats } from "./Nats.ts"
+import { Nats, NatsSettingsConfig, plainSettings } from "./Nats.ts"
 import { ProgramRuntime } from "./ProgramRuntime.ts"
 import { awaitDrained, drainTimeLeft, interruptWithin } from "./Shutdown.ts"
 import { Timers } from "./Timers.ts"
@@ -91,11 +91,6 @@ interface Owned {
   subscription: Subscription
 }
 
-interface Reader {
-  readonly messages: ConsumerMessages
-  readonly next: ReturnType<typeof batcher<JsMsg>>
-}
-
 /** A pass started at its marker and not over yet (engine/Ingest.ts, `startPass`). */
 interface PendingPass {
   readonly pass: Pass
@@ -121,8 +116,8 @@ interface PendingPass {
 }
 
 type Item =
-  | { readonly kind: "event"; readonly msg: JsMsg }
-  | { readonly kind: "pass"; readonly msg: JsMsg; readonly pass: Pass; readonly arrival: number }
+  | { readonly kind: "event"; readonly item: Delivered; readonly partition: number }
+  | { readonly kind: "pass"; readonly seq: number; readonly pass: Pass; readonly arrival: number }
 
 export const IngestLive = Layer.scoped(
   Ingest,
@@ -169,6 +164,10 @@ export const IngestLive = Layer.scoped(
     yield* migrateLegacyTimers(count)
     const context = yield* Effect.context<Nats | Topology | Clickhouse | Timers>()
     const sink = yield* makeRowSink(yield* Clickhouse, sinkRows)
+    const readerOptions = { stream: topology.stream, subjectPrefix: topology.subjectPrefix, maxBytes, batchSize, batchWindow }
+    const readers: EventReaders = (yield* ReaderKindConfig) === "thread"
+      ? threadReaders(js, readerOptions)
+      : yield* workerReaders({ ...readerOptions, nats: plainSettings(yield* NatsSettingsConfig) })
     /** Every member of the partitions (MemberStore `membersOf`), its listing paced as pass work. */
     const membersOf = (partitions: Iterable<number>) =>
       store.membersOf(new Set(partitions), (memberId) => partitionOf(memberId, count), (work) => pacer.paced(work))
@@ -197,7 +196,7 @@ export const IngestLive = Layer.scoped(
       w?.()
     }
     let stopping = false
-    let reader: Reader | null = null
+    let reader: EventReader | null = null
     /** The next sequence the reader delivers. */
     let readerNext = 1
     let restart = false
@@ -578,31 +577,26 @@ export const IngestLive = Layer.scoped(
     })
 
     /** One batch from the reader: routed to the owned partitions, applied, recorded. */
-    const handle = (batch: ReadonlyArray<JsMsg>) =>
+    const handle = (batch: DeliveredBatch) =>
       Effect.gen(function* () {
         const started = yield* Clock.currentTimeMillis
         const parts = eligible()
-        const through = batch[batch.length - 1]!.seq
+        const through = batch.through
         // Route: what is ours and not handled yet, in stream order; pass markers apart.
         const segments: Array<{ items: Array<Item>; load: Array<readonly [string, number]> }> = [{ items: [], load: [] }]
-        const routed = new Map<JsMsg, { partition: number; decoded: ReturnType<typeof decode> }>()
-        for (const msg of batch) {
-          if (isApplied(msg)) continue
-          const arrival = arrivalMs(msg)
-          const decoded = decode(msg, topology.subjectPrefix, maxBytes, arrival)
-          const event = decoded.event
+        for (const item of batch.items) {
+          const event = item.event
           if (event !== null && event.type === PASS_EVENT && event.memberId === PASS_MEMBER && event.source === "memberflow") {
             const pass = passOf(event.properties)
-            if (pass !== null) segments.push({ items: [{ kind: "pass", msg, pass, arrival }], load: [] }, { items: [], load: [] })
+            if (pass !== null) segments.push({ items: [{ kind: "pass", seq: item.seq, pass, arrival: item.arrival }], load: [] }, { items: [], load: [] })
             continue
           }
-          const partition = event === null ? partitionOfSequence(msg.seq, count) : partitionOf(event.memberId, count)
+          const partition = event === null ? partitionOfSequence(item.seq, count) : partitionOf(event.memberId, count)
           const part = parts.get(partition)
-          if (part === undefined || msg.seq <= part.applied) continue
+          if (part === undefined || item.seq <= part.applied) continue
           const segment = segments[segments.length - 1]!
-          segment.items.push({ kind: "event", msg })
+          segment.items.push({ kind: "event", item, partition })
           if (event !== null) segment.load.push([event.memberId, partition])
-          routed.set(msg, { partition, decoded })
         }
         const set = yield* journeys.current
         const ctx = yield* runtime.context
@@ -611,23 +605,22 @@ export const IngestLive = Layer.scoped(
             yield* store.load(segment.load).pipe(Effect.retry(retryForever))
             const builder = new BatchBuilder(store, ctx, set, topology.stream)
             const passes = [...pending]
-            for (const item of segment.items) {
-              const route = routed.get(item.msg)
-              if (route === undefined) continue
-              const arrival = arrivalMs(item.msg)
-              const event = route.decoded.event
+            for (const routed of segment.items) {
+              if (routed.kind !== "event") continue
+              const { item, partition } = routed
+              const event = item.event
               if (event === null) {
-                builder.reject(item.msg, route.decoded.reason ?? "refused", arrival)
+                builder.reject(item, item.reason ?? "refused")
                 continue
               }
               // The passes under way come first, oldest first, for a member they have not reached: as at their markers.
               // The state written from here on says the member is past their markers (`BatchBuilder.stamp`).
               for (const passing of passes) {
-                if (!passing.partitions.has(route.partition)) continue
-                if (!passing.passed.has(event.memberId)) passOver(builder, passing, event.memberId, route.partition)
-                builder.stamp(event.memberId, route.partition, passing.now, passing.seq)
+                if (!passing.partitions.has(partition)) continue
+                if (!passing.passed.has(event.memberId)) passOver(builder, passing, event.memberId, partition)
+                builder.stamp(event.memberId, partition, passing.now, passing.seq)
               }
-              builder.event(event, route.partition, arrival)
+              builder.event(event, partition, item.arrival, item.row)
             }
             return builder.finish()
           })
@@ -644,7 +637,7 @@ export const IngestLive = Layer.scoped(
         for (const segment of segments) {
           const first = segment.items[0]
           if (first?.kind === "pass") {
-            yield* startPass(first.pass, first.msg.seq, first.arrival, parts)
+            yield* startPass(first.pass, first.seq, first.arrival, parts)
             continue
           }
           const work = yield* apply(segment)
@@ -654,20 +647,15 @@ export const IngestLive = Layer.scoped(
         yield* recordBatch({ ...emptyBatch }, sink, written(emptyBatch, parts, through, started), count).pipe(Effect.provide(context))
       })
 
-    const openReader = (from: number) =>
-      use("open reader", async () => {
-        const consumer = await js.consumers.get(topology.stream, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: Math.max(1, from) })
-        const messages = await consumer.consume({ max_messages: batchSize * 2 })
-        return { messages, next: batcher(messages, batchSize, batchWindow) } satisfies Reader
-      })
+    const openReader = (from: number) => use("open reader", () => readers.open(from))
 
     const closeReader = Effect.sync(() => {
-      reader?.messages.stop()
+      reader?.stop()
       reader = null
     })
 
     /** Resolves true when a message is ready, false on a wake-up or after `ms`. */
-    const ready = (current: Reader, ms: number) =>
+    const ready = (current: EventReader, ms: number) =>
       use("wait for events", () =>
         new Promise<boolean>((resolve) => {
           const timer = setTimeout(() => resolve(false), ms)
@@ -675,7 +663,7 @@ export const IngestLive = Layer.scoped(
             clearTimeout(timer)
             resolve(false)
           }
-          current.next.ready().then(
+          current.ready().then(
             () => {
               clearTimeout(timer)
               resolve(true)
@@ -736,11 +724,11 @@ export const IngestLive = Layer.scoped(
             )
           )
         )
-        if (batch === null || batch.length === 0) {
+        if (batch === null) {
           reader = null
           continue
         }
-        readerNext = batch[batch.length - 1]!.seq + 1
+        readerNext = batch.through + 1
         pacer.events()
         // A batch in flight finishes before shutdown takes effect: SIGTERM drains.
         yield* Effect.uninterruptible(handle(batch))

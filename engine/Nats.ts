@@ -32,44 +32,69 @@ const PENDING_LIMIT = 1024 * 1024
 const use = <A>(operation: string, f: () => Promise<A>): Effect.Effect<A, NatsError> =>
   Effect.tryPromise({ try: f, catch: (cause) => new NatsError({ operation, cause }) })
 
+/**
+ * Where and how to connect: `NATS_URL` (comma-separated servers), `NATS_TOKEN`, `NATS_CREDS`. Read
+ * once by the layer; the event reader's thread (engine/ingest/EventReader.ts) connects with the same.
+ */
+export interface NatsSettings {
+  readonly servers: ReadonlyArray<string>
+  readonly token: Option.Option<Redacted.Redacted<string>>
+  readonly credsFile: Option.Option<string>
+}
+
+export const NatsSettingsConfig: Config.Config<NatsSettings> = Config.all({
+  servers: Config.string("NATS_URL").pipe(
+    Config.withDefault("nats://127.0.0.1:4222"),
+    Config.map((url) => url.split(",").map((s) => s.trim()).filter((s) => s.length > 0))
+  ),
+  token: Config.option(Config.redacted("NATS_TOKEN")),
+  credsFile: Config.option(Config.string("NATS_CREDS"))
+})
+
+/**
+ * The settings as plain data for another thread (a worker's `workerData` is copied, and a Redacted
+ * is not data). The token is unwrapped here, to be handed to the client there.
+ */
+export interface PlainNatsSettings {
+  readonly servers: ReadonlyArray<string>
+  readonly token: string | undefined
+  readonly credsFile: string | undefined
+}
+
+export const plainSettings = (settings: NatsSettings): PlainNatsSettings => ({
+  servers: settings.servers,
+  token: Option.getOrUndefined(Option.map(settings.token, Redacted.value)),
+  credsFile: Option.getOrUndefined(settings.credsFile)
+})
+
+/** Connects with the engine's options; `name` tells the connections apart in the server's monitoring. */
+export const connectNats = (settings: PlainNatsSettings, name: string): Promise<NatsConnection> => {
+  const authenticator = settings.credsFile === undefined ? undefined : credsAuthenticator(readFileSync(settings.credsFile))
+  return connect({
+    servers: [...settings.servers],
+    name,
+    noAsyncTraces: true,
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 500,
+    ...({ pendingLimit: PENDING_LIMIT } as object),
+    ...(settings.token !== undefined ? { token: settings.token } : {}),
+    ...(authenticator !== undefined ? { authenticator } : {})
+  })
+}
+
 /** The NATS connection with JetStream, KV and the options that matter for throughput (LIMITS.md). */
 export class Nats extends Context.Tag("memberflow/Nats")<Nats, NatsShape>() {
   static readonly layer = Layer.scoped(
     Nats,
     Effect.gen(function* () {
-      const servers = (yield* Config.string("NATS_URL").pipe(Config.withDefault("nats://127.0.0.1:4222")))
-        .split(",")
-        .map((s) => s.trim())
-        .filter((s) => s.length > 0)
-      const token = yield* Config.option(Config.redacted("NATS_TOKEN"))
-      const credsFile = yield* Config.option(Config.string("NATS_CREDS"))
-      const authenticator = yield* Option.match(credsFile, {
-        onNone: () => Effect.succeed(undefined),
-        onSome: (file) =>
-          Effect.try({
-            try: () => credsAuthenticator(readFileSync(file)),
-            catch: (cause) => new NatsError({ operation: `read NATS_CREDS ${file}`, cause })
-          })
-      })
+      const settings = plainSettings(yield* NatsSettingsConfig)
+      if (settings.credsFile !== undefined) {
+        // A creds file that cannot be read is named before any connection is tried.
+        const file = settings.credsFile
+        yield* Effect.try({ try: () => credsAuthenticator(readFileSync(file)), catch: (cause) => new NatsError({ operation: `read NATS_CREDS ${file}`, cause }) })
+      }
       const connection = yield* Effect.acquireRelease(
-        use("connect", () =>
-          connect({
-            servers,
-            name: "memberflow",
-            // The client builds an Error per request for async stack traces: a 2× cost (LIMITS.md).
-            noAsyncTraces: true,
-            maxReconnectAttempts: -1,
-            reconnectTimeWait: 500,
-            // Outgoing bytes are written to the socket once a burst of publishes is over, or inline
-            // when 32 KB pile up first. A checkpoint's KV writes (states of 1-3 KB, 256 at once) hit
-            // that limit every few publishes: socket writes were 10% of the engine's thread in
-            // bench:ingest, 4% with the limit at 1 MB (BENCHMARKS.md). The client reads the option
-            // but does not declare it; without it, it falls back to 32 KB.
-            ...({ pendingLimit: PENDING_LIMIT } as object),
-            ...(Option.isSome(token) ? { token: Redacted.value(token.value) } : {}),
-            ...(authenticator !== undefined ? { authenticator } : {})
-          })
-        ),
+        use("connect", () => connectNats(settings, "memberflow")),
         (nc) => Effect.promise(() => nc.drain().catch(() => nc.close())).pipe(Effect.ignore)
       )
       const js = jetstream(connection)

@@ -7,7 +7,9 @@ import { maskAttributes, maskRaw } from "../member/Mask.ts"
 import { applyEvents, type ApplyResult, type MemberContext, type MemberState, profileRow } from "../member/MemberState.ts"
 import { shortHash } from "../member/MemberState/Ids.ts"
 import { keyIndex } from "../member/MemberState/Compact.ts"
+import { encodeLine } from "../store/RowBody.ts"
 import { decodeEvent } from "./Decode.ts"
+import type { Delivered } from "./Delivered.ts"
 
 /**
  * Stage one of a batch, in process and in stream order: decode each message, apply each event to
@@ -47,6 +49,8 @@ export type JourneyRow = { readonly memberId: string; readonly id: string; reado
 export interface AppliedBatch {
   readonly rejected: ReadonlyArray<RejectedEventRow & { readonly data: Uint8Array }>
   readonly eventRows: ReadonlyArray<EventRow>
+  /** More `events` rows, encoded already in `EVENT_COLUMNS` (engine/ingest/Delivered.ts). */
+  readonly eventLines: ReadonlyArray<Uint8Array>
   readonly tagRows: ReadonlyArray<MemberTagRow>
   readonly profileRows: ReadonlyArray<MemberProfileRow>
   readonly journeyRows: ReadonlyArray<JourneyRow>
@@ -60,6 +64,7 @@ export interface AppliedBatch {
 export const emptyBatch: AppliedBatch = {
   rejected: [],
   eventRows: [],
+  eventLines: [],
   tagRows: [],
   profileRows: [],
   journeyRows: [],
@@ -81,6 +86,14 @@ export const eventRow = (event: MemberEvent, receivedAt: number): EventRow => ({
   amount: event.type === "purchase" || event.type === "refund" ? Number(event.properties["amount"]) : null
 })
 
+/** The `events` columns, in the order `eventRow` gives them. */
+export const EVENT_COLUMNS: ReadonlyArray<string> = Object.keys(
+  eventRow({ id: "", type: "", memberId: "", occurredAt: "1970-01-01T00:00:00Z", at: 0, properties: {}, source: undefined }, 0)
+)
+
+/** An event's `events` row as its line (RowBody `encodeLine`): what `eventRow` gives, encoded. */
+export const eventLine = (event: MemberEvent, receivedAt: number): string => encodeLine(eventRow(event, receivedAt), EVENT_COLUMNS)
+
 const tagRow = (event: MemberEvent): MemberTagRow | null => {
   if ((event.type !== "tag.added" && event.type !== "tag.removed") || event.source !== "memberflow") return null
   return {
@@ -93,14 +106,17 @@ const tagRow = (event: MemberEvent): MemberTagRow | null => {
   }
 }
 
-export const rejectedRow = (stream: string, msg: JsMsg, reason: string, arrival: number): RejectedEventRow & { readonly data: Uint8Array } => ({
-  rejection_id: `${stream}:${msg.seq}`,
-  received_at: chTime(arrival),
-  subject: msg.subject,
-  raw: maskRaw(lossyUtf8.decode(msg.data.subarray(0, RAW_LIMIT))),
-  reason,
-  data: msg.data
-})
+export const rejectedRow = (stream: string, msg: Pick<Delivered, "seq" | "subject" | "data" | "arrival">, reason: string): RejectedEventRow & { readonly data: Uint8Array } => {
+  const data = msg.data ?? new Uint8Array()
+  return {
+    rejection_id: `${stream}:${msg.seq}`,
+    received_at: chTime(msg.arrival),
+    subject: msg.subject,
+    raw: maskRaw(lossyUtf8.decode(data.subarray(0, RAW_LIMIT))),
+    reason,
+    data
+  }
+}
 
 export interface Decoded {
   readonly event: MemberEvent | null
@@ -155,6 +171,7 @@ export class BatchBuilder {
   private readonly working = new Map<string, Working>()
   private readonly rejected: Array<AppliedBatch["rejected"][number]> = []
   private readonly eventRows: Array<EventRow> = []
+  private readonly eventLines: Array<Uint8Array> = []
   private readonly tagRows: Array<MemberTagRow> = []
   private readonly journeyRows: Array<JourneyRow> = []
   private readonly outgoing: Array<Outgoing> = []
@@ -179,13 +196,16 @@ export class BatchBuilder {
     return work
   }
 
-  reject(msg: JsMsg, reason: string, arrival: number): void {
-    this.rejected.push(rejectedRow(this.stream, msg, reason, arrival))
-    this.arrivals.push(arrival)
+  reject(msg: Delivered, reason: string): void {
+    this.rejected.push(rejectedRow(this.stream, msg, reason))
+    this.arrivals.push(msg.arrival)
   }
 
-  /** Applies one event with its arrival as `now` (a fired timer: no earlier than its due time). */
-  event(event: MemberEvent, partition: number, arrival: number): void {
+  /**
+   * Applies one event with its arrival as `now` (a fired timer: no earlier than its due time).
+   * `row`: its `events` row encoded already (`eventLine`), written if it is applied.
+   */
+  event(event: MemberEvent, partition: number, arrival: number, row: Uint8Array | null = null): void {
     this.arrivals.push(arrival)
     const now = nowOf(event, arrival)
     const work = this.stateOf(event.memberId, partition, now)
@@ -196,7 +216,10 @@ export class BatchBuilder {
     this.take(work, result)
     this.applied += result.applied.length
     this.duplicates += result.duplicates.length
-    for (const applied of result.applied) this.eventRows.push(eventRow(applied, arrival))
+    for (const applied of result.applied) {
+      if (row !== null && applied === event) this.eventLines.push(row)
+      else this.eventRows.push(eventRow(applied, arrival))
+    }
   }
 
   /** A change with no event (a pass over the members): `f` may mutate the state it is given. */
@@ -258,6 +281,7 @@ export class BatchBuilder {
     return {
       rejected: this.rejected,
       eventRows: this.eventRows,
+      eventLines: this.eventLines,
       tagRows: this.tagRows,
       profileRows,
       journeyRows: this.journeyRows,

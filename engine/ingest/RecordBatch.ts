@@ -6,7 +6,7 @@ import * as Metrics from "../Metrics.ts"
 import { Nats } from "../Nats.ts"
 import { type TimerRequest, Timers } from "../Timers.ts"
 import { subjectOf, Topology, type TopologyShape } from "../Topology.ts"
-import type { AppliedBatch, JourneyRow } from "./ApplyBatch.ts"
+import { type AppliedBatch, EVENT_COLUMNS, type JourneyRow } from "./ApplyBatch.ts"
 import { partitionOf } from "./Partition.ts"
 
 /**
@@ -95,7 +95,7 @@ const countJourneyRows = (rows: ReadonlyArray<JourneyRow>) => {
  * them; those of `emptyBatch` are empty).
  */
 const releaseRows = (work: AppliedBatch): void => {
-  for (const rows of [work.eventRows, work.tagRows, work.profileRows]) (rows as Array<unknown>).length = 0
+  for (const rows of [work.eventRows, work.eventLines, work.tagRows, work.profileRows]) (rows as Array<unknown>).length = 0
 }
 
 /**
@@ -156,7 +156,8 @@ export const recordBatch = Effect.fn("Ingest.recordBatch")(function* (work: Appl
       ["rejected_events", work.rejected.map(({ data: _, ...row }) => row)],
       ...byTable
     ],
-    partDone
+    partDone,
+    [["events", EVENT_COLUMNS, work.eventLines]]
   )
   releaseRows(work)
   yield* Effect.all([publishes, deadLetters], { concurrency: "unbounded", discard: true })

@@ -16,10 +16,12 @@ import { retryForever } from "./Retry.ts"
  */
 
 export type TableRows = ReadonlyArray<readonly [table: string, rows: ReadonlyArray<unknown>]>
+/** Rows already encoded as lines (RowBody `encodeLine`, UTF-8), by table and the columns they are in. */
+export type EncodedRows = ReadonlyArray<readonly [table: string, columns: ReadonlyArray<string>, lines: ReadonlyArray<Uint8Array>]>
 
 export interface RowSink {
   /** Queues a batch's rows; waits only while the sink holds more than its limit. */
-  readonly offer: (tables: TableRows, done: () => void) => Effect.Effect<void>
+  readonly offer: (tables: TableRows, done: () => void, encoded?: EncodedRows) => Effect.Effect<void>
   /** Resolves once everything offered so far is written. */
   readonly flushed: Effect.Effect<void>
   /**
@@ -86,10 +88,11 @@ export const makeRowSink = (clickhouse: Clickhouse["Type"], maxRows: number) =>
     })
     const fiber = yield* round.pipe(Effect.forever, Effect.forkDaemon)
 
-    const offer: RowSink["offer"] = (tables, done) =>
+    const offer: RowSink["offer"] = (tables, done, encoded = []) =>
       Effect.gen(function* () {
         let rows = 0
         for (const [, list] of tables) rows += list.length
+        for (const [, , list] of encoded) rows += list.length
         if (queued + inFlight > maxRows) {
           yield* Effect.async<void>((resume) => {
             waiters.push({ below: maxRows, resume: () => resume(Effect.void) })
@@ -101,6 +104,14 @@ export const makeRowSink = (clickhouse: Clickhouse["Type"], maxRows: number) =>
           const open = lines.get(table)
           if (open === undefined) lines.set(table, [clickhouse.encode(rowsOf)])
           else if (!open[open.length - 1]!.append(rowsOf)) open.push(clickhouse.encode(rowsOf))
+        }
+        for (const [table, columns, list] of encoded) {
+          if (list.length === 0) continue
+          let open = lines.get(table)
+          if (open === undefined) lines.set(table, (open = []))
+          let last = open[open.length - 1]
+          if (last === undefined || !last.hasColumns(columns)) open.push((last = clickhouse.lines(columns)))
+          last.appendEncoded(list)
         }
         queue.push(done)
         queued += rows

@@ -19,6 +19,15 @@ export const columnsOf = (rows: ReadonlyArray<Record<string, unknown>>): Array<s
   return [...columns]
 }
 
+/** One row's JSONCompactEachRow line (no line break): its values in `columns` order, a missing or undefined one as `null`. */
+export const encodeLine = (row: object, columns: ReadonlyArray<string>): string => {
+  const fields = row as Readonly<Record<string, unknown>>
+  const width = columns.length
+  const values: Array<unknown> = new Array(width)
+  for (let i = 0; i < width; i++) values[i] = fields[columns[i]!] ?? null
+  return JSON.stringify(values)
+}
+
 /** Buffers kept for reuse: no more than this many, and none larger than `KEEP_BYTES`. */
 const POOL_SIZE = 8
 const KEEP_BYTES = 64 * 1024 * 1024
@@ -94,24 +103,45 @@ export class RowLines {
       for (const key in row) if (!this.index.has(key)) return false
     }
     const { columns } = this
-    const width = columns.length
-    const values: Array<unknown> = new Array(width)
     for (const row of rows) {
-      for (let i = 0; i < width; i++) values[i] = row[columns[i]!] ?? null
-      const line = JSON.stringify(values)
+      const line = encodeLine(row, columns)
       // UTF-8 takes at most 3 bytes per UTF-16 unit (a surrogate pair: 4 for 2).
-      const most = this.at + line.length * 3 + 1
-      if (most > this.buffer.length) {
-        const larger = this.pool.take(Math.max(most, this.buffer.length * 2))
-        this.buffer.copy(larger, 0, 0, this.at)
-        this.pool.give(this.buffer)
-        this.buffer = larger
-      }
+      this.room(line.length * 3 + 1)
       this.at += this.buffer.write(line, this.at)
       this.buffer[this.at++] = 10
     }
     this.count += rows.length
     return true
+  }
+
+  /** Whether these lines are in exactly these columns, in this order. */
+  hasColumns(columns: ReadonlyArray<string>): boolean {
+    return columns.length === this.columns.length && columns.every((column, i) => this.columns[i] === column)
+  }
+
+  /**
+   * Appends lines encoded elsewhere (`encodeLine` as UTF-8, in this object's columns: see
+   * `hasColumns`), each as one row: the events' rows, made on the event reader's thread
+   * (engine/ingest/Delivered.ts), are copied in as bytes.
+   */
+  appendEncoded(lines: ReadonlyArray<Uint8Array>): void {
+    for (const line of lines) {
+      this.room(line.length + 1)
+      this.buffer.set(line, this.at)
+      this.at += line.length
+      this.buffer[this.at++] = 10
+    }
+    this.count += lines.length
+  }
+
+  /** Makes room for `bytes` more. */
+  private room(bytes: number): void {
+    const most = this.at + bytes
+    if (most <= this.buffer.length) return
+    const larger = this.pool.take(Math.max(most, this.buffer.length * 2))
+    this.buffer.copy(larger, 0, 0, this.at)
+    this.pool.give(this.buffer)
+    this.buffer = larger
   }
 
   /** Hands the buffer back to the pool: only once nothing reads it any more (its insert succeeded). */

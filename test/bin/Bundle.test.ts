@@ -9,10 +9,10 @@ import { runCli, tempDir } from "../support/engine.ts"
  * was built from; otherwise the sources through tsx, so that an edit is never run as the old code.
  */
 
-/** A project folder with a bundle built at `builtAt` (seconds) from `inputs`, each with its time. */
+/** A project folder with a bundle (and the reader thread's) built at `builtAt` (seconds) from `inputs`, each with its time. */
 const project = (builtAt: number, inputs: Record<string, number>) => {
   const root = tempDir("bundle")
-  const { bundle, inputs: listing } = bundlePaths(root)
+  const { bundle, reader, inputs: listing } = bundlePaths(root)
   mkdirSync(join(root, "dist/engine"), { recursive: true })
   for (const [path, at] of Object.entries(inputs)) {
     mkdirSync(join(root, path, ".."), { recursive: true })
@@ -22,7 +22,9 @@ const project = (builtAt: number, inputs: Record<string, number>) => {
   writeFileSync(listing, JSON.stringify(Object.keys(inputs)))
   writeFileSync(bundle, "// bundle\n")
   utimesSync(bundle, builtAt, builtAt)
-  return { root, bundle, listing }
+  writeFileSync(reader, "// the event reader's thread\n")
+  utimesSync(reader, builtAt, builtAt)
+  return { root, bundle, reader, listing }
 }
 
 const T = 1_800_000_000
@@ -44,10 +46,13 @@ describe("which code memberflow runs", () => {
     expect(freshBundle(removed.root, {})).toBeNull()
   })
 
-  it("the sources with no bundle, no readable list of inputs, or MEMBERFLOW_NO_BUNDLE=1", () => {
+  it("the sources with no bundle, no reader thread's bundle, no readable list of inputs, or MEMBERFLOW_NO_BUNDLE=1", () => {
     const none = project(T, { "engine/main.ts": T - 60 })
     rmSync(none.bundle)
     expect(freshBundle(none.root, {})).toBeNull()
+    const noReader = project(T, { "engine/main.ts": T - 60 })
+    rmSync(noReader.reader)
+    expect(freshBundle(noReader.root, {})).toBeNull()
     const unreadable = project(T, { "engine/main.ts": T - 60 })
     writeFileSync(unreadable.listing, "not json")
     expect(freshBundle(unreadable.root, {})).toBeNull()
