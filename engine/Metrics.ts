@@ -30,6 +30,10 @@ export const checkpointSeconds = Metric.histogram(
   MetricBoundaries.exponential({ start: 0.05, factor: 2, count: 10 }),
   "time one partition's checkpoint took, from its barrier to its position committed (one is in flight at a time)"
 )
+export const memberReads = Metric.counter("memberflow_member_reads_total", {
+  description: "members not cached when an event came for them, by where their state came from: kv (read from the members bucket) or listing (their partition's listing says KV has none: a new member, no read)",
+  incremental: true
+})
 export const checkpointStates = Metric.counter("memberflow_checkpoint_states_total", { description: "member states written to KV by checkpoints", incremental: true })
 /** Passes (the hourly sweep, a broadcast's tick) started at their marker and not over yet: what bench:ingest tells its seconds apart by. */
 export const passesUnderWay = Metric.gauge("memberflow_passes_under_way", { description: "passes over every member (the hourly sweep, a scheduled journey's tick) started at their marker and not over yet" })

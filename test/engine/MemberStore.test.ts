@@ -1,11 +1,12 @@
 import { afterAll, describe, expect, it } from "@effect/vitest"
-import { ConfigProvider, Context, Effect, Layer } from "effect"
+import { ConfigProvider, Context, Effect, Layer, Metric, MetricLabel } from "effect"
 import { rm } from "node:fs/promises"
 import { readFileSync } from "node:fs"
 import { join } from "node:path"
 import { Kvm } from "@nats-io/kv"
 import { applyEvents, type Draft } from "../../engine/member/MemberState.ts"
 import { memberKey, MemberStore } from "../../engine/MemberStore.ts"
+import { memberReads } from "../../engine/Metrics.ts"
 import { Nats } from "../../engine/Nats.ts"
 import { Topology } from "../../engine/Topology.ts"
 import { privateNats } from "../support/natsServer.ts"
@@ -284,6 +285,44 @@ describe("the member store's cache", () => {
       const stored = yield* next.stored("contested")
       expect(stored?.version).toBe(2)
     }).pipe(Effect.scoped)
+  )
+
+  it.effect(
+    "in a partition listed, a member KV has none of is made new without asking KV, one it has is read from KV; and one another writer made since is refused at its write, not overwritten",
+    () =>
+      Effect.gen(function* () {
+        const reads = (from: string) =>
+          Metric.value(Metric.taggedWithLabels(memberReads, [MetricLabel.make("from", from)])).pipe(Effect.map((state) => state.count))
+        const storeOf = Layer.build(layer).pipe(Effect.map((context) => Context.get(context, MemberStore)))
+        const before = yield* storeOf
+        yield* writeVersion(before, 20, ["20|known"], 3)
+        const owner = yield* storeOf
+        expect((yield* owner.membersOf(new Set([20]), partitionOf)).get(20)).toEqual(["20|known"])
+        const [kv0, listing0] = [yield* reads("kv"), yield* reads("listing")]
+        yield* owner.load([["20|known", 20], ["20|new", 20], ["21|unlisted", 21]])
+        // Two reads from KV (the member it holds, and one of a partition not listed), one not made.
+        expect([(yield* reads("kv")) - kv0, (yield* reads("listing")) - listing0]).toEqual([2, 1])
+        expect(owner.take("20|known").version).toBe(3)
+        expect(owner.take("20|new").version).toBe(0)
+        // Written by this owner, it is listed from the write: read back from KV once evicted.
+        owner.put("20|new", 20, { ...owner.take("20|new"), version: 1 })
+        expect(yield* owner.flush(owner.snapshot(20))).toBe(0)
+        yield* owner.load(Array.from({ length: 20 }, (_, i) => [`20|filler ${i}`, 20] as const))
+        yield* owner.load([["someone-else", 0]])
+        const kv1 = yield* reads("kv")
+        yield* owner.load([["20|new", 20]])
+        expect((yield* reads("kv")) - kv1).toBe(1)
+        expect(owner.take("20|new").version).toBe(1)
+        // Another writer (an engine that has not noticed it lost the partition) makes a member the
+        // listing did not have: the owner, made to start it new, cannot write over it.
+        yield* writeVersion(before, 20, ["20|late"], 7)
+        yield* owner.load([["20|late", 20]])
+        expect(owner.take("20|late").version).toBe(0)
+        owner.put("20|late", 20, { ...owner.take("20|late"), version: 1 })
+        expect(yield* owner.flush(owner.snapshot(20))).toBe(1)
+        expect((yield* owner.stored("20|late"))?.version).toBe(7)
+      }).pipe(Effect.scoped),
+    30_000
   )
 })
 
