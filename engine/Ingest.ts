@@ -647,7 +647,25 @@ export const IngestLive = Layer.scoped(
         yield* recordBatch({ ...emptyBatch }, sink, written(emptyBatch, parts, through, started), count).pipe(Effect.provide(context))
       })
 
-    const openReader = (from: number) => use("open reader", () => readers.open(from))
+    /** The partitions the reader hands on the events of (engine/ingest/Delivered.ts, `PartitionFilter`). */
+    let readerOwned: ReadonlySet<number> = new Set()
+    const openReader = (from: number) => {
+      readerOwned = new Set(owned.keys())
+      return use("open reader", () => readers.open(from, { count, owned: readerOwned }))
+    }
+    /**
+     * The reader leaves out the events of partitions not owned when it read them: one gained since
+     * needs it opened anew (from the lowest position, as after any gain); fewer is told to it.
+     */
+    const followOwned = (current: EventReader) => {
+      if (readerOwned.size === owned.size && [...owned.keys()].every((p) => readerOwned.has(p))) return
+      if ([...owned.keys()].some((p) => !readerOwned.has(p))) {
+        restart = true
+        return
+      }
+      readerOwned = new Set(owned.keys())
+      current.keep(readerOwned)
+    }
 
     const closeReader = Effect.sync(() => {
       reader?.stop()
@@ -691,6 +709,7 @@ export const IngestLive = Layer.scoped(
           yield* use("idle", () => new Promise<void>((resolve) => ((wakeUp = resolve), setTimeout(resolve, 500))))
           continue
         }
+        if (reader !== null && !restart) followOwned(reader)
         if (reader === null || restart) {
           yield* joinPrevious
           yield* closeReader

@@ -1,6 +1,8 @@
 import type { JsMsg } from "@nats-io/jetstream"
 import type { MemberEvent } from "../../schemas/Event.ts"
 import { arrivalMs, decode, eventLine } from "./ApplyBatch.ts"
+import { partitionOf, partitionOfSequence } from "./Partition.ts"
+import { PASS_EVENT, PASS_MEMBER } from "./Passes.ts"
 import { isApplied } from "./RecordBatch.ts"
 
 /**
@@ -34,13 +36,29 @@ export interface DeliverOptions {
   readonly maxBytes: number
 }
 
-/** Decodes a batch of messages read, leaving out the engine's own events that their write already applied. */
-export const deliver = (batch: ReadonlyArray<JsMsg>, options: DeliverOptions): DeliveredBatch => {
+/** The partitions an engine owns, of `count`: the events of others are not handed on. */
+export interface PartitionFilter {
+  readonly count: number
+  readonly owned: ReadonlySet<number>
+}
+
+/**
+ * Decodes a batch of messages read, leaving out the engine's own events that their write already
+ * applied and, with a filter, the events of partitions the engine does not own (a pass marker, which
+ * names no member of any, is always handed on).
+ */
+export const deliver = (batch: ReadonlyArray<JsMsg>, options: DeliverOptions, filter: PartitionFilter | null = null): DeliveredBatch => {
   const items: Array<Delivered> = []
   for (const msg of batch) {
     if (isApplied(msg)) continue
     const arrival = arrivalMs(msg)
     const decoded = decode(msg, options.subjectPrefix, options.maxBytes, arrival)
+    if (filter !== null) {
+      const event = decoded.event
+      const marker = event !== null && event.type === PASS_EVENT && event.memberId === PASS_MEMBER
+      const partition = event === null ? partitionOfSequence(msg.seq, filter.count) : partitionOf(event.memberId, filter.count)
+      if (!marker && !filter.owned.has(partition)) continue
+    }
     items.push(
       decoded.event !== null
         ? { seq: msg.seq, arrival, event: decoded.event, reason: null, subject: "", data: null, row: null }

@@ -3,7 +3,7 @@ import { Config, Effect, type Scope } from "effect"
 import { Worker } from "node:worker_threads"
 import type { PlainNatsSettings } from "../Nats.ts"
 import { batcher } from "./Batcher.ts"
-import { decodeDelivered, type Delivered, deliver, type DeliveredBatch } from "./Delivered.ts"
+import { decodeDelivered, type Delivered, deliver, type DeliveredBatch, type PartitionFilter } from "./Delivered.ts"
 
 /**
  * The event stream read from a position, in batches of decoded events (engine/ingest/Delivered.ts).
@@ -17,6 +17,11 @@ import { decodeDelivered, type Delivered, deliver, type DeliveredBatch } from ".
  */
 
 export interface EventReader {
+  /**
+   * The engine owns fewer partitions now: their events need not be handed on any more. (One it
+   * gains needs a reader opened anew: events of it may have been left out already.)
+   */
+  readonly keep: (owned: ReadonlySet<number>) => void
   /** The next batch (waits for one); null once the reading ended. Rejects when reading failed. */
   readonly next: () => Promise<DeliveredBatch | null>
   /** Resolves once a batch, the end or a failure is there, taking nothing. */
@@ -25,8 +30,8 @@ export interface EventReader {
 }
 
 export interface EventReaders {
-  /** Reads the stream from sequence `from`; the reader opened before stops. */
-  readonly open: (from: number) => Promise<EventReader>
+  /** Reads the stream from sequence `from`, handing on the events of `filter`'s partitions; the reader opened before stops. */
+  readonly open: (from: number, filter: PartitionFilter) => Promise<EventReader>
 }
 
 export type ReaderKind = "worker" | "thread"
@@ -51,7 +56,8 @@ export type ReaderCommand =
    * `taken`: one Int32 counting the messages this side has taken (wrapping), added to with
    * `Atomics`: a message per batch taken cost the engine's thread more than the batch's transfer.
    */
-  | { readonly kind: "open"; readonly gen: number; readonly from: number; readonly taken: SharedArrayBuffer }
+  | { readonly kind: "open"; readonly gen: number; readonly from: number; readonly taken: SharedArrayBuffer; readonly count: number; readonly owned: ReadonlyArray<number> }
+  | { readonly kind: "keep"; readonly gen: number; readonly owned: ReadonlyArray<number> }
   | { readonly kind: "stop"; readonly gen: number }
   | { readonly kind: "close" }
 
@@ -66,15 +72,19 @@ export type ReaderReport =
 export const threadReaders = (js: JetStreamClient, options: ReaderOptions): EventReaders => {
   let current: { stop: () => void } | null = null
   return {
-    open: async (from) => {
+    open: async (from, opened) => {
       current?.stop()
+      let filter = opened
       const consumer = await js.consumers.get(options.stream, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: Math.max(1, from) })
       const messages = await consumer.consume({ max_messages: options.batchSize * 2 })
       const next = batcher(messages, options.batchSize, options.batchWindow)
       const reader: EventReader = {
+        keep: (owned) => {
+          filter = { count: filter.count, owned: new Set(owned) }
+        },
         next: async () => {
           const batch = await next()
-          return batch === null ? null : deliver(batch, options)
+          return batch === null ? null : deliver(batch, options, filter)
         },
         ready: next.ready,
         stop: () => messages.stop()
@@ -118,7 +128,8 @@ class Inbox implements EventReader {
     readonly gen: number,
     private readonly size: number,
     private readonly take: (messages: number) => void,
-    private readonly onStop: () => void
+    private readonly onStop: () => void,
+    readonly keep: (owned: ReadonlySet<number>) => void
   ) {}
 
   /** Ends this reader: a `next` still waiting gets null. */
@@ -234,7 +245,7 @@ export const workerReaders = (options: ReaderThreadOptions): Effect.Effect<Event
     )
 
     return {
-      open: async (from) => {
+      open: async (from, filter) => {
         worker ??= start()
         const running = worker
         const opened = ++gen
@@ -248,12 +259,18 @@ export const workerReaders = (options: ReaderThreadOptions): Effect.Effect<Event
           Atomics.add(counter, 0, messages)
           Atomics.notify(counter, 0)
         }
-        const next = new Inbox(opened, options.batchSize, take, () => {
-          if (inbox?.gen === opened) inbox = null
-          post({ kind: "stop", gen: opened })
-        })
+        const next = new Inbox(
+          opened,
+          options.batchSize,
+          take,
+          () => {
+            if (inbox?.gen === opened) inbox = null
+            post({ kind: "stop", gen: opened })
+          },
+          (owned) => post({ kind: "keep", gen: opened, owned: [...owned] })
+        )
         inbox = next
-        post({ kind: "open", gen: opened, from, taken })
+        post({ kind: "open", gen: opened, from, taken, count: filter.count, owned: [...filter.owned] })
         return next
       }
     } satisfies EventReaders

@@ -3,7 +3,7 @@ import type { NatsConnection } from "@nats-io/transport-node"
 import { parentPort, workerData } from "node:worker_threads"
 import { connectNats } from "../Nats.ts"
 import { batcher } from "./Batcher.ts"
-import { deliver, encodeDelivered } from "./Delivered.ts"
+import { deliver, encodeDelivered, type PartitionFilter } from "./Delivered.ts"
 import type { ReaderCommand, ReaderReport, ReaderThreadOptions } from "./EventReader.ts"
 
 /**
@@ -40,6 +40,8 @@ interface Reading {
   sent: number
   /** Messages the engine's thread has taken, counted there. */
   readonly taken: Int32Array
+  /** The partitions whose events are handed on. */
+  filter: PartitionFilter
 }
 
 /** `Atomics.waitAsync` (ES2024: not in this project's lib types). */
@@ -89,7 +91,7 @@ const read = async (reading: Reading, from: number) => {
         post({ kind: "end", gen: reading.gen })
         return
       }
-      const delivered = deliver(batch, options)
+      const delivered = deliver(batch, options, reading.filter)
       reading.sent = (reading.sent + batch.length) | 0
       const { text, rows } = encodeDelivered(delivered)
       port.postMessage({ kind: "batch", gen: reading.gen, through: delivered.through, messages: batch.length, text, rows } satisfies ReaderReport, [rows])
@@ -103,9 +105,14 @@ port.on("message", (command: ReaderCommand) => {
   switch (command.kind) {
     case "open": {
       stop()
-      const reading: Reading = { gen: command.gen, stopped: false, messages: null, sent: 0, taken: new Int32Array(command.taken) }
+      const filter = { count: command.count, owned: new Set(command.owned) }
+      const reading: Reading = { gen: command.gen, stopped: false, messages: null, sent: 0, taken: new Int32Array(command.taken), filter }
       current = reading
       void read(reading, command.from)
+      return
+    }
+    case "keep": {
+      if (current?.gen === command.gen) current.filter = { count: current.filter.count, owned: new Set(command.owned) }
       return
     }
     case "stop": {

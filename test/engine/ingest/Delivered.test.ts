@@ -1,9 +1,11 @@
-import { jetstream, jetstreamManager, type JsMsg } from "@nats-io/jetstream"
+import { DeliverPolicy, jetstream, jetstreamManager, type JsMsg } from "@nats-io/jetstream"
 import { headers, type NatsConnection } from "@nats-io/transport-node"
 import { MessageChannel } from "node:worker_threads"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { eventLine } from "../../../engine/ingest/ApplyBatch.ts"
 import { decodeDelivered, type Delivered, deliver, encodeDelivered } from "../../../engine/ingest/Delivered.ts"
+import { partitionOf, partitionOfSequence } from "../../../engine/ingest/Partition.ts"
+import { PASS_MEMBER } from "../../../engine/ingest/Passes.ts"
 import { APPLIED_HEADER } from "../../../engine/ingest/RecordBatch.ts"
 import { dropTopology, natsConnect, type TestTopology, uniqueTopology } from "../../support/nats.ts"
 
@@ -82,5 +84,33 @@ describe("events decoded on the reader's thread reach the engine's thread as the
     expect(Buffer.from(taken.items[4]!.data!)).toEqual(Buffer.from([0xff, 0xfe, 0x00, 0x7b]))
     expect(taken.items[5]!.reason).toMatch(/does not match subject/)
     expect(taken.items[5]!.subject).toBe(subject("refund"))
+  })
+
+  it("with the partitions an engine owns, hands on only their events and refusals, and every pass marker", async () => {
+    const js = jetstream(nc)
+    const at = new Date(Date.now() - 86_400_000).toISOString()
+    const subject = (type: string) => `${topology.subjectPrefix}.${type}`
+    const members = Array.from({ length: 40 }, (_, i) => `filtered-${i}`)
+    const first = (await js.publish(subject("checkin"), JSON.stringify({ id: "f-0", type: "checkin", memberId: members[0], occurredAt: at }))).seq
+    for (let i = 1; i < members.length; i++) await js.publish(subject("checkin"), JSON.stringify({ id: `f-${i}`, type: "checkin", memberId: members[i], occurredAt: at }))
+    for (let i = 0; i < 8; i++) await js.publish(subject("checkin"), "not json")
+    await js.publish(subject("memberflow.pass"), JSON.stringify({ id: "f-pass", type: "memberflow.pass", memberId: PASS_MEMBER, occurredAt: at, source: "memberflow", properties: { kind: "sweep" } }))
+    const consumer = await js.consumers.get(topology.stream, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: first })
+    const messages: Array<JsMsg> = []
+    for await (const msg of await consumer.fetch({ max_messages: members.length + 9, expires: 5_000 })) messages.push(msg)
+    expect(messages).toHaveLength(members.length + 9)
+    const owned = new Set([1, 3])
+    const read = deliver(messages, { subjectPrefix: topology.subjectPrefix, maxBytes: 64 * 1024 }, { count: 4, owned })
+    const all = deliver(messages, { subjectPrefix: topology.subjectPrefix, maxBytes: 64 * 1024 })
+    const ours = all.items.filter((item) =>
+      item.event?.memberId === PASS_MEMBER || owned.has(item.event === null ? partitionOfSequence(item.seq, 4) : partitionOf(item.event.memberId, 4))
+    )
+    expect(read.items.map(comparable)).toEqual(ours.map(comparable))
+    expect(read.through).toBe(all.through)
+    // Some of each kind on either side of the filter.
+    expect(read.items.some((item) => item.event === null)).toBe(true)
+    expect(read.items.some((item) => item.event?.id === "f-pass")).toBe(true)
+    expect(read.items.filter((item) => item.event?.type === "checkin").length).toBeGreaterThan(0)
+    expect(read.items.length).toBeLessThan(all.items.length)
   })
 })
