@@ -10,7 +10,7 @@ import { type EventReader, type EventReaders, ReaderKindConfig, threadReaders, w
 import { Leases, partitionCount } from "./ingest/Leases.ts"
 import { partitionOf, partitionOfSequence } from "./ingest/Partition.ts"
 import { PassPacer } from "./ingest/PassPacer.ts"
-import { type Pass, PASS_EVENT, PASS_MEMBER, passOf } from "./ingest/Passes.ts"
+import { isPassMarker, type Pass, passOf } from "./ingest/Passes.ts"
 import { recordBatch, retryForever } from "./ingest/RecordBatch.ts"
 import { makeRowSink } from "./ingest/RowSink.ts"
 import { type JourneySet, runJourneys } from "./journeys/Apply.ts"
@@ -586,7 +586,7 @@ export const IngestLive = Layer.scoped(
         const segments: Array<{ items: Array<Item>; load: Array<readonly [string, number]> }> = [{ items: [], load: [] }]
         for (const item of batch.items) {
           const event = item.event
-          if (event !== null && event.type === PASS_EVENT && event.memberId === PASS_MEMBER && event.source === "memberflow") {
+          if (event !== null && isPassMarker(event)) {
             const pass = passOf(event.properties)
             if (pass !== null) segments.push({ items: [{ kind: "pass", seq: item.seq, pass, arrival: item.arrival }], load: [] }, { items: [], load: [] })
             continue

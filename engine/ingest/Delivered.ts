@@ -2,7 +2,7 @@ import type { JsMsg } from "@nats-io/jetstream"
 import type { MemberEvent } from "../../schemas/Event.ts"
 import { arrivalMs, decode, eventLine } from "./ApplyBatch.ts"
 import { partitionOf, partitionOfSequence } from "./Partition.ts"
-import { PASS_EVENT, PASS_MEMBER } from "./Passes.ts"
+import { isPassMarker } from "./Passes.ts"
 import { isApplied } from "./RecordBatch.ts"
 
 /**
@@ -55,7 +55,7 @@ export const deliver = (batch: ReadonlyArray<JsMsg>, options: DeliverOptions, fi
     const decoded = decode(msg, options.subjectPrefix, options.maxBytes, arrival)
     if (filter !== null) {
       const event = decoded.event
-      const marker = event !== null && event.type === PASS_EVENT && event.memberId === PASS_MEMBER
+      const marker = event !== null && isPassMarker(event)
       const partition = event === null ? partitionOfSequence(msg.seq, filter.count) : partitionOf(event.memberId, filter.count)
       if (!marker && !filter.owned.has(partition)) continue
     }

@@ -14,6 +14,10 @@ export const PASS_EVENT = "memberflow.pass"
 /** The member id a marker carries (the envelope needs one); markers are never applied to a member. */
 export const PASS_MEMBER = "memberflow"
 
+/** Whether an event is a pass marker the engine published (an upstream event naming that member is not). */
+export const isPassMarker = (event: { readonly type: string; readonly memberId: string; readonly source?: string | undefined }): boolean =>
+  event.type === PASS_EVENT && event.memberId === PASS_MEMBER && event.source === "memberflow"
+
 export type Pass =
   /** RFM with the cut points given (null: keep the ones in force), time-based re-evaluation, entry timers */
   | { readonly kind: "sweep"; readonly cutpoints: RfmCutpoints | null }
