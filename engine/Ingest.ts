@@ -302,6 +302,8 @@ export const IngestLive = Layer.scoped(
       const part = owned.get(partition)
       if (part === undefined) return
       owned.delete(partition)
+      // Its events need not be handed on any more.
+      reader?.keep(new Set(owned.keys()))
       for (const passing of pending) passing.partitions.delete(partition)
       part.subscription.unsubscribe()
       store.dropPartition(partition)
@@ -361,7 +363,9 @@ export const IngestLive = Layer.scoped(
         const stagger = Math.round((checkpointMs * partition) / count)
         const replayTo = end ?? position
         owned.set(partition, { applied: position, processed: position, committed: position, replayTo, lastCheckpoint: now - stagger, flushing: null, releasing: false, subscription: subscribe(partition) })
-        if (reader === null || readerNext > position + 1) restart = true
+        // The reader hands on only the owned partitions' events (engine/ingest/Delivered.ts): this
+        // one's may have been left out already, so it reads again from the lowest position.
+        restart = true
         yield* Effect.logInfo("partition taken").pipe(Effect.annotateLogs({ partition, position, replayTo }))
       }
       // Their timers in one read (engine/Timers.ts): before any event of theirs is applied.
@@ -647,25 +651,8 @@ export const IngestLive = Layer.scoped(
         yield* recordBatch({ ...emptyBatch }, sink, written(emptyBatch, parts, through, started), count).pipe(Effect.provide(context))
       })
 
-    /** The partitions the reader hands on the events of (engine/ingest/Delivered.ts, `PartitionFilter`). */
-    let readerOwned: ReadonlySet<number> = new Set()
-    const openReader = (from: number) => {
-      readerOwned = new Set(owned.keys())
-      return use("open reader", () => readers.open(from, { count, owned: readerOwned }))
-    }
-    /**
-     * The reader leaves out the events of partitions not owned when it read them: one gained since
-     * needs it opened anew (from the lowest position, as after any gain); fewer is told to it.
-     */
-    const followOwned = (current: EventReader) => {
-      if (readerOwned.size === owned.size && [...owned.keys()].every((p) => readerOwned.has(p))) return
-      if ([...owned.keys()].some((p) => !readerOwned.has(p))) {
-        restart = true
-        return
-      }
-      readerOwned = new Set(owned.keys())
-      current.keep(readerOwned)
-    }
+    /** Hands on the events of the partitions owned now; one gained later opens it anew, one lost is told to it (`forget`). */
+    const openReader = (from: number) => use("open reader", () => readers.open(from, { count, owned: new Set(owned.keys()) }))
 
     const closeReader = Effect.sync(() => {
       reader?.stop()
@@ -709,7 +696,6 @@ export const IngestLive = Layer.scoped(
           yield* use("idle", () => new Promise<void>((resolve) => ((wakeUp = resolve), setTimeout(resolve, 500))))
           continue
         }
-        if (reader !== null && !restart) followOwned(reader)
         if (reader === null || restart) {
           yield* joinPrevious
           yield* closeReader
