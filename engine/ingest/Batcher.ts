@@ -1,3 +1,5 @@
+import { DeliverPolicy, type JetStreamClient } from "@nats-io/jetstream"
+
 const TIMED_OUT = Symbol("timed out")
 
 /**
@@ -57,4 +59,14 @@ export const batcher = <T>(messages: AsyncIterable<T>, size: number, windowMs: n
     if (!ended) await pull()
   }
   return Object.assign(next, { ready })
+}
+
+/**
+ * The stream's messages from sequence `from` (an ordered consumer: no acks), in batches of up to
+ * `size`; the client pulls twice that at most ahead of what is taken.
+ */
+export const readStream = async (js: JetStreamClient, stream: string, from: number, size: number, windowMs: number) => {
+  const consumer = await js.consumers.get(stream, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: Math.max(1, from) })
+  const messages = await consumer.consume({ max_messages: size * 2 })
+  return { messages, next: batcher(messages, size, windowMs) }
 }

@@ -1,8 +1,8 @@
-import { DeliverPolicy, type JetStreamClient } from "@nats-io/jetstream"
+import type { JetStreamClient } from "@nats-io/jetstream"
 import { Config, Effect, type Scope } from "effect"
 import { Worker } from "node:worker_threads"
 import type { PlainNatsSettings } from "../Nats.ts"
-import { batcher } from "./Batcher.ts"
+import { readStream } from "./Batcher.ts"
 import { decodeDelivered, type Delivered, deliver, type DeliveredBatch, type PartitionFilter } from "./Delivered.ts"
 
 /**
@@ -75,9 +75,7 @@ export const threadReaders = (js: JetStreamClient, options: ReaderOptions): Even
     open: async (from, opened) => {
       current?.stop()
       let filter = opened
-      const consumer = await js.consumers.get(options.stream, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: Math.max(1, from) })
-      const messages = await consumer.consume({ max_messages: options.batchSize * 2 })
-      const next = batcher(messages, options.batchSize, options.batchWindow)
+      const { messages, next } = await readStream(js, options.stream, from, options.batchSize, options.batchWindow)
       const reader: EventReader = {
         keep: (owned) => {
           filter = { count: filter.count, owned: new Set(owned) }

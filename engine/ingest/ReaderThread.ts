@@ -1,8 +1,8 @@
-import { type ConsumerMessages, DeliverPolicy, jetstream } from "@nats-io/jetstream"
+import { type ConsumerMessages, jetstream } from "@nats-io/jetstream"
 import type { NatsConnection } from "@nats-io/transport-node"
 import { parentPort, workerData } from "node:worker_threads"
 import { connectNats } from "../Nats.ts"
-import { batcher } from "./Batcher.ts"
+import { readStream } from "./Batcher.ts"
 import { deliver, encodeDelivered, type PartitionFilter } from "./Delivered.ts"
 import type { ReaderCommand, ReaderReport, ReaderThreadOptions } from "./EventReader.ts"
 
@@ -73,15 +73,13 @@ const stop = () => {
 const read = async (reading: Reading, from: number) => {
   try {
     const nc = await connection()
-    const consumer = await jetstream(nc).consumers.get(options.stream, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: Math.max(1, from) })
     if (reading.stopped) return
-    const messages = await consumer.consume({ max_messages: options.batchSize * 2 })
+    const { messages, next } = await readStream(jetstream(nc), options.stream, from, options.batchSize, options.batchWindow)
     reading.messages = messages
     if (reading.stopped) {
       messages.stop()
       return
     }
-    const next = batcher(messages, options.batchSize, options.batchWindow)
     while (!reading.stopped) {
       await credit(reading)
       if (reading.stopped) return
