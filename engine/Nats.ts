@@ -73,9 +73,15 @@ export const connectNats = (settings: PlainNatsSettings, name: string): Promise<
   return connect({
     servers: [...settings.servers],
     name,
+    // The client builds an Error per request for async stack traces: a 2× cost (LIMITS.md).
     noAsyncTraces: true,
     maxReconnectAttempts: -1,
     reconnectTimeWait: 500,
+    // Outgoing bytes are written to the socket once a burst of publishes is over, or inline
+    // when 32 KB pile up first. A checkpoint's KV writes (states of 1-3 KB, 256 at once) hit
+    // that limit every few publishes: socket writes were 10% of the engine's thread in
+    // bench:ingest, 4% with the limit at 1 MB (BENCHMARKS.md). The client reads the option
+    // but does not declare it; without it, it falls back to 32 KB.
     ...({ pendingLimit: PENDING_LIMIT } as object),
     ...(settings.token !== undefined ? { token: settings.token } : {}),
     ...(authenticator !== undefined ? { authenticator } : {})
