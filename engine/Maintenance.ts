@@ -1,7 +1,8 @@
-import { Clock, Effect, Layer, Schedule } from "effect"
+import { Clock, Config, Effect, Layer, Schedule } from "effect"
 import { hostname } from "node:os"
 import { chTime } from "../schemas/Rows.ts"
 import { Clickhouse } from "./Clickhouse.ts"
+import { Ingest, type IngestStatus } from "./Ingest.ts"
 import { publishPass } from "./ingest/Passes.ts"
 import type { RfmCutpoints } from "./member/MemberState.ts"
 import { Nats } from "./Nats.ts"
@@ -67,20 +68,58 @@ export const sweep = Effect.fn("Maintenance.sweep")(function* (period: number) {
   yield* Effect.logInfo("sweep started").pipe(Effect.annotateLogs({ cutpoints: cutpoints?.version ?? "unchanged" }))
 })
 
+/**
+ * How far behind the stream an engine may be and still rank the population: further back, the
+ * profiles in ClickHouse are still being written (a history import, a backlog after an outage), and
+ * cut points from them would rank everyone against the few members loaded so far. (Until 2026-12-06
+ * the first sweep ran 5 s after start, whatever the backlog: in bench:ingest, cut points from the
+ * first few thousand purchasers rescored every member and announced some 200,000 `rfm.changed`
+ * events that the complete population's cut points then changed again.) Five batches of the
+ * default size; the engine's own derived events count.
+ */
+export const SWEEP_MAX_LAG = 20_000
+
+/**
+ * Whether this engine may rank the population now: it owns partitions, none of them is replaying
+ * toward the stream's end, and the stream is no more than `maxLag` messages ahead of it. An engine
+ * that owns nothing cannot tell how far the others are.
+ */
+export const caughtUp = (status: IngestStatus, maxLag: number): boolean =>
+  status.owned.length > 0 && status.owned.every((part) => part.replaying === 0) && status.lag >= 0 && status.lag <= maxLag
+
 export const MaintenanceLive = Layer.scopedDiscard(
   Effect.gen(function* () {
     const runtime = yield* ProgramRuntime
+    const ingest = yield* Ingest
     const every = runtime.program.rfm.recompute
+    const maxLag = yield* Config.integer("MEMBERFLOW_SWEEP_MAX_LAG").pipe(Config.withDefault(SWEEP_MAX_LAG))
     const owner = `${hostname()}:${process.pid}`
     const context = yield* Effect.context<Nats | Topology | Clickhouse | ProgramRuntime>()
+    // The last period this engine tried to claim, and the last it put off: each is tried and logged once.
+    let tried = -1
+    let deferred = -1
     const tick = Effect.gen(function* () {
       const now = yield* Clock.currentTimeMillis
       const period = Math.floor(now / every)
+      if (period === tried) return
+      const status = yield* ingest.status
+      if (!caughtUp(status, maxLag)) {
+        if (deferred !== period) {
+          deferred = period
+          yield* Effect.logInfo("sweep put off until this engine has caught up with the stream").pipe(
+            Effect.annotateLogs({ behind: status.lag, partitions: status.owned.length })
+          )
+        }
+        return
+      }
+      tried = period
       if (yield* runtime.claim(`sweep.${period}`, owner)) yield* sweep(period)
     }).pipe(
       Effect.provide(context),
       Effect.catchAllCause((cause) => Effect.logError("sweep failed", cause))
     )
-    yield* tick.pipe(Effect.repeat(Schedule.spaced(`${Math.max(every / 10, 1000)} millis`)), Effect.delay("5 seconds"), Effect.forkScoped)
+    // Every tenth of the period (1 s at least, 5 s at most): once this period's claim is tried a tick
+    // returns at once; until then it asks the stream for its end.
+    yield* tick.pipe(Effect.repeat(Schedule.spaced(`${Math.min(Math.max(every / 10, 1000), 5000)} millis`)), Effect.delay("5 seconds"), Effect.forkScoped)
   })
 )

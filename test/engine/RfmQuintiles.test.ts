@@ -152,10 +152,11 @@ describe("RFM quintiles over the ClickHouse population (chDB)", () => {
   })
 })
 
-describe("the engine's periodic quintile sweep, end to end", () => {
-  let topology: TestTopology
-  let nc: NatsConnection
-  let engine: EngineProcess
+/**
+ * 300 members' registrations, purchases and refunds, with what each member's R, F and M inputs are
+ * (null: no purchase counted inside the window) and the population that ranks them.
+ */
+const sweepHistory = (prefix: string) => {
   const now = Date.now()
   // An hour boundary shared by everyone, so members with the same day offset tie exactly on R.
   const anchor = Math.floor(now / 3_600_000) * 3_600_000 - 3_600_000
@@ -164,7 +165,7 @@ describe("the engine's periodic quintile sweep, end to end", () => {
   const expected = new Map<string, Inputs | null>()
 
   for (let i = 0; i < 300; i++) {
-    const member = `e-${String(i).padStart(3, "0")}`
+    const member = `${prefix}-${String(i).padStart(3, "0")}`
     events.push({ id: `${member}-reg`, type: "member.registered", memberId: member, occurredAt: new Date(anchor - 500 * DAY).toISOString() })
     const orders: Array<{ at: number; amount: number; refunded: number }> = []
     if (i % 15 !== 0) {
@@ -198,6 +199,14 @@ describe("the engine's periodic quintile sweep, end to end", () => {
     f: rankScorer(population.map((p) => p.frequency)),
     m: rankScorer(population.map((p) => p.monetary))
   }
+  return { events, expected, population, reference }
+}
+
+describe("the engine's periodic quintile sweep, end to end", () => {
+  let topology: TestTopology
+  let nc: NatsConnection
+  let engine: EngineProcess
+  const { events, expected, population, reference } = sweepHistory("e")
 
   beforeAll(async () => {
     topology = uniqueTopology("rfmsweep")
@@ -261,5 +270,68 @@ describe("the engine's periodic quintile sweep, end to end", () => {
     // The input spans the whole range of every score.
     expect(new Set(population.map((p) => reference.r(p.last))).size).toBe(5)
     expect(new Set(population.map((p) => reference.m(p.monetary))).size).toBeGreaterThanOrEqual(4)
+  })
+})
+
+describe("a sweep put off while the engine reads a backlog", () => {
+  let topology: TestTopology
+  let nc: NatsConnection
+  let engine: EngineProcess
+  const { events, population } = sweepHistory("b")
+  // Page views between the purchases, so that the engine is still reading when its first sweep is
+  // due, with some of the purchases applied: cut points then would rank a part of the population.
+  const backlog: Array<EventInput> = []
+  const members = [...new Set(events.map((e) => e.memberId))]
+  let view = 0
+  for (const event of events) {
+    backlog.push(event)
+    for (let k = 0; k < 120; k++) {
+      const memberId = members[view % members.length]!
+      backlog.push({ id: `b-view-${view++}`, type: "page.viewed", memberId, occurredAt: new Date(Date.now() - DAY).toISOString() })
+    }
+  }
+  const maxLag = 500
+
+  beforeAll(async () => {
+    topology = uniqueTopology("rfmbacklog")
+    nc = await natsConnect()
+    const env = { ...topology.env, JOURNEYS_DIR: journeysDir([["recompute: 1h", "recompute: 3s"]]), MEMBERFLOW_SWEEP_MAX_LAG: String(maxLag), MEMBERFLOW_BATCH_SIZE: "50" }
+    // A first engine makes the stream; the backlog is published while no engine runs.
+    const first = await startEngine(env, "rfmbacklog")
+    await first.kill("SIGTERM")
+    await publishEvents(nc, topology, backlog)
+    engine = await startEngine(env, "rfmbacklog")
+  }, 120_000)
+
+  afterAll(async () => {
+    await engine?.kill("SIGTERM")
+    await nc?.close()
+    if (topology) await dropTopology(topology)
+  })
+
+  it("ranks the whole population the first time, and announces each member's segment once", async () => {
+    await eventually(async () => {
+      const rows = await engine.sql<{ n: number }>("SELECT count() AS n FROM rfm_cutpoints")
+      return Number(rows[0]?.n) > 0
+    }, 60_000, "a quintile sweep")
+    expect(engine.output()).toContain("sweep put off until this engine has caught up with the stream")
+    const [first] = await engine.sql<{ r: Array<number>; f: Array<number>; m: Array<number> }>(
+      "SELECT r, f, m FROM rfm_cutpoints ORDER BY computed_at ASC LIMIT 1"
+    )
+    expect(first).toEqual({
+      r: boundaries(population.map((p) => p.last)),
+      f: boundaries(population.map((p) => p.frequency)),
+      m: boundaries(population.map((p) => p.monetary))
+    })
+    // Every member with a purchase in the window is scored once the sweep has passed over them, and
+    // no segment was announced from cut points that the complete population then changed.
+    await eventually(async () => {
+      const rows = await engine.sql<{ n: number }>("SELECT uniqExact(member_id) AS n FROM events WHERE type = 'rfm.changed'")
+      return Number(rows[0]?.n) === population.length
+    }, 30_000, "every scored member's rfm.changed")
+    const twice = await engine.sql<{ member_id: string; n: number }>(
+      "SELECT member_id, count() AS n FROM events WHERE type = 'rfm.changed' GROUP BY member_id HAVING n > 1"
+    )
+    expect(twice).toEqual([])
   })
 })
