@@ -565,6 +565,8 @@ export const IngestLive = Layer.scoped(
       // thread in the 1,000,000-event benchmark, with events late meanwhile.)
       const everyone = passedEveryone(passing)
       const over = () => {
+        // What the slice's members made (an `rfm.changed` each when the cut points moved) is published by now.
+        Metrics.derivedPublished.unsafeUpdate(work.outgoing.length, [])
         for (const partition of finished) passing.partitions.delete(partition)
         if (everyone) {
           const at = pending.indexOf(passing)

@@ -1,13 +1,15 @@
 import { describe, expect, it, layer } from "@effect/vitest"
 import type { NatsConnection } from "@nats-io/transport-node"
 import { Effect } from "effect"
+import { readdirSync, rmSync } from "node:fs"
+import { join } from "node:path"
 import { afterAll, beforeAll } from "vitest"
 import { Clickhouse } from "../../engine/Clickhouse.ts"
 import { computeQuintiles } from "../../engine/Maintenance.ts"
 import { score } from "../../engine/member/Rfm.ts"
 import { chTime, type MemberProfileRow } from "../../schemas/Rows.ts"
 import { tempClickhouseLayer } from "../support/clickhouse.ts"
-import { type EngineProcess, eventually, startEngine } from "../support/engine.ts"
+import { type EngineProcess, eventually, metricOf, startEngine } from "../support/engine.ts"
 import { journeysDir } from "../support/journeys.ts"
 import { dropTopology, type EventInput, natsConnect, publishEvents, type TestTopology, uniqueTopology } from "../support/nats.ts"
 
@@ -295,7 +297,10 @@ describe("a sweep put off while the engine reads a backlog", () => {
   beforeAll(async () => {
     topology = uniqueTopology("rfmbacklog")
     nc = await natsConnect()
-    const env = { ...topology.env, JOURNEYS_DIR: journeysDir([["recompute: 1h", "recompute: 3s"]]), MEMBERFLOW_SWEEP_MAX_LAG: String(maxLag), MEMBERFLOW_BATCH_SIZE: "50" }
+    // The program alone, no journeys: every event the engine publishes is then one it applied, written to `events` too.
+    const dir = journeysDir([["recompute: 1h", "recompute: 3s"]])
+    for (const entry of readdirSync(dir)) if (entry !== "program.yaml") rmSync(join(dir, entry), { recursive: true })
+    const env = { ...topology.env, JOURNEYS_DIR: dir, MEMBERFLOW_SWEEP_MAX_LAG: String(maxLag), MEMBERFLOW_BATCH_SIZE: "50" }
     // A first engine makes the stream; the backlog is published while no engine runs.
     const first = await startEngine(env, "rfmbacklog")
     await first.kill("SIGTERM")
@@ -333,5 +338,12 @@ describe("a sweep put off while the engine reads a backlog", () => {
       "SELECT member_id, count() AS n FROM events WHERE type = 'rfm.changed' GROUP BY member_id HAVING n > 1"
     )
     expect(twice).toEqual([])
+    // Published events are counted, the pass's too: each is one of the engine's own in `events`.
+    await eventually(async () => {
+      const [own] = await engine.sql<{ n: number }>("SELECT count() AS n FROM events WHERE source = 'memberflow'")
+      return metricOf(String((await engine.get("/metrics")).body), "memberflow_derived_events_published_total") === Number(own?.n)
+    }, 10_000, "the derived events counted as published, as many as the engine's own in events").catch(() => undefined)
+    const [own] = await engine.sql<{ n: number }>("SELECT count() AS n FROM events WHERE source = 'memberflow'")
+    expect(metricOf(String((await engine.get("/metrics")).body), "memberflow_derived_events_published_total")).toBe(Number(own?.n))
   })
 })
