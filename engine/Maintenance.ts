@@ -92,7 +92,10 @@ export const MaintenanceLive = Layer.scopedDiscard(
     const runtime = yield* ProgramRuntime
     const ingest = yield* Ingest
     const every = runtime.program.rfm.recompute
-    const maxLag = yield* Config.integer("MEMBERFLOW_SWEEP_MAX_LAG").pipe(Config.withDefault(SWEEP_MAX_LAG))
+    const maxLag = yield* Config.integer("MEMBERFLOW_SWEEP_MAX_LAG").pipe(
+      Config.withDefault(SWEEP_MAX_LAG),
+      Config.validate({ message: "MEMBERFLOW_SWEEP_MAX_LAG must be a whole number of messages, 0 or more", validation: (lag) => lag >= 0 })
+    )
     const owner = `${hostname()}:${process.pid}`
     const context = yield* Effect.context<Nats | Topology | Clickhouse | ProgramRuntime>()
     // The last period this engine tried to claim, and the last it put off: each is tried and logged once.

@@ -9,7 +9,7 @@ import { computeQuintiles } from "../../engine/Maintenance.ts"
 import { score } from "../../engine/member/Rfm.ts"
 import { chTime, type MemberProfileRow } from "../../schemas/Rows.ts"
 import { tempClickhouseLayer } from "../support/clickhouse.ts"
-import { type EngineProcess, eventually, metricOf, startEngine } from "../support/engine.ts"
+import { type EngineProcess, eventually, metricOf, runCli, startEngine, tempDir } from "../support/engine.ts"
 import { journeysDir } from "../support/journeys.ts"
 import { dropTopology, type EventInput, natsConnect, publishEvents, type TestTopology, uniqueTopology } from "../support/nats.ts"
 
@@ -292,7 +292,9 @@ describe("a sweep put off while the engine reads a backlog", () => {
       backlog.push({ id: `b-view-${view++}`, type: "page.viewed", memberId, occurredAt: new Date(Date.now() - DAY).toISOString() })
     }
   }
-  const maxLag = 500
+  // Caught up means read to the end here: with any lag allowed, the last purchases of the backlog
+  // could still be unread when the population is ranked.
+  const maxLag = 0
 
   beforeAll(async () => {
     topology = uniqueTopology("rfmbacklog")
@@ -346,4 +348,19 @@ describe("a sweep put off while the engine reads a backlog", () => {
     const [own] = await engine.sql<{ n: number }>("SELECT count() AS n FROM events WHERE source = 'memberflow'")
     expect(metricOf(String((await engine.get("/metrics")).body), "memberflow_derived_events_published_total")).toBe(Number(own?.n))
   })
+})
+
+describe("how far behind the stream an engine may rank the population", () => {
+  it("is refused at start when it is not a whole number of messages, 0 or more, naming the setting", async () => {
+    const topology = uniqueTopology("sweeplag")
+    try {
+      for (const lag of ["-1", "1.5", "many"]) {
+        const result = await runCli(["run"], { ...topology.env, MEMBERFLOW_SWEEP_MAX_LAG: lag, MEMBERFLOW_DATA_DIR: tempDir("sweeplag"), MEMBERFLOW_HTTP_PORT: "0" })
+        expect(result.code, result.stdout + result.stderr).not.toBe(0)
+        expect(result.stdout + result.stderr).toContain("MEMBERFLOW_SWEEP_MAX_LAG")
+      }
+    } finally {
+      await dropTopology(topology)
+    }
+  }, 120_000)
 })
