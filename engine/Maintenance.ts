@@ -87,6 +87,20 @@ export const SWEEP_MAX_LAG = 20_000
 export const caughtUp = (status: IngestStatus, maxLag: number): boolean =>
   status.owned.length > 0 && status.owned.every((part) => part.replaying === 0) && status.lag >= 0 && status.lag <= maxLag
 
+/**
+ * How long a sweep may be put off: after that it runs behind the stream all the same, with a
+ * warning. An engine that never catches up (one that cannot keep up with its traffic) would
+ * otherwise never recompute the cut points, review tiers or re-evaluate what time alone changes.
+ */
+export const SWEEP_MAX_WAIT_MS = 3_600_000
+
+/**
+ * What a tick does: rank `now` (caught up), `wait`, or rank `anyway` once it has been put off since
+ * `putOffSince` for `maxWaitMs`.
+ */
+export const sweepDecision = (caught: boolean, putOffSince: number | null, now: number, maxWaitMs: number): "now" | "wait" | "anyway" =>
+  caught ? "now" : putOffSince !== null && now - putOffSince >= maxWaitMs ? "anyway" : "wait"
+
 export const MaintenanceLive = Layer.scopedDiscard(
   Effect.gen(function* () {
     const runtime = yield* ProgramRuntime
@@ -98,15 +112,21 @@ export const MaintenanceLive = Layer.scopedDiscard(
     )
     const owner = `${hostname()}:${process.pid}`
     const context = yield* Effect.context<Nats | Topology | Clickhouse | ProgramRuntime>()
-    // The last period this engine tried to claim, and the last it put off: each is tried and logged once.
+    // An hour, or a period if that is longer.
+    const maxWait = Math.max(SWEEP_MAX_WAIT_MS, every)
+    // The last period this engine tried to claim, and the last it put off: each is tried and logged
+    // once. Since when the sweep has been put off (null: it has not been).
     let tried = -1
     let deferred = -1
+    let putOffSince: number | null = null
     const tick = Effect.gen(function* () {
       const now = yield* Clock.currentTimeMillis
       const period = Math.floor(now / every)
       if (period === tried) return
       const status = yield* ingest.status
-      if (!caughtUp(status, maxLag)) {
+      const decision = sweepDecision(caughtUp(status, maxLag), putOffSince, now, maxWait)
+      if (decision === "wait") {
+        putOffSince ??= now
         if (deferred !== period) {
           deferred = period
           yield* Effect.logInfo("sweep put off until this engine has caught up with the stream").pipe(
@@ -115,6 +135,12 @@ export const MaintenanceLive = Layer.scopedDiscard(
         }
         return
       }
+      if (decision === "anyway") {
+        yield* Effect.logWarning("sweep run behind the stream: put off too long").pipe(
+          Effect.annotateLogs({ behind: status.lag, partitions: status.owned.length, putOffMs: now - (putOffSince ?? now) })
+        )
+      }
+      putOffSince = null
       tried = period
       if (yield* runtime.claim(`sweep.${period}`, owner)) yield* sweep(period)
     }).pipe(
