@@ -209,6 +209,9 @@ describe("a pass over every member, worked through between batches", () => {
       const metrics = String((await first.get("/metrics")).body)
       expect(Number(/^memberflow_checkpoint_states_total (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThan(0)
       expect(Number(/^memberflow_checkpoint_seconds_count (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThan(0)
+      // The engine's own sweep over first: it waits until the engine has caught up with the
+      // registrations, and would otherwise be under way beside the tick's pass.
+      await eventually(async () => first.output().includes('"sweep done"'), 60_000, "the start sweep to end", () => engineState(first))
       await publishEvents(nc, stopped, [
         tickMarker("pass-order", now)
       ])
