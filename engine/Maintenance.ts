@@ -3,6 +3,7 @@ import { hostname } from "node:os"
 import { chTime } from "../schemas/Rows.ts"
 import { Clickhouse } from "./Clickhouse.ts"
 import { Ingest, type IngestStatus } from "./Ingest.ts"
+import * as Metrics from "./Metrics.ts"
 import { publishPass } from "./ingest/Passes.ts"
 import type { RfmCutpoints } from "./member/MemberState.ts"
 import { Nats } from "./Nats.ts"
@@ -119,12 +120,15 @@ export const MaintenanceLive = Layer.scopedDiscard(
     let tried = -1
     let deferred = -1
     let putOffSince: number | null = null
+    // In /metrics from the start, as 0.
+    Metrics.sweepPutOff.unsafeUpdate(0, [])
     const tick = Effect.gen(function* () {
       const now = yield* Clock.currentTimeMillis
       const period = Math.floor(now / every)
       if (period === tried) return
       const status = yield* ingest.status
       const decision = sweepDecision(caughtUp(status, maxLag), putOffSince, now, maxWait)
+      Metrics.sweepPutOff.unsafeUpdate(decision === "wait" ? 1 : 0, [])
       if (decision === "wait") {
         putOffSince ??= now
         if (deferred !== period) {

@@ -317,11 +317,16 @@ describe("a sweep put off while the engine reads a backlog", () => {
   })
 
   it("ranks the whole population the first time, and announces each member's segment once", async () => {
+    // `memberflow_sweep_put_off` as seen at each look while the sweep waits.
+    const putOff = new Set<number>()
     await eventually(async () => {
+      putOff.add(metricOf(String((await engine.get("/metrics")).body), "memberflow_sweep_put_off"))
       const rows = await engine.sql<{ n: number }>("SELECT count() AS n FROM rfm_cutpoints")
       return Number(rows[0]?.n) > 0
     }, 60_000, "a quintile sweep")
     expect(engine.output()).toContain("sweep put off until this engine has caught up with the stream")
+    expect(putOff.has(1)).toBe(true)
+    expect(metricOf(String((await engine.get("/metrics")).body), "memberflow_sweep_put_off")).toBe(0)
     const [first] = await engine.sql<{ r: Array<number>; f: Array<number>; m: Array<number> }>(
       "SELECT r, f, m FROM rfm_cutpoints ORDER BY computed_at ASC LIMIT 1"
     )
