@@ -37,9 +37,9 @@ export const memberReads = Metric.counter("memberflow_member_reads_total", {
 export const checkpointStates = Metric.counter("memberflow_checkpoint_states_total", { description: "member states written to KV by checkpoints", incremental: true })
 /** Passes (the hourly sweep, a broadcast's tick) started at their marker and not over yet: what bench:ingest tells its seconds apart by. */
 export const passesUnderWay = Metric.gauge("memberflow_passes_under_way", { description: "passes over every member (the hourly sweep, a scheduled journey's tick) started at their marker and not over yet" })
-/** A pass held back to a tenth of its share by a burst of timers due (engine/ingest/PassPacer.ts): now, and how often it began. */
 /** 1 while this engine puts the RFM recompute off, not caught up with the stream (engine/Maintenance.ts). */
 export const sweepPutOff = Metric.gauge("memberflow_sweep_put_off", { description: "1 while this engine puts the RFM recompute (the periodic sweep) off until it has caught up with the stream (MEMBERFLOW_SWEEP_MAX_LAG), else 0" })
+/** A pass held back to a tenth of its share by a burst of timers due (engine/ingest/PassPacer.ts): now, and how often it began. */
 export const passHeld = Metric.gauge("memberflow_pass_held", { description: "1 while pass work is held back to a tenth of its share because a burst of journey timers is due (MEMBERFLOW_PASS_TIMER_BURST), else 0" })
 export const passHeldTotal = Metric.counter("memberflow_pass_held_total", { description: "times pass work began to be held back by a burst of journey timers due", incremental: true })
 export const timersPending = Metric.gauge("memberflow_timers_pending", { description: "journey timers this engine keeps for its partitions, not yet due" })
