@@ -10,10 +10,10 @@
  * as the ceiling.
  */
 import { AckPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream"
-import { copyFileSync, readFileSync, writeFileSync } from "node:fs"
-import { join } from "node:path"
+import { readFileSync, writeFileSync } from "node:fs"
 import { dropTopology, natsConnect, uniqueTopology } from "../test/support/nats.ts"
-import { drained as enginesDrained, ROOT, startEngine, tempDir } from "../test/support/engine.ts"
+import { drained as enginesDrained, startEngine, tempDir } from "../test/support/engine.ts"
+import { journeysDir } from "../test/support/journeys.ts"
 import { makeEvent as makeBenchEvent } from "./events.ts"
 
 // Cheaper publishes: the NATS client builds an Error per request (LIMITS.md).
@@ -40,12 +40,6 @@ const JOURNEYS = process.env["BENCH_JOURNEYS"] !== "0"
 const profiling = process.env["BENCH_CPU_PROFILE"] !== undefined
 
 const log = (line: string) => process.stdout.write(`${line}\n`)
-
-const programOnly = () => {
-  const dir = tempDir("bench-program")
-  copyFileSync(join(ROOT, "journeys", "program.yaml"), join(dir, "program.yaml"))
-  return dir
-}
 
 const makeEvent = (i: number, base: number, live = false) => makeBenchEvent(i, base, EVENTS, MEMBERS, live)
 
@@ -114,7 +108,7 @@ const rssOf = (pid: number) => {
 
 const main = async () => {
   const topology = uniqueTopology("bench")
-  Object.assign(topology.env, JOURNEYS ? {} : { JOURNEYS_DIR: programOnly() })
+  Object.assign(topology.env, JOURNEYS ? {} : { JOURNEYS_DIR: journeysDir([], { programOnly: true }) })
   const nc = await natsConnect()
   log(`memberflow ingest benchmark: ${EVENTS.toLocaleString()} events, ${MEMBERS.toLocaleString()} members, ${JOURNEYS ? "the shipped journeys running" : "no journeys (program.yaml only)"}, stream ${topology.stream}`)
   // The stream and consumer exist before the first publish: `memberflow migrate`-like set-up run.

@@ -4,7 +4,8 @@ import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { partitionOf } from "../../engine/ingest/Partition.ts"
 import { memberKey } from "../../engine/MemberStore.ts"
-import { type EngineProcess, engineState, eventually, metricOf, runCli, startEngine, tempDir } from "../support/engine.ts"
+import { type EngineProcess, engineState, eventually, metricOf, startEngine, tempDir } from "../support/engine.ts"
+import { expectRefusedAtStart } from "../support/settings.ts"
 import { journeysDir, broadcastJourney, tickMarker } from "../support/journeys.ts"
 import { dropTopology, natsConnect, publishEvents, type TestTopology, uniqueTopology } from "../support/nats.ts"
 
@@ -328,17 +329,9 @@ describe("the share of the thread a pass may take", () => {
   it("is refused at start when it is not a number above 0 and at most 1 (and the timer burst when not a rate), naming the setting", async () => {
     const topology = uniqueTopology("passshare")
     try {
-      for (const share of ["0", "1.5", "a third"]) {
-        const result = await runCli(["run"], { ...topology.env, MEMBERFLOW_PASS_SHARE: share, MEMBERFLOW_DATA_DIR: tempDir("passshare"), MEMBERFLOW_HTTP_PORT: "0" })
-        expect(result.code, result.stdout + result.stderr).not.toBe(0)
-        expect(result.stdout + result.stderr).toContain("MEMBERFLOW_PASS_SHARE")
-      }
+      await expectRefusedAtStart(topology.env, "MEMBERFLOW_PASS_SHARE", ["0", "1.5", "a third"], "passshare")
       // The burst of timers that holds a pass back: a rate, 0 for never.
-      for (const rate of ["-1", "many"]) {
-        const result = await runCli(["run"], { ...topology.env, MEMBERFLOW_PASS_TIMER_BURST: rate, MEMBERFLOW_DATA_DIR: tempDir("passshare"), MEMBERFLOW_HTTP_PORT: "0" })
-        expect(result.code, result.stdout + result.stderr).not.toBe(0)
-        expect(result.stdout + result.stderr).toContain("MEMBERFLOW_PASS_TIMER_BURST")
-      }
+      await expectRefusedAtStart(topology.env, "MEMBERFLOW_PASS_TIMER_BURST", ["-1", "many"], "passshare")
     } finally {
       await dropTopology(topology)
     }

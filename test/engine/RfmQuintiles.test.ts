@@ -1,15 +1,14 @@
 import { describe, expect, it, layer } from "@effect/vitest"
 import type { NatsConnection } from "@nats-io/transport-node"
 import { Effect } from "effect"
-import { readdirSync, rmSync } from "node:fs"
-import { join } from "node:path"
 import { afterAll, beforeAll } from "vitest"
 import { Clickhouse } from "../../engine/Clickhouse.ts"
 import { computeQuintiles } from "../../engine/Maintenance.ts"
 import { score } from "../../engine/member/Rfm.ts"
 import { chTime, type MemberProfileRow } from "../../schemas/Rows.ts"
 import { tempClickhouseLayer } from "../support/clickhouse.ts"
-import { type EngineProcess, eventually, metricOf, runCli, startEngine, tempDir } from "../support/engine.ts"
+import { type EngineProcess, eventually, metricOf, startEngine } from "../support/engine.ts"
+import { expectRefusedAtStart } from "../support/settings.ts"
 import { journeysDir } from "../support/journeys.ts"
 import { dropTopology, type EventInput, natsConnect, publishEvents, type TestTopology, uniqueTopology } from "../support/nats.ts"
 
@@ -300,8 +299,7 @@ describe("a sweep put off while the engine reads a backlog", () => {
     topology = uniqueTopology("rfmbacklog")
     nc = await natsConnect()
     // The program alone, no journeys: every event the engine publishes is then one it applied, written to `events` too.
-    const dir = journeysDir([["recompute: 1h", "recompute: 3s"]])
-    for (const entry of readdirSync(dir)) if (entry !== "program.yaml") rmSync(join(dir, entry), { recursive: true })
+    const dir = journeysDir([["recompute: 1h", "recompute: 3s"]], { programOnly: true })
     const env = { ...topology.env, JOURNEYS_DIR: dir, MEMBERFLOW_SWEEP_MAX_LAG: String(maxLag), MEMBERFLOW_BATCH_SIZE: "50" }
     // A first engine makes the stream; the backlog is published while no engine runs.
     const first = await startEngine(env, "rfmbacklog")
@@ -359,11 +357,7 @@ describe("how far behind the stream an engine may rank the population", () => {
   it("is refused at start when it is not a whole number of messages, 0 or more, naming the setting", async () => {
     const topology = uniqueTopology("sweeplag")
     try {
-      for (const lag of ["-1", "1.5", "many"]) {
-        const result = await runCli(["run"], { ...topology.env, MEMBERFLOW_SWEEP_MAX_LAG: lag, MEMBERFLOW_DATA_DIR: tempDir("sweeplag"), MEMBERFLOW_HTTP_PORT: "0" })
-        expect(result.code, result.stdout + result.stderr).not.toBe(0)
-        expect(result.stdout + result.stderr).toContain("MEMBERFLOW_SWEEP_MAX_LAG")
-      }
+      await expectRefusedAtStart(topology.env, "MEMBERFLOW_SWEEP_MAX_LAG", ["-1", "1.5", "many"], "sweeplag")
     } finally {
       await dropTopology(topology)
     }

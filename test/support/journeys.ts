@@ -7,10 +7,12 @@ import type { EventInput } from "./nats.ts"
 /**
  * A copy of the shipped journeys folder with textual edits to program.yaml (e.g. fixed RFM cut
  * points or a short recompute period), so a test runs the real file with only what it needs changed.
+ * `programOnly`: program.yaml alone, no journeys or templates.
  */
-export const journeysDir = (edits: ReadonlyArray<readonly [string, string]> = []): string => {
+export const journeysDir = (edits: ReadonlyArray<readonly [string, string]> = [], options: { readonly programOnly?: boolean } = {}): string => {
   const dir = tempDir("journeys")
-  cpSync(join(ROOT, "journeys"), dir, { recursive: true })
+  if (options.programOnly === true) cpSync(join(ROOT, "journeys", "program.yaml"), join(dir, "program.yaml"))
+  else cpSync(join(ROOT, "journeys"), dir, { recursive: true })
   const file = join(dir, "program.yaml")
   let text = readFileSync(file, "utf8")
   for (const [from, to] of edits) {
