@@ -14,6 +14,7 @@ import { readFileSync, writeFileSync } from "node:fs"
 import { dropTopology, natsConnect, uniqueTopology } from "../test/support/nats.ts"
 import { drained as enginesDrained, startEngine, tempDir } from "../test/support/engine.ts"
 import { journeysDir } from "../test/support/journeys.ts"
+import { StreamPublisher } from "../engine/nats/StreamPublisher.ts"
 import { makeEvent as makeBenchEvent } from "./events.ts"
 
 // Cheaper publishes: the NATS client builds an Error per request (LIMITS.md).
@@ -30,6 +31,15 @@ const PACED_STEPS = Math.max(1, Number(process.env["BENCH_PACED_STEPS"] ?? 50))
  * group commit wrote a part into each of ~11 monthly partitions of \`events\`.
  */
 const PACED_SPREAD = process.env["BENCH_PACED_SPREAD"] === "1"
+/**
+ * BENCH_PUBLISHER=client: the events published with the NATS client's `js.publish`, as before
+ * 2026-12-06, afternoon. By default they go through the engine's own StreamPublisher (the same
+ * wire protocol: `Nats-Msg-Id`, each PubAck awaited), which costs the publishing process about
+ * half the CPU. The publisher stands in for upstream services on other machines, yet it runs on
+ * the engine's two cores: with `js.publish` it took 11–45% of a core in the paced seconds
+ * (BENCHMARKS.md).
+ */
+const CLIENT_PUBLISH = process.env["BENCH_PUBLISHER"] === "client"
 /** Engine processes sharing the stream (scale-out); each has its own embedded ClickHouse. */
 const ENGINES = Number(process.env["BENCH_ENGINES"] ?? 1)
 
@@ -136,15 +146,18 @@ const main = async () => {
       }
     }))
   }
+  const streamPublisher = new StreamPublisher(nc)
   try {
     const js = jetstream(nc)
+    const publish = (subject: string, data: string, msgID: string): Promise<unknown> =>
+      CLIENT_PUBLISH ? js.publish(subject, data, { msgID }) : streamPublisher.publish(subject, data, { msgID })
     const base = Date.now() - 60_000
     const t0 = performance.now()
     let published = 0
     const pending = new Set<Promise<unknown>>()
     for (let i = 0; i < EVENTS; i++) {
       const event = makeEvent(i, base)
-      const p = js.publish(`${topology.subjectPrefix}.${event.type}`, JSON.stringify(event), { msgID: event.id }).then(() => {
+      const p = publish(`${topology.subjectPrefix}.${event.type}`, JSON.stringify(event), event.id).then(() => {
         published++
         pending.delete(p)
       })
@@ -230,7 +243,7 @@ const main = async () => {
           await new Promise((r) => setTimeout(r, Math.max(0, tick + (step * 1000) / PACED_STEPS - performance.now())))
           for (const end = Math.round(((step + 1) * pacedRate) / PACED_STEPS); k < end; k++) {
             const event = makeEvent(EVENTS + s * pacedRate + k, Date.now(), !PACED_SPREAD)
-            batch.push(js.publish(`${topology.subjectPrefix}.${event.type}`, JSON.stringify({ ...event, id: `paced-${event.id}` }), { msgID: `paced-${event.id}` }))
+            batch.push(publish(`${topology.subjectPrefix}.${event.type}`, JSON.stringify({ ...event, id: `paced-${event.id}` }), `paced-${event.id}`))
           }
         }
         await Promise.all(batch)
@@ -296,6 +309,7 @@ const main = async () => {
     // BENCH_ENGINE_LOG=<file>: the engines' logs, for looking into a run.
     const logFile = process.env["BENCH_ENGINE_LOG"]
     if (logFile !== undefined) writeFileSync(logFile, engines.map((engine) => engine.output()).join("\n"))
+    streamPublisher.close()
     await nc.close()
     await dropTopology(topology)
   }
