@@ -132,7 +132,10 @@ export const IngestLive = Layer.scoped(
     const maxBytes = yield* Config.integer("MEMBERFLOW_MAX_EVENT_BYTES").pipe(Config.withDefault(64 * 1024))
     const wanted = yield* Config.integer("MEMBERFLOW_PARTITIONS").pipe(Config.withDefault(16))
     const leaseMs = yield* Config.integer("MEMBERFLOW_LEASE_MS").pipe(Config.withDefault(10_000))
-    const checkpointMs = yield* Config.integer("MEMBERFLOW_CHECKPOINT_MS").pipe(Config.withDefault(30_000))
+    // A minute: a member changed several times within it is written once. Every 30 s, the
+    // checkpoints' JSON, KV writes and what they promote made the paced events of bench:ingest about
+    // five times as late (BENCHMARKS.md, 2026-12-06 afternoon); a crash replays up to the interval.
+    const checkpointMs = yield* Config.integer("MEMBERFLOW_CHECKPOINT_MS").pipe(Config.withDefault(60_000))
     const checkpointDirty = yield* Config.integer("MEMBERFLOW_CHECKPOINT_MEMBERS").pipe(Config.withDefault(200_000))
     const sinkRows = yield* Config.integer("MEMBERFLOW_PENDING_ROWS").pipe(Config.withDefault(100_000))
     const passShare = yield* Config.number("MEMBERFLOW_PASS_SHARE").pipe(
