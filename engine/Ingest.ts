@@ -133,8 +133,9 @@ export const IngestLive = Layer.scoped(
     const wanted = yield* Config.integer("MEMBERFLOW_PARTITIONS").pipe(Config.withDefault(16))
     const leaseMs = yield* Config.integer("MEMBERFLOW_LEASE_MS").pipe(Config.withDefault(10_000))
     // A minute: a member changed several times within it is written once. Every 30 s, the
-    // checkpoints' JSON, KV writes and what they promote made the paced events of bench:ingest about
-    // five times as late (BENCHMARKS.md, 2026-12-06 afternoon); a crash replays up to the interval.
+    // checkpoints' JSON, KV writes and what they promote made about four times as many of
+    // bench:ingest's paced events late (medians; BENCHMARKS.md, 2026-12-06 afternoon). A crash
+    // replays up to the interval.
     const checkpointMs = yield* Config.integer("MEMBERFLOW_CHECKPOINT_MS").pipe(Config.withDefault(60_000))
     const checkpointDirty = yield* Config.integer("MEMBERFLOW_CHECKPOINT_MEMBERS").pipe(Config.withDefault(200_000))
     const sinkRows = yield* Config.integer("MEMBERFLOW_PENDING_ROWS").pipe(Config.withDefault(100_000))
