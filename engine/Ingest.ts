@@ -787,8 +787,8 @@ export const IngestLive = Layer.scoped(
         stopping = true
         wake()
         // No partition taken from now on: a lease round under way would take back the ones handed
-        // over below as they come free (`Leases.close`).
-        const leasesClosed = yield* use("close leases", () => leases.close((partition) => owned.has(partition))).pipe(Effect.ignore, Effect.forkDaemon)
+        // over below as they come free (`Leases.stopTaking`; `leave` hands back what it took).
+        leases.stopTaking()
         yield* Effect.logInfo("ingest draining")
         yield* awaitDrained(fiber)
         if (!(yield* interruptWithin(fiber))) {
@@ -807,8 +807,7 @@ export const IngestLive = Layer.scoped(
           { discard: true }
         ).pipe(Effect.interruptible, Effect.timeout(left), Effect.ignore)
         yield* closeReader
-        yield* Fiber.join(leasesClosed).pipe(Effect.interruptible, Effect.timeout(Math.max(500, yield* drainTimeLeft)), Effect.ignore)
-        yield* use("leave", () => leases.leave()).pipe(Effect.interruptible, Effect.timeout(Math.max(500, yield* drainTimeLeft)), Effect.ignore)
+        yield* use("leave", () => leases.leave((partition) => owned.has(partition))).pipe(Effect.interruptible, Effect.timeout(Math.max(500, yield* drainTimeLeft)), Effect.ignore)
         yield* Effect.logInfo("ingest drained").pipe(Effect.annotateLogs({ partitions: owned.size === 0 ? "all handed over" : `${owned.size} left to expire` }))
       })
     )

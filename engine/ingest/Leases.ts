@@ -75,9 +75,9 @@ export class Leases {
   /** One KV operation at a time per partition: renewals and commits share its revision. */
   private readonly queues = new Map<number, Promise<unknown>>()
   private beat = 0
-  /** Set by `close`: no round takes a partition or beats from then on. */
+  /** Set by `stopTaking` (shutdown): no round takes a partition or beats from then on. */
   private closing = false
-  /** The round under way, if any: `close` waits for it. */
+  /** The round under way, if any: `leave` waits for it. */
   private running: Promise<LeaseDecision> | null = null
 
   constructor(
@@ -243,22 +243,26 @@ export class Leases {
   }
 
   /**
-   * Shutdown: no more partitions taken, the round under way waited for, and what it took that the
-   * engine never began (not in `begun`) handed back at once, as it was. A round already under way
+   * Shutdown begins: no round takes a partition or beats from now on. A round already under way
    * when the engine began handing its partitions over took them back as they came free (their
    * owner gone: free to take) and held them until their lease ran out, so that no engine had them
    * for seconds (`Partitions.test.ts`, once in a full run; `Leases.test.ts`).
    */
-  async close(begun: (partition: number) => boolean): Promise<void> {
+  stopTaking(): void {
+    this.closing = true
+  }
+
+  /**
+   * Stops this engine's heartbeat, so the others count it out at once. First the round under way
+   * is waited for, and what it took that the engine never began (not in `begun`) is handed back as
+   * it was.
+   */
+  async leave(begun: (partition: number) => boolean = () => true): Promise<void> {
     this.closing = true
     await this.running?.catch(() => undefined)
     for (const partition of this.owned()) {
       if (!begun(partition)) await this.release(partition, this.position(partition) ?? 0)
     }
-  }
-
-  /** Stops this engine's heartbeat, so the others count it out at once. */
-  async leave(): Promise<void> {
     await this.kv.delete(engineKey(this.engineId))
   }
 }

@@ -94,29 +94,28 @@ describe("partition leases", () => {
     expect((await a.round()).gained).toHaveLength(4)
     // Shutdown begins while a round is under way; the engine then hands each partition over.
     const round = a.round()
-    const closed = a.close(() => true)
+    a.stopTaking()
     for (const partition of [0, 1, 2, 3]) expect(await a.release(partition, 10 + partition)).toBe(true)
-    await closed
     const last = await round
     expect(last.gained).toEqual([])
     expect(a.owned()).toEqual([])
     // Nor does a round after it, and once the engine has left another takes every partition at once.
     expect(await a.round()).toEqual({ gained: [], lost: [], surplus: [] })
-    await a.leave()
+    await a.leave(() => true)
     const b = new Leases(kv, "engine-b", 4, TTL, () => clock)
     expect([...(await b.round()).gained].sort((x, y) => x.partition - y.partition)).toEqual([0, 1, 2, 3].map((partition) => ({ partition, position: 10 + partition })))
   })
 
-  it("partitions a round took that the engine never began are handed back at once when it closes", async () => {
+  it("partitions a round took that the engine never began are handed back at once when it leaves", async () => {
     const kv = await bucket("unbegun")
     const clock = 1_000_000
     const a = new Leases(kv, "engine-a", 4, TTL, () => clock)
     await a.round()
     expect(await a.commit(3, 25)).toBe(true)
-    await a.close((partition) => partition < 2)
+    await a.leave((partition) => partition < 2)
     expect(a.owned()).toEqual([0, 1])
     const b = new Leases(kv, "engine-b", 4, TTL, () => clock)
-    // a still beats: b's share is two, and it takes the two handed back, at their committed positions.
+    // a's leases of 0 and 1 are fresh: b takes only the two handed back, at their committed positions.
     expect([...(await b.round()).gained].sort((x, y) => x.partition - y.partition)).toEqual([{ partition: 2, position: 0 }, { partition: 3, position: 25 }])
   })
 })
