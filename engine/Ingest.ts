@@ -16,7 +16,7 @@ import { makeRowSink } from "./ingest/RowSink.ts"
 import { type JourneySet, runJourneys } from "./journeys/Apply.ts"
 import { JourneyRuntime } from "./JourneyRuntime.ts"
 import { type ApplyResult, type MemberContext, type MemberState, refresh } from "./member/MemberState.ts"
-import { memberSubject, REPLAYING_HEADER } from "./MemberLookup.ts"
+import { memberSubject, REPLAYING_HEADER, respondWithState } from "./MemberLookup.ts"
 import { MemberStore } from "./MemberStore.ts"
 import * as Metrics from "./Metrics.ts"
 import { Nats, NatsSettingsConfig, plainSettings } from "./Nats.ts"
@@ -230,7 +230,7 @@ export const IngestLive = Layer.scoped(
             msg.respond("", { headers: replaying })
             return
           }
-          msg.respond(store.answer(msg.string()) ?? "")
+          respondWithState(msg, store.answer(msg.string()), store.partBytes)
         }
       })
 

@@ -1,10 +1,12 @@
 import type { KV } from "@nats-io/kv"
+import { headers, type Msg } from "@nats-io/transport-node"
 import { Data, Effect } from "effect"
 import { memberKey, MemberStoreError } from "./MemberStore.ts"
 import { type MemberState, parseState } from "./member/MemberState.ts"
 import { partitionOf } from "./ingest/Partition.ts"
 import { PARTITIONS_KEY } from "./ingest/Leases.ts"
 import { Nats } from "./Nats.ts"
+import { bytesOver, cut, join, readStored } from "./store/StateParts.ts"
 import { Topology, type TopologyShape } from "./Topology.ts"
 
 /** Where the owner of a partition answers for its members' current state. */
@@ -12,6 +14,35 @@ export const memberSubject = (topology: TopologyShape, partition: number): strin
 
 /** Set on an owner's answer while it replays the partition: how many events its states are behind. */
 export const REPLAYING_HEADER = "Memberflow-Replaying"
+
+/**
+ * On an owner's answer too large for one message (a state over `MEMBERFLOW_KV_VALUE_BYTES`: see
+ * engine/store/StateParts.ts): how many parts it is in. The first answer carries no data, only this;
+ * the asker asks again with `WANT_PARTS_HEADER`, and the parts come as that many answers, in order.
+ */
+export const PARTS_HEADER = "Memberflow-Parts"
+export const WANT_PARTS_HEADER = "Memberflow-Want-Parts"
+
+/** The owner's answer to a lookup: the state's JSON (null: not held here), whole or in parts (`PARTS_HEADER`). */
+export const respondWithState = (msg: Msg, json: string | null, partBytes: number): void => {
+  if (json === null) {
+    msg.respond("")
+    return
+  }
+  const bytes = bytesOver(json, partBytes)
+  if (bytes === null) {
+    msg.respond(json)
+    return
+  }
+  const pieces = cut(bytes, partBytes)
+  const parts = headers()
+  parts.set(PARTS_HEADER, `${pieces.length} ${bytes.length}`)
+  if (msg.headers?.get(WANT_PARTS_HEADER) !== "1") {
+    msg.respond("", { headers: parts })
+    return
+  }
+  for (const piece of pieces) msg.respond(piece, { headers: parts })
+}
 
 /** How long a lookup waits, by default, for a partition's owner to finish replaying before it gives up. */
 const REPLAY_WAIT_MS = 10_000
@@ -70,11 +101,30 @@ export class MemberLookup extends Effect.Service<MemberLookup>()("memberflow/Mem
       return count
     })
 
-    const parse = (memberId: string, bytes: Uint8Array) =>
+    const parseText = (memberId: string, json: string) =>
       Effect.try({
-        try: () => parseState(decoder.decode(bytes)),
+        try: () => parseState(json),
         catch: (cause) => new MemberStoreError({ memberId, reason: "state is not valid JSON", cause })
       })
+    const parse = (memberId: string, bytes: Uint8Array) => parseText(memberId, decoder.decode(bytes))
+
+    /**
+     * The owner's answer in parts (`respondWithState`), gathered from as many answers: null when they
+     * did not all come in time, or an answer came whole after all (then that is the state).
+     */
+    const askForParts = async (subject: string, memberId: string): Promise<string | null> => {
+      const want = headers()
+      want.set(WANT_PARTS_HEADER, "1")
+      const answers = await connection.requestMany(subject, memberId, { maxWait: 5_000, strategy: "timer", noMux: true, headers: want })
+      const pieces: Array<Uint8Array> = []
+      for await (const answer of answers) {
+        const [count, bytes] = (answer.headers?.get(PARTS_HEADER) ?? "").split(" ").map(Number)
+        if (count === undefined || !(count > 0) || bytes === undefined) return answer.data.length > 0 && !answer.headers?.has(REPLAYING_HEADER) ? decoder.decode(answer.data) : null
+        pieces.push(answer.data)
+        if (pieces.length === count) return join(pieces, bytes)
+      }
+      return null
+    }
 
     /**
      * `waitMs`: how long to wait for an owner that is replaying (0: fail at once, for a caller that
@@ -113,18 +163,24 @@ export class MemberLookup extends Effect.Service<MemberLookup>()("memberflow/Mem
             const behind = answer.value.headers?.get(REPLAYING_HEADER)
             if (behind === undefined || behind === "") {
               if (answer.value.data.length > 0) return yield* parse(memberId, answer.value.data)
-              break
+              if ((answer.value.headers?.get(PARTS_HEADER) ?? "") === "") break
+              // Too large for one message: asked again for its parts.
+              const json = yield* use("ask the member's owner for its parts", () => askForParts(memberSubject(topology, partition), memberId)).pipe(Effect.option)
+              if (json._tag === "Some" && json.value !== null) return yield* parseText(memberId, json.value)
+              if (Date.now() >= deadline) break
+              yield* Effect.sleep(REPLAY_POLL_MS)
+              continue
             }
             // The owner is replaying: neither its states nor KV's are to be trusted yet.
             if (Date.now() >= deadline) return yield* new MemberReplayingError({ memberId, partition, behind: Number(behind) })
             yield* Effect.sleep(REPLAY_POLL_MS)
           }
         }
-        const entry = yield* use("kv get member", () => members.get(memberKey(memberId))).pipe(
+        const value = yield* use("kv get member", () => readStored(members, memberKey(memberId))).pipe(
           Effect.mapError((error) => new MemberStoreError({ memberId, reason: error.message, cause: error }))
         )
-        if (entry === null || entry.operation !== "PUT") return null
-        return yield* parse(memberId, entry.value)
+        if (value === null) return null
+        return yield* parseText(memberId, value.json)
       }).pipe(Effect.withSpan("MemberLookup.get"))
 
     return { get } as const

@@ -4,6 +4,7 @@ import { Config, Data, Effect, MetricLabel } from "effect"
 import { emptyState, type MemberState, parseState } from "./member/MemberState.ts"
 import { casConflicts, memberReads, retries } from "./Metrics.ts"
 import { Nats } from "./Nats.ts"
+import { bytesOver, cut, headText, isHead, partKeys, readStored, removeParts } from "./store/StateParts.ts"
 import { Topology } from "./Topology.ts"
 
 export class MemberStoreError extends Data.TaggedError("MemberStoreError")<{
@@ -20,7 +21,6 @@ export class MemberStoreError extends Data.TaggedError("MemberStoreError")<{
 export const memberKey = (memberId: string): string => `m.${Buffer.from(memberId, "utf8").toString("base64url")}`
 export const memberIdOfKey = (key: string): string => Buffer.from(key.slice(2), "base64url").toString("utf8")
 
-const decoder = new TextDecoder()
 const kvLabel = MetricLabel.make("from", "kv")
 const listingLabel = MetricLabel.make("from", "listing")
 const messageOf = (error: unknown): string => (error instanceof Error ? error.message : String(error))
@@ -138,9 +138,23 @@ const settle = (entry: Entry): void => {
  */
 export class MemberStore extends Effect.Service<MemberStore>()("memberflow/MemberStore", {
   scoped: Effect.gen(function* () {
-    const { js, jsm, kvm, publisher, use } = yield* Nats
+    const { connection, js, jsm, kvm, publisher, use } = yield* Nats
     const topology = yield* Topology
     const cacheSize = yield* Config.integer("MEMBERFLOW_CACHE_MEMBERS").pipe(Config.withDefault(150_000))
+    /**
+     * The largest state written as one KV value; a larger one goes in parts (engine/store/StateParts.ts).
+     * By default the server's largest message less room for the headers.
+     */
+    const maxPayload = connection.info?.max_payload ?? 1_048_576
+    const partBytes = yield* Config.integer("MEMBERFLOW_KV_VALUE_BYTES").pipe(
+      Config.withDefault(Math.max(1_024, maxPayload - 4_096)),
+      Config.validate({
+        message: `MEMBERFLOW_KV_VALUE_BYTES must be from 1,024 to the NATS server's max_payload less 1,024 (${maxPayload - 1_024} here)`,
+        validation: (n) => n >= 1_024 && n <= maxPayload - 1_024
+      })
+    )
+    /** The part keys each member stored in parts has in KV now (by its key), to be removed once written over. */
+    const partsOf = new Map<string, ReadonlyArray<string>>()
     const kv: KV = yield* use("open members bucket", () => kvm.create(topology.membersBucket, { history: 1 }))
     const cache = new Map<string, Entry>()
     const dirtyByPartition = new Map<number, Set<string>>()
@@ -200,15 +214,24 @@ export class MemberStore extends Effect.Service<MemberStore>()("memberflow/Membe
         return { state: emptyState(memberId), json: null, revision: 0, partition, dirty: 0, used: loads, copy: null, changes: 0 }
       }
       memberReads.unsafeUpdate(1, [kvLabel])
-      const found = await persistently(() => kv.get(memberKey(memberId)))
+      const key = memberKey(memberId)
+      const found = await persistently(() => kv.get(key))
       if (found === null || found.operation !== "PUT") {
         return { state: emptyState(memberId), json: null, revision: found?.revision ?? 0, partition, dirty: 0, used: loads, copy: null, changes: 0 }
       }
       try {
         // The JSON read stays beside the state until it changes: a pass that changes nothing leaves
         // the member as that string (`leave`), not as objects until it is evicted.
-        const json = found.string()
-        return { state: parseState(json), json, revision: found.revision, partition, dirty: 0, used: loads, copy: null, changes: 0 }
+        let json = found.string()
+        let revision = found.revision
+        if (isHead(json)) {
+          // Stored in parts: read again with them (only the owner writes it, so as it was just now).
+          const value = await persistently(() => readStored(kv, key))
+          if (value === null) return { state: emptyState(memberId), json: null, revision: 0, partition, dirty: 0, used: loads, copy: null, changes: 0 }
+          ;({ json, revision } = value)
+          if (value.parts !== null) partsOf.set(key, value.parts)
+        }
+        return { state: parseState(json), json, revision, partition, dirty: 0, used: loads, copy: null, changes: 0 }
       } catch (cause) {
         throw new MemberStoreError({ memberId, reason: "stored state is not valid JSON", cause })
       }
@@ -354,19 +377,55 @@ export class MemberStore extends Effect.Service<MemberStore>()("memberflow/Membe
      * sequence", and it is this write, not another writer's, when the value there is ours. (Counted
      * as a conflict, it made a lone engine give up a partition, under load.)
      */
-    const writeState = async (key: string, json: string, revision: number): Promise<number> => {
+    const writeValue = async (key: string, value: string, revision: number): Promise<number> => {
       let attempts = 0
       try {
         return await persistently(() => {
           attempts++
-          return publisher.kvWrite(topology.membersBucket, key, json, revision)
+          return publisher.kvWrite(topology.membersBucket, key, value, revision)
         })
       } catch (error) {
         if (!isConflict(error) || attempts === 1) throw error
         const found = await persistently(() => kv.get(key))
-        if (found !== null && found.operation === "PUT" && found.string() === json) return found.revision
+        if (found !== null && found.operation === "PUT" && found.string() === value) return found.revision
         throw error
       }
+    }
+
+    /**
+     * A state's write: whole, or over `partBytes` its parts first and then the head naming them
+     * (engine/store/StateParts.ts). The parts the member had before are removed once the new value
+     * is written; a write refused (another writer first) removes its own instead.
+     */
+    const writeState = async (key: string, json: string, revision: number): Promise<number> => {
+      const before = partsOf.get(key)
+      const bytes = bytesOver(json, partBytes)
+      if (bytes === null) {
+        const written = await writeValue(key, json, revision)
+        if (before !== undefined) await dropParts(key, before)
+        return written
+      }
+      const pieces = cut(bytes, partBytes)
+      const keys = partKeys(key, pieces.length)
+      await Promise.all(pieces.map((piece, i) => persistently(() => publisher.publish(`$KV.${topology.membersBucket}.${keys[i]!}`, piece))))
+      let written: number
+      try {
+        written = await writeValue(key, headText(keys, bytes.length), revision)
+      } catch (error) {
+        await removeParts(jsm, topology.membersBucket, keys).catch(() => undefined)
+        throw error
+      }
+      partsOf.set(key, keys)
+      if (before !== undefined) await dropParts(key, before)
+      return written
+    }
+
+    /** Removes parts written over; what fails to go stays behind as garbage, named by no head. */
+    const dropParts = async (key: string, parts: ReadonlyArray<string>): Promise<void> => {
+      if (partsOf.get(key) === parts) partsOf.delete(key)
+      await removeParts(jsm, topology.membersBucket, parts).catch((error) =>
+        Effect.runFork(Effect.logWarning("removing a state's former parts failed").pipe(Effect.annotateLogs({ key, error: messageOf(error) })))
+      )
     }
 
     /**
@@ -449,12 +508,12 @@ export class MemberStore extends Effect.Service<MemberStore>()("memberflow/Membe
 
     /** Reads a member straight from KV: what a checkpoint last wrote. */
     const stored = (memberId: string) =>
-      use("kv get member", () => kv.get(memberKey(memberId))).pipe(
-        Effect.flatMap((entry) =>
-          entry === null || entry.operation !== "PUT"
+      use("kv get member", () => readStored(kv, memberKey(memberId))).pipe(
+        Effect.flatMap((value) =>
+          value === null
             ? Effect.succeed(null)
             : Effect.try({
-                try: () => parseState(decoder.decode(entry.value)),
+                try: () => parseState(value.json),
                 catch: (cause) => new MemberStoreError({ memberId, reason: "stored state is not valid JSON", cause })
               })
         )
@@ -576,6 +635,6 @@ export class MemberStore extends Effect.Service<MemberStore>()("memberflow/Membe
       return n
     }
 
-    return { load, forget, take, leave, peek, known, heldAsJson, put, dirtyCount, snapshot, flush, dropPartition, answer, stored, membersOf, cacheSize: () => cache.size } as const
+    return { load, forget, take, leave, peek, known, heldAsJson, put, dirtyCount, snapshot, flush, dropPartition, answer, stored, membersOf, partBytes, cacheSize: () => cache.size } as const
   })
 }) {}

@@ -482,3 +482,94 @@ describe("the member store's writes when NATS stalls", () => {
       expect((yield* store.stored("hot-1"))?.orders.amount).toEqual([100, 200, 300, 400, 500])
     }).pipe(Effect.provide(layer)), 30_000)
 })
+
+describe("the member store's states over MEMBERFLOW_KV_VALUE_BYTES", () => {
+  const PART_BYTES = 1_024
+  const partsLayer = MemberStore.Default.pipe(
+    Layer.provide(Layer.merge(Nats.layer, Topology.make({ stream: topology.stream, subjectPrefix: topology.subjectPrefix, membersBucket: `${topology.kvPrefix}_members` }))),
+    Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map([["NATS_URL", NATS_URL], ["MEMBERFLOW_CACHE_MEMBERS", "2"], ["MEMBERFLOW_KV_VALUE_BYTES", String(PART_BYTES)]]))))
+  )
+  const storeOf = Layer.build(partsLayer).pipe(Effect.map((context) => Context.get(context, MemberStore)))
+  /** A state `events` applied events long (`seen`: 12 characters each). */
+  const grown = (state: ReturnType<MemberStore["take"]>, events: number, version: number) => ({ ...state, version, seen: Array.from({ length: events }, (_, i) => `k${String(i).padStart(11, "0")}`).join("") })
+  /** The part keys in the bucket now. */
+  const partsInKv = Effect.promise(async () => {
+    const nc = await natsConnect()
+    try {
+      const kv = await new Kvm(nc).open(`${topology.kvPrefix}_members`)
+      const keys: Array<string> = []
+      for await (const key of await kv.keys("p.>")) keys.push(key)
+      return keys.sort()
+    } finally {
+      await nc.close()
+    }
+  })
+  const headIn = (memberId: string) =>
+    Effect.promise(async () => {
+      const nc = await natsConnect()
+      try {
+        const text = (await (await new Kvm(nc).open(`${topology.kvPrefix}_members`)).get(memberKey(memberId)))?.string() ?? ""
+        return text.startsWith('{"$parts":') ? (JSON.parse(text) as { $parts: Array<string>; bytes: number }) : null
+      } finally {
+        await nc.close()
+      }
+    })
+
+  it.effect(
+    "writes one in parts under a head, reads it back whole (evicted, or by another store), writes it again in new parts and removes the old, and back whole when it fits",
+    () =>
+      Effect.gen(function* () {
+        const store = yield* storeOf
+        const id = "12|whale"
+        yield* store.load([[id, 12]])
+        store.put(id, 12, grown(store.take(id), 300, 1))
+        expect(yield* store.flush(store.snapshot(12))).toBe(0)
+        const first = (yield* headIn(id))!
+        expect(first.bytes).toBe(JSON.stringify(store.peek(id)).length)
+        expect(first.$parts).toHaveLength(Math.ceil(first.bytes / PART_BYTES))
+        expect(yield* partsInKv).toEqual([...first.$parts].sort())
+        // Read by another store (another engine taking the partition), and by this one once evicted.
+        expect((yield* (yield* storeOf).stored(id))?.seen).toBe(store.peek(id).seen)
+        yield* store.load([["12|a", 12], ["12|b", 12], ["12|c", 12]])
+        yield* store.load([["12|d", 12]])
+        // Evicted (a cache of two), so read from KV again: joined from its parts.
+        expect(yield* store.load([[id, 12]])).toEqual([id])
+        expect(store.take(id).seen).toHaveLength(300 * 12)
+        expect(store.take(id).version).toBe(1)
+        // Grown and written again: new parts, the old ones gone.
+        store.put(id, 12, grown(store.take(id), 400, 2))
+        expect(yield* store.flush(store.snapshot(12))).toBe(0)
+        const second = (yield* headIn(id))!
+        expect(second.$parts.some((part) => first.$parts.includes(part))).toBe(false)
+        expect(yield* partsInKv).toEqual([...second.$parts].sort())
+        expect((yield* store.stored(id))?.version).toBe(2)
+        // Small again (fits one value): written whole, no part left.
+        store.put(id, 12, grown(store.take(id), 10, 3))
+        expect(yield* store.flush(store.snapshot(12))).toBe(0)
+        expect(yield* headIn(id)).toBeNull()
+        expect(yield* partsInKv).toEqual([])
+        expect((yield* store.stored(id))?.version).toBe(3)
+      }).pipe(Effect.scoped),
+    30_000
+  )
+
+  it.effect("a write in parts over a state another owner wrote since is refused, and removes its own parts, leaving the other owner's", () =>
+    Effect.gen(function* () {
+      const old = yield* storeOf
+      const next = yield* storeOf
+      const id = "13|contested-whale"
+      yield* old.load([[id, 13]])
+      old.put(id, 13, grown(old.take(id), 300, 1))
+      expect(yield* old.flush(old.snapshot(13))).toBe(0)
+      yield* next.load([[id, 13]])
+      next.put(id, 13, grown(next.take(id), 350, 2))
+      expect(yield* next.flush(next.snapshot(13))).toBe(0)
+      const nexts = (yield* headIn(id))!.$parts
+      old.put(id, 13, grown(old.take(id), 320, 99))
+      expect(yield* old.flush(old.snapshot(13))).toBe(1)
+      expect((yield* headIn(id))!.$parts).toEqual(nexts)
+      expect((yield* partsInKv).filter((key) => key.startsWith(`p.${memberKey(id).slice(2)}.`))).toEqual([...nexts].sort())
+      expect((yield* next.stored(id))?.version).toBe(2)
+    }).pipe(Effect.scoped)
+  )
+})

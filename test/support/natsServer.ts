@@ -1,5 +1,7 @@
 import { connect } from "@nats-io/transport-node"
 import { type ChildProcess, spawn } from "node:child_process"
+import { writeFileSync } from "node:fs"
+import { join } from "node:path"
 import { freePort, tempDir } from "./engine.ts"
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
@@ -16,14 +18,21 @@ export interface PrivateNats {
 
 /**
  * A NATS server of one's own (the same `nats-server` binary as the machine's, with JetStream), for
- * what must not touch the shared one: stopping it, freezing it. Stopped with `stop`.
+ * what must not touch the shared one: stopping it, freezing it, configuring it (`config`: lines of a
+ * server configuration file, e.g. `max_payload: 32768`). Stopped with `stop`.
  */
-export const privateNats = async (label: string): Promise<PrivateNats> => {
+export const privateNats = async (label: string, options: { readonly config?: string } = {}): Promise<PrivateNats> => {
   const port = await freePort()
   const store = tempDir(`${label}-nats`)
+  const config: Array<string> = []
+  if (options.config !== undefined) {
+    const file = join(tempDir(`${label}-nats-conf`), "nats.conf")
+    writeFileSync(file, options.config)
+    config.push("-c", file)
+  }
   let child: ChildProcess | null = null
   const start = async () => {
-    child = spawn("nats-server", ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", store], { stdio: "ignore" })
+    child = spawn("nats-server", [...config, "-a", "127.0.0.1", "-p", String(port), "-js", "-sd", store], { stdio: "ignore" })
     for (let i = 0; i < 100; i++) {
       const ok = await connect({ servers: `nats://127.0.0.1:${port}` }).then((nc) => nc.close().then(() => true), () => false)
       if (ok) return
