@@ -10,6 +10,7 @@ import { type EventReader, type EventReaders, ReaderKindConfig, threadReaders, w
 import { Leases, partitionCount } from "./ingest/Leases.ts"
 import { partitionOf, partitionOfSequence } from "./ingest/Partition.ts"
 import { PassPacer } from "./ingest/PassPacer.ts"
+import { ReadyWatch } from "./ingest/ReadyWatch.ts"
 import { isPassMarker, type Pass, passOf } from "./ingest/Passes.ts"
 import { recordBatch, retryForever } from "./ingest/RecordBatch.ts"
 import { makeRowSink } from "./ingest/RowSink.ts"
@@ -665,27 +666,14 @@ export const IngestLive = Layer.scoped(
       reader = null
     })
 
-    /** Resolves true when a message is ready, false on a wake-up or after `ms`. */
+    /** Resolves true when a message is ready, false on a wake-up or after `ms` (engine/ingest/ReadyWatch.ts). */
+    const readyWatch = new ReadyWatch()
     const ready = (current: EventReader, ms: number) =>
-      use("wait for events", () =>
-        new Promise<boolean>((resolve) => {
-          const timer = setTimeout(() => resolve(false), ms)
-          wakeUp = () => {
-            clearTimeout(timer)
-            resolve(false)
-          }
-          current.ready().then(
-            () => {
-              clearTimeout(timer)
-              resolve(true)
-            },
-            () => {
-              clearTimeout(timer)
-              resolve(true)
-            }
-          )
-        })
-      )
+      use("wait for events", () => {
+        const waiting = readyWatch.wait(current, ms)
+        wakeUp = () => readyWatch.cancel()
+        return waiting
+      })
 
     const loop = Effect.gen(function* () {
       while (!stopping) {
