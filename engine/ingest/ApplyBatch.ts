@@ -6,7 +6,7 @@ import { type JourneySet, MESSAGE_REQUEST, runJourneys, TIMER_EVENT, TIMER_REQUE
 import { maskAttributes, maskRaw } from "../member/Mask.ts"
 import { applyEvents, type ApplyResult, type MemberContext, type MemberState, profileRow } from "../member/MemberState.ts"
 import { shortHash } from "../member/MemberState/Ids.ts"
-import { keyIndex } from "../member/MemberState/Compact.ts"
+import { hasSeen } from "../member/MemberState/Compact.ts"
 import { encodeLine } from "../store/RowBody.ts"
 import { decodeEvent } from "./Decode.ts"
 import type { Delivered } from "./Delivered.ts"
@@ -261,7 +261,7 @@ export class BatchBuilder {
         // What the state's own write applied (tier, tags, RFM, journey entries and exits) is marked so
         // that no engine applies it again when it comes back through the stream. Timer and message
         // requests go to their own streams.
-        const applied = event.type !== TIMER_REQUEST && event.type !== MESSAGE_REQUEST && keyIndex(state.seen, shortHash(event.id)) !== -1
+        const applied = event.type !== TIMER_REQUEST && event.type !== MESSAGE_REQUEST && hasSeen(state, shortHash(event.id))
         this.outgoing.push({ event, applied })
         if (applied) {
           const asEvent: MemberEvent = { ...event, at: Date.parse(event.occurredAt), source: "memberflow" }

@@ -16,7 +16,7 @@ import { type ApplyOptions, type ApplyResult, applyEvents, type Draft, draftOf, 
 import { recordHistoryOf } from "../member/MemberState/Facts.ts"
 import { memberLocale, memberTimeZone, type OrderFigures, orderFigures, tierSince } from "../member/MemberState/Reads.ts"
 import { derivedId, shortHash } from "../member/MemberState/Ids.ts"
-import { withKey } from "../member/MemberState/Compact.ts"
+import { addSeen } from "../member/MemberState/Compact.ts"
 import { isoOf, timeOf } from "../member/Instant.ts"
 import { type Brand, templateContext } from "./Context.ts"
 import {
@@ -554,7 +554,7 @@ export const runJourneys = (
   // events). Emitted events are not: other journeys may be triggered by them.
   for (const event of derived) {
     if (event.type !== "journey.entered" && event.type !== "journey.exited") continue
-    d.seen = withKey(d.seen, shortHash(event.id))
+    addSeen(d, shortHash(event.id))
     recordHistoryOf(d, event.type, timeOf(event.occurredAt), event.properties)
   }
   return { ...result, state: d as MemberState, changed: true, derived: [...result.derived, ...derived] }

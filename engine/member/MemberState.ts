@@ -7,7 +7,7 @@ import { evaluate } from "./Conditions.ts"
 import { isoOf, timeOf } from "./Instant.ts"
 import { localDateString } from "./LocalTime.ts"
 import { applyFacts, type Figured, isDuplicateOrder, recordHistoryOf, startTier } from "./MemberState/Facts.ts"
-import { emptyOrders, keyIndex, keysOf, undatedInMemory, upgradeState, withKey } from "./MemberState/Compact.ts"
+import { addSeen, emptyOrders, hasSeen, seenKeys, undatedInMemory, upgradeState } from "./MemberState/Compact.ts"
 import { type Cause, derive, shortHash } from "./MemberState/Ids.ts"
 import { basisAt, memberTimeZone, type OrderFigures, orderFigures, tierSince } from "./MemberState/Reads.ts"
 import { cutpointsFor, type RfmCutpoints, scoreMember, UNSCORED } from "./Rfm.ts"
@@ -21,13 +21,14 @@ export type { RfmCutpoints } from "./Rfm.ts"
  * One member's state, kept as JSON in NATS KV, and what a batch of events does to it.
  *
  * Growth per member (everything else is bounded by the program):
- * - `seen`: 12 bytes per applied event id, kept forever so a re-delivery however late is
- *   recognised (1,000 events ≈ 12 KB);
+ * - `seen` and `seenBefore`: 12 bytes per applied event id, kept forever so a re-delivery however
+ *   late is recognised (1,000 events ≈ 12 KB; the latest in `seen`, see MemberState/Compact.ts);
  * - `orders`: ~45 bytes of JSON per order (orderIds are hashed), kept forever for refunds and
  *   lifetime spend;
  * - `history`: per event type a count, the latest 500 event times and the latest 20 events' scalar
  *   properties (see MemberState/Facts.ts).
- * These three are kept flat, not as an object per item: see MemberState/Compact.ts.
+ * These three are kept flat, not as an object per item: see MemberState/Compact.ts. A state larger
+ * than a NATS message goes to KV in parts (engine/store/StateParts.ts).
  */
 
 const Stamped = <S extends Schema.Schema.Any>(value: S) => Schema.Struct({ v: value, at: Schema.Number })
@@ -67,8 +68,10 @@ export const MemberStateSchema = Schema.Struct({
   firstSeenAt: Schema.NullOr(Schema.Number),
   lastSeenAt: Schema.NullOr(Schema.Number),
   registeredAt: Schema.NullOr(Schema.Number),
-  /** shortHash of every applied event id, one after the other (KEY_WIDTH characters each). */
+  /** shortHash of the latest applied event ids, one after the other (KEY_WIDTH characters each). */
   seen: Schema.String,
+  /** The same for the older ones, once there are more than SEEN_KEYS (MemberState/Compact.ts). */
+  seenBefore: Schema.optional(Schema.String),
   /** Free attributes from member.registered / member.updated, last write (by occurredAt) wins per key. */
   attributes: Schema.Record({ key: Schema.String, value: Stamped(Schema.Unknown) }),
   consent: Schema.Struct({
@@ -277,7 +280,7 @@ const finish = (
   // The engine's own events are applied here, in the write that causes them: when they come back
   // through the stream they are already known, and cost no second write.
   for (const event of derived) {
-    d.seen = withKey(d.seen, shortHash(event.id))
+    addSeen(d, shortHash(event.id))
     recordHistoryOf(d, event.type, timeOf(event.occurredAt), event.properties)
   }
   return { state: d, changed: true, applied, duplicates, derived }
@@ -296,19 +299,19 @@ export const applyEvents = (
 ): ApplyResult => {
   const d = draftOf(state, options)
   // `seen` grows with every event a member ever had: a Set of it pays off only for a large batch.
-  const seen = events.length > 8 ? new Set(keysOf(d.seen)) : null
+  const seen = events.length > 8 ? new Set(seenKeys(d)) : null
   const applied: Array<MemberEvent> = []
   const duplicates: Array<MemberEvent> = []
   const derived: Array<DerivedEvent> = []
   const figured: Figured = { figures: undefined }
   for (const event of events) {
     const hash = shortHash(event.id)
-    if ((seen === null ? keyIndex(d.seen, hash) !== -1 : seen.has(hash)) || isDuplicateOrder(d, event)) {
+    if ((seen === null ? hasSeen(d, hash) : seen.has(hash)) || isDuplicateOrder(d, event)) {
       duplicates.push(event)
       continue
     }
     seen?.add(hash)
-    d.seen = withKey(d.seen, hash)
+    addSeen(d, hash)
     figured.figures = undefined
     applyFacts(d, event, ctx, now, derived, figured)
     applied.push(event)

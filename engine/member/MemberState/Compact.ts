@@ -38,6 +38,36 @@ export const flat = (text: string): string => {
 /** `keys` with `key` appended, in one piece (`flat`). */
 export const withKey = (keys: string, key: string): string => flat(keys + key)
 
+/**
+ * `seen` takes the latest keys, up to this many; then they join `seenBefore`, the older ones. Each
+ * event appends its key to `seen`, a copy of the string; with every key in one string, a member with
+ * 80,000 events (960 KB of keys) copied all of it at each event, and the copies were garbage the
+ * collector had promoted. Now the long string is copied once every `SEEN_KEYS` events.
+ */
+export const SEEN_KEYS = 128
+
+export interface Seen {
+  seen: string
+  /** The keys older than those in `seen`; absent until a member has more than SEEN_KEYS of them. */
+  seenBefore?: string | undefined
+}
+
+/** Whether the state has the key among its applied event ids. */
+export const hasSeen = (state: Readonly<Seen>, key: string): boolean => keyIndex(state.seen, key) !== -1 || (state.seenBefore !== undefined && keyIndex(state.seenBefore, key) !== -1)
+
+/** Adds an applied event id's key; `seen` moves to `seenBefore` once it holds SEEN_KEYS of them. */
+export const addSeen = (state: Seen, key: string): void => {
+  if (state.seen.length >= SEEN_KEYS * KEY_WIDTH) {
+    state.seenBefore = withKey(state.seenBefore ?? "", state.seen)
+    state.seen = key
+  } else {
+    state.seen = withKey(state.seen, key)
+  }
+}
+
+/** Every applied event id's key of the state, oldest first. */
+export const seenKeys = (state: Readonly<Seen>): Array<string> => (state.seenBefore === undefined ? keysOf(state.seen) : [...keysOf(state.seenBefore), ...keysOf(state.seen)])
+
 /** The fixed-width keys of `keys`, one by one. */
 export const keysOf = (keys: string): Array<string> => {
   const out: Array<string> = []
