@@ -35,8 +35,10 @@ const Stamped = <S extends Schema.Schema.Any>(value: S) => Schema.Struct({ v: va
 
 /** Orders by place (MemberState/Compact.ts `Orders`). */
 export const OrdersSchema = Schema.Struct({
-  /** shortHash(orderId) of each order, KEY_WIDTH characters each. */
+  /** shortHash(orderId) of each order, KEY_WIDTH characters each: the latest ones (MemberState/Compact.ts). */
   k: Schema.String,
+  /** The same for the orders before those, once there are more than SEEN_KEYS. */
+  kBefore: Schema.optional(Schema.String),
   /** null while only a refund for the order has arrived (out of order); it waits for the purchase. */
   at: Schema.Array(Schema.NullOr(Schema.Number)),
   amount: Schema.Array(Schema.Number),

@@ -120,9 +120,15 @@ export const undatedInMemory = (orders: Orders): void => {
   if (Array.isArray(orders.at) && orders.at.includes(null)) orders.at = orders.at.map((at) => at ?? UNDATED)
 }
 
-/** Orders, by place: `k` holds their keys (shortHash of the orderId), the arrays their figures. */
+/**
+ * Orders, by place: `kBefore` then `k` hold their keys (shortHash of the orderId), the arrays their
+ * figures. `k` takes the latest SEEN_KEYS keys and then joins `kBefore`, as `seen` does: each order
+ * appended its key to one string, a copy of all of it.
+ */
 export interface Orders {
   k: string
+  /** The keys of the orders before those in `k`; absent until there are more than SEEN_KEYS. */
+  kBefore?: string | undefined
   /** The purchase's event time; `UNDATED` while only a refund for the order has arrived (out of order). */
   at: Array<number | null>
   amount: Array<number>
@@ -132,9 +138,22 @@ export interface Orders {
 
 export const emptyOrders = (): Orders => ({ k: "", at: [], amount: [], refunded: [] })
 
+/** The place of the order with this key among the orders, or -1. */
+export const orderIndex = (orders: Readonly<Orders>, key: string): number => {
+  const before = orders.kBefore === undefined ? -1 : keyIndex(orders.kBefore, key)
+  if (before !== -1) return before
+  const latest = keyIndex(orders.k, key)
+  return latest === -1 ? -1 : latest + (orders.kBefore?.length ?? 0) / KEY_WIDTH
+}
+
 /** The place of a new order: its key appended, its figures at the end of each array. */
 export const addOrder = (orders: Orders, key: string, at: number | null, amount: number, refunded: number): void => {
-  orders.k = withKey(orders.k, key)
+  if (orders.k.length >= SEEN_KEYS * KEY_WIDTH) {
+    orders.kBefore = withKey(orders.kBefore ?? "", orders.k)
+    orders.k = key
+  } else {
+    orders.k = withKey(orders.k, key)
+  }
   orders.at = append(orders.at, at)
   orders.amount = append(orders.amount, amount)
   orders.refunded = append(orders.refunded, refunded)

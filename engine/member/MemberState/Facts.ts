@@ -2,7 +2,7 @@ import type { DerivedEvent, MemberEvent } from "../../../schemas/Event.ts"
 import type { Program } from "../../../schemas/Program.ts"
 import type { Draft, MemberContext } from "../MemberState.ts"
 import { startingLevel, upgradeTo } from "../Tiers.ts"
-import { addOrder, flat, insertAt, isDated, keyIndex, UNDATED } from "./Compact.ts"
+import { addOrder, flat, insertAt, isDated, orderIndex, UNDATED } from "./Compact.ts"
 import { derive, shortHash } from "./Ids.ts"
 import { basisOf, type OrderFigures, orderFigures } from "./Reads.ts"
 
@@ -84,7 +84,7 @@ export const isDuplicateOrder = (d: Draft, e: MemberEvent): boolean => {
   if (e.type !== "purchase") return false
   const orderId = str(e.properties["orderId"])
   if (orderId === undefined) return false
-  const i = keyIndex(d.orders.k, shortHash(orderId))
+  const i = orderIndex(d.orders, shortHash(orderId))
   return i !== -1 && isDated(d.orders.at[i])
 }
 
@@ -133,7 +133,7 @@ const applyPurchase = (d: Draft, e: MemberEvent, ctx: MemberContext, now: number
   const key = shortHash(orderId)
   const orders = d.orders
   // Known only from a refund so far (isDuplicateOrder let it through): the purchase dates it.
-  const known = keyIndex(orders.k, key)
+  const known = orderIndex(orders, key)
   if (known === -1) addOrder(orders, key, e.at, amount, 0)
   else {
     orders.at[known] = e.at
@@ -158,7 +158,7 @@ const applyRefund = (d: Draft, e: MemberEvent): void => {
   const amount = num(e.properties["amount"])
   if (orderId === undefined || amount === undefined) return
   const key = shortHash(orderId)
-  const i = keyIndex(d.orders.k, key)
+  const i = orderIndex(d.orders, key)
   if (i === -1) addOrder(d.orders, key, UNDATED, 0, amount)
   else d.orders.refunded[i] = (d.orders.refunded[i] ?? 0) + amount
 }
