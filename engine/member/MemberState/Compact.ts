@@ -139,7 +139,7 @@ export interface Orders {
 export const emptyOrders = (): Orders => ({ k: "", at: [], amount: [], refunded: [] })
 
 /** The place of the order with this key among the orders, or -1. */
-export const orderIndex = (orders: Readonly<Orders>, key: string): number => {
+export const orderIndex = (orders: { readonly k: string; readonly kBefore?: string | undefined }, key: string): number => {
   const before = orders.kBefore === undefined ? -1 : keyIndex(orders.kBefore, key)
   if (before !== -1) return before
   const latest = keyIndex(orders.k, key)
