@@ -39,12 +39,25 @@ export const flat = (text: string): string => {
 export const withKey = (keys: string, key: string): string => flat(keys + key)
 
 /**
- * `seen` takes the latest keys, up to this many; then they join `seenBefore`, the older ones. Each
- * event appends its key to `seen`, a copy of the string; with every key in one string, a member with
- * 80,000 events (960 KB of keys) copied all of it at each event, and the copies were garbage the
- * collector had promoted. Now the long string is copied once every `SEEN_KEYS` events.
+ * Keys that grow with a member's life (applied event ids: `seen`; orders: `orders.k`) are kept as
+ * the latest ones, up to this many, and the ones before them (`seenBefore`, `orders.kBefore`). Each
+ * event appended its key to one string, a copy of all of it; a member with 80,000 events (960 KB
+ * of keys) copied all of that at each event, and the copies were garbage the collector had
+ * promoted. Now the long string is copied once every `SEEN_KEYS` keys.
  */
 export const SEEN_KEYS = 128
+
+/** The place of `key` among the keys `before` and then `latest`, or -1. */
+export const placeIn = (before: string | undefined, latest: string, key: string): number => {
+  const older = before === undefined ? -1 : keyIndex(before, key)
+  if (older !== -1) return older
+  const newer = keyIndex(latest, key)
+  return newer === -1 ? -1 : newer + (before?.length ?? 0) / KEY_WIDTH
+}
+
+/** The keys `before` and `latest` with `key` appended: `latest` joins `before` once it holds SEEN_KEYS keys. */
+export const appendSplit = (before: string | undefined, latest: string, key: string): readonly [before: string | undefined, latest: string] =>
+  latest.length >= SEEN_KEYS * KEY_WIDTH ? [withKey(before ?? "", latest), key] : [before, withKey(latest, key)]
 
 export interface Seen {
   seen: string
@@ -53,16 +66,13 @@ export interface Seen {
 }
 
 /** Whether the state has the key among its applied event ids. */
-export const hasSeen = (state: Readonly<Seen>, key: string): boolean => keyIndex(state.seen, key) !== -1 || (state.seenBefore !== undefined && keyIndex(state.seenBefore, key) !== -1)
+export const hasSeen = (state: Readonly<Seen>, key: string): boolean => placeIn(state.seenBefore, state.seen, key) !== -1
 
-/** Adds an applied event id's key; `seen` moves to `seenBefore` once it holds SEEN_KEYS of them. */
+/** Adds an applied event id's key (`appendSplit`). */
 export const addSeen = (state: Seen, key: string): void => {
-  if (state.seen.length >= SEEN_KEYS * KEY_WIDTH) {
-    state.seenBefore = withKey(state.seenBefore ?? "", state.seen)
-    state.seen = key
-  } else {
-    state.seen = withKey(state.seen, key)
-  }
+  const [before, latest] = appendSplit(state.seenBefore, state.seen, key)
+  if (before !== undefined) state.seenBefore = before
+  state.seen = latest
 }
 
 /** Every applied event id's key of the state, oldest first. */
@@ -122,8 +132,7 @@ export const undatedInMemory = (orders: Orders): void => {
 
 /**
  * Orders, by place: `kBefore` then `k` hold their keys (shortHash of the orderId), the arrays their
- * figures. `k` takes the latest SEEN_KEYS keys and then joins `kBefore`, as `seen` does: each order
- * appended its key to one string, a copy of all of it.
+ * figures. `k` takes the latest SEEN_KEYS keys and then joins `kBefore`, as `seen` does (`appendSplit`).
  */
 export interface Orders {
   k: string
@@ -139,21 +148,13 @@ export interface Orders {
 export const emptyOrders = (): Orders => ({ k: "", at: [], amount: [], refunded: [] })
 
 /** The place of the order with this key among the orders, or -1. */
-export const orderIndex = (orders: { readonly k: string; readonly kBefore?: string | undefined }, key: string): number => {
-  const before = orders.kBefore === undefined ? -1 : keyIndex(orders.kBefore, key)
-  if (before !== -1) return before
-  const latest = keyIndex(orders.k, key)
-  return latest === -1 ? -1 : latest + (orders.kBefore?.length ?? 0) / KEY_WIDTH
-}
+export const orderIndex = (orders: { readonly k: string; readonly kBefore?: string | undefined }, key: string): number => placeIn(orders.kBefore, orders.k, key)
 
-/** The place of a new order: its key appended, its figures at the end of each array. */
+/** The place of a new order: its key appended (`appendSplit`), its figures at the end of each array. */
 export const addOrder = (orders: Orders, key: string, at: number | null, amount: number, refunded: number): void => {
-  if (orders.k.length >= SEEN_KEYS * KEY_WIDTH) {
-    orders.kBefore = withKey(orders.kBefore ?? "", orders.k)
-    orders.k = key
-  } else {
-    orders.k = withKey(orders.k, key)
-  }
+  const [before, latest] = appendSplit(orders.kBefore, orders.k, key)
+  if (before !== undefined) orders.kBefore = before
+  orders.k = latest
   orders.at = append(orders.at, at)
   orders.amount = append(orders.amount, amount)
   orders.refunded = append(orders.refunded, refunded)
