@@ -4,7 +4,7 @@ import { Config, Data, Effect, MetricLabel } from "effect"
 import { emptyState, type MemberState, parseState } from "./member/MemberState.ts"
 import { casConflicts, memberReads, retries } from "./Metrics.ts"
 import { Nats } from "./Nats.ts"
-import { bytesOver, cut, headText, isHead, partKeys, readStored, removeParts } from "./store/StateParts.ts"
+import { bytesOver, cut, headText, partKeys, readStored, removeParts } from "./store/StateParts.ts"
 import { Topology } from "./Topology.ts"
 
 export class MemberStoreError extends Data.TaggedError("MemberStoreError")<{
@@ -222,16 +222,11 @@ export class MemberStore extends Effect.Service<MemberStore>()("memberflow/Membe
       try {
         // The JSON read stays beside the state until it changes: a pass that changes nothing leaves
         // the member as that string (`leave`), not as objects until it is evicted.
-        let json = found.string()
-        let revision = found.revision
-        if (isHead(json)) {
-          // Stored in parts: read again with them (only the owner writes it, so as it was just now).
-          const value = await persistently(() => readStored(kv, key))
-          if (value === null) return { state: emptyState(memberId), json: null, revision: 0, partition, dirty: 0, used: loads, copy: null, changes: 0 }
-          ;({ json, revision } = value)
-          if (value.parts !== null) partsOf.set(key, value.parts)
-        }
-        return { state: parseState(json), json, revision, partition, dirty: 0, used: loads, copy: null, changes: 0 }
+        // Joined from its parts if stored in parts (engine/store/StateParts.ts).
+        const value = await persistently(() => readStored(kv, key, found))
+        if (value === null) return { state: emptyState(memberId), json: null, revision: 0, partition, dirty: 0, used: loads, copy: null, changes: 0 }
+        if (value.parts !== null) partsOf.set(key, value.parts)
+        return { state: parseState(value.json), json: value.json, revision: value.revision, partition, dirty: 0, used: loads, copy: null, changes: 0 }
       } catch (cause) {
         throw new MemberStoreError({ memberId, reason: "stored state is not valid JSON", cause })
       }

@@ -1,5 +1,5 @@
 import type { JetStreamManager } from "@nats-io/jetstream"
-import type { KV } from "@nats-io/kv"
+import type { KV, KvEntry } from "@nats-io/kv"
 import { nuid } from "@nats-io/transport-node"
 
 /**
@@ -87,11 +87,11 @@ export interface StoredValue {
 
 /**
  * The member's value in the members bucket, joined from its parts where stored in parts; null when
- * there is none (never written, or deleted).
+ * there is none (never written, or deleted). `first`: the key's entry if already read.
  */
-export const readStored = async (kv: KV, key: string): Promise<StoredValue | null> => {
+export const readStored = async (kv: KV, key: string, first?: KvEntry | null): Promise<StoredValue | null> => {
   for (let attempt = 0; ; attempt++) {
-    const found = await kv.get(key)
+    const found = attempt === 0 && first !== undefined ? first : await kv.get(key)
     if (found === null || found.operation !== "PUT") return null
     const text = decoder.decode(found.value)
     const head = headOf(text)
