@@ -3,6 +3,7 @@ import { ConfigProvider, Context, Effect, Layer, Metric, MetricLabel } from "eff
 import { rm } from "node:fs/promises"
 import { readFileSync } from "node:fs"
 import { join } from "node:path"
+import { jetstreamManager } from "@nats-io/jetstream"
 import { Kvm } from "@nats-io/kv"
 import { applyEvents, type Draft } from "../../engine/member/MemberState.ts"
 import { memberKey, MemberStore } from "../../engine/MemberStore.ts"
@@ -570,6 +571,28 @@ describe("the member store's states over MEMBERFLOW_KV_VALUE_BYTES", () => {
       expect((yield* headIn(id))!.$parts).toEqual(nexts)
       expect((yield* partsInKv).filter((key) => key.startsWith(`p.${memberKey(id).slice(2)}.`))).toEqual([...nexts].sort())
       expect((yield* next.stored(id))?.version).toBe(2)
+    }).pipe(Effect.scoped)
+  )
+
+  it.effect("a head whose parts are gone (the bucket damaged from outside) is refused with the reason when read, and the parts left are not touched", () =>
+    Effect.gen(function* () {
+      const store = yield* storeOf
+      const id = "14|damaged-whale"
+      yield* store.load([[id, 14]])
+      store.put(id, 14, grown(store.take(id), 300, 1))
+      expect(yield* store.flush(store.snapshot(14))).toBe(0)
+      const parts = (yield* headIn(id))!.$parts
+      yield* Effect.promise(async () => {
+        const nc = await natsConnect()
+        try {
+          await (await jetstreamManager(nc)).streams.purge(`KV_${topology.kvPrefix}_members`, { filter: `$KV.${topology.kvPrefix}_members.${parts[1]!}` })
+        } finally {
+          await nc.close()
+        }
+      })
+      const read = yield* Effect.flip((yield* storeOf).stored(id))
+      expect(read.message).toContain(`the state under ${memberKey(id)} names parts that are not there`)
+      expect((yield* partsInKv).filter((key) => key.startsWith(`p.${memberKey(id).slice(2)}.`))).toEqual(parts.filter((_, i) => i !== 1).sort())
     }).pipe(Effect.scoped)
   )
 })
