@@ -10,6 +10,7 @@ import { ExperimentsLive } from "./Experiments.ts"
 import { HttpLive } from "./Http.ts"
 import { BroadcastsLive } from "./Broadcasts.ts"
 import { engineQuery } from "./Cli/EngineQuery.ts"
+import { deadletterCommand } from "./Cli/DeadletterCommand.ts"
 import { demoCommand } from "./Cli/DemoCommand.ts"
 import { liftCommand } from "./Cli/LiftCommand.ts"
 import { reportCommand } from "./Cli/ReportCommand.ts"
@@ -144,7 +145,18 @@ const validate = Command.make("validate", { dir: Args.text({ name: "dir" }).pipe
 
 export const cli = Command.make("memberflow").pipe(
   Command.withDescription("real-time marketing automation for membership programs"),
-  Command.withSubcommands([run, migrateCommand, publish, query, validate, simulateCommand, liftCommand, reportCommand, demoCommand])
+  Command.withSubcommands([
+    run,
+    migrateCommand,
+    publish,
+    query,
+    validate,
+    simulateCommand,
+    liftCommand,
+    reportCommand,
+    demoCommand,
+    deadletterCommand.pipe(Command.provide(NatsLive))
+  ])
 )
 
 export const runCli = Command.run(cli, { name: "memberflow", version: "0.1.0" })

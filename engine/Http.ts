@@ -97,8 +97,11 @@ export const HttpLive = Layer.unwrapEffect(
             const found = yield* lookup.get(id ?? "", { awaitOwner: true }).pipe(
               Effect.map((state) => ({ state })),
               // Its partition's new owner is still replaying the stream: a state now would be older than it.
-              Effect.catchTag("MemberReplayingError", (error) => Effect.succeed({ replaying: error }))
+              Effect.catchTag("MemberReplayingError", (error) => Effect.succeed({ replaying: error })),
+              // Said as it is (its stored state cannot be read, NATS away…), not as "internal error".
+              Effect.catchTag("MemberStoreError", (error) => Effect.succeed({ failed: error }))
             )
+            if ("failed" in found) return json(500, { error: found.failed.message })
             if ("replaying" in found) {
               return HttpServerResponse.unsafeJson({ error: found.replaying.message, replaying: found.replaying.behind }, { status: 503, headers: { "retry-after": "2" } })
             }

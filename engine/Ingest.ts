@@ -2,7 +2,7 @@ import type { KV } from "@nats-io/kv"
 import { headers, type Subscription } from "@nats-io/transport-node"
 import { Clock, Config, Context, Effect, Fiber, Layer, Metric, Schedule } from "effect"
 import { Clickhouse } from "./Clickhouse.ts"
-import { type AppliedBatch, BatchBuilder, emptyBatch } from "./ingest/ApplyBatch.ts"
+import { type AppliedBatch, BatchBuilder, emptyBatch, eventPayload } from "./ingest/ApplyBatch.ts"
 import { nextCheckpoint, phaseAfter } from "./ingest/CheckpointChoice.ts"
 import type { Delivered, DeliveredBatch } from "./ingest/Delivered.ts"
 import { EngineId } from "./ingest/EngineIdentity.ts"
@@ -622,6 +622,13 @@ export const IngestLive = Layer.scoped(
               const event = item.event
               if (event === null) {
                 builder.reject(item, item.reason ?? "refused")
+                continue
+              }
+              // Its member's stored state cannot be read: the event is kept in the dead-letter stream
+              // with the reason, and the others flow on (MemberStore `unreadable`).
+              const unreadable = store.unreadable(event.memberId)
+              if (unreadable !== null) {
+                builder.reject({ ...item, subject: `${topology.subjectPrefix}.${event.type}`, data: eventPayload(event) }, unreadable)
                 continue
               }
               // The passes under way come first, oldest first, for a member they have not reached: as at their markers.

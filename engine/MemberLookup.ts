@@ -1,8 +1,8 @@
 import type { KV } from "@nats-io/kv"
 import { headers, type Msg } from "@nats-io/transport-node"
-import { Data, Effect } from "effect"
+import { Data, Effect, Either } from "effect"
 import { memberKey, MemberStoreError } from "./MemberStore.ts"
-import { type MemberState, parseState } from "./member/MemberState.ts"
+import { type MemberState, parseStoredState } from "./member/MemberState.ts"
 import { partitionOf } from "./ingest/Partition.ts"
 import { PARTITIONS_KEY } from "./ingest/Leases.ts"
 import { Nats } from "./Nats.ts"
@@ -102,9 +102,9 @@ export class MemberLookup extends Effect.Service<MemberLookup>()("memberflow/Mem
     })
 
     const parseText = (memberId: string, json: string) =>
-      Effect.try({
-        try: () => parseState(json),
-        catch: (cause) => new MemberStoreError({ memberId, reason: "state is not valid JSON", cause })
+      Either.match(parseStoredState(json, memberId), {
+        onLeft: (problem) => Effect.fail(new MemberStoreError({ memberId, reason: `its stored state cannot be read: ${problem}` })),
+        onRight: Effect.succeed
       })
     const parse = (memberId: string, bytes: Uint8Array) => parseText(memberId, decoder.decode(bytes))
 

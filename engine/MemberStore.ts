@@ -1,10 +1,10 @@
 import { DeliverPolicy } from "@nats-io/jetstream"
 import type { KV } from "@nats-io/kv"
-import { Config, Data, Effect, MetricLabel } from "effect"
-import { emptyState, type MemberState, parseState } from "./member/MemberState.ts"
-import { casConflicts, memberReads, retries } from "./Metrics.ts"
+import { Config, Data, Effect, Either, MetricLabel } from "effect"
+import { emptyState, type MemberState, parseState, parseStoredState } from "./member/MemberState.ts"
+import { casConflicts, memberReads, membersUnreadable, retries } from "./Metrics.ts"
 import { Nats } from "./Nats.ts"
-import { bytesOver, cut, headText, partKeys, readStored, removeParts } from "./store/StateParts.ts"
+import { bytesOver, cut, headText, partKeys, readStored, removeParts, UnreadableState } from "./store/StateParts.ts"
 import { Topology } from "./Topology.ts"
 
 export class MemberStoreError extends Data.TaggedError("MemberStoreError")<{
@@ -28,6 +28,10 @@ const isConflict = (error: unknown): boolean => /wrong last sequence|key exists|
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 /** Capped, jittered backoff for a store that is briefly away (NATS restarting): 200 ms … 10 s. */
 const backoff = (attempt: number) => Math.min(10_000, 200 * 1.5 ** attempt) * (0.5 + Math.random())
+
+/** The member's state from its value in the bucket, or `UnreadableState` with what is wrong with it. */
+export const storedState = (json: string, memberId: string): MemberState =>
+  Either.getOrThrowWith(parseStoredState(json, memberId), (problem) => new UnreadableState(problem))
 
 interface Entry {
   /**
@@ -141,6 +145,11 @@ export class MemberStore extends Effect.Service<MemberStore>()("memberflow/Membe
     const { connection, js, jsm, kvm, publisher, use } = yield* Nats
     const topology = yield* Topology
     const cacheSize = yield* Config.integer("MEMBERFLOW_CACHE_MEMBERS").pipe(Config.withDefault(150_000))
+    /** How long a member whose stored state cannot be read is held aside before its key is read again. */
+    const recheckMs = yield* Config.integer("MEMBERFLOW_UNREADABLE_RECHECK_MS").pipe(
+      Config.withDefault(30_000),
+      Config.validate({ message: "MEMBERFLOW_UNREADABLE_RECHECK_MS must be a positive number of milliseconds", validation: (n) => n > 0 })
+    )
     /**
      * The largest state written as one KV value; a larger one goes in parts (engine/store/StateParts.ts).
      * By default the server's largest message less room for the headers.
@@ -168,7 +177,7 @@ export class MemberStore extends Effect.Service<MemberStore>()("memberflow/Membe
         try {
           return await operation()
         } catch (error) {
-          if (isConflict(error)) throw error
+          if (isConflict(error) || error instanceof UnreadableState) throw error
           retries.unsafeUpdate(1, [])
           if (attempt % 10 === 9) Effect.runFork(Effect.logWarning("member store unavailable, retrying").pipe(Effect.annotateLogs({ error: messageOf(error) })))
           await sleep(backoff(attempt))
@@ -205,7 +214,19 @@ export class MemberStore extends Effect.Service<MemberStore>()("memberflow/Membe
       }
     }
 
-    const read = async (memberId: string, partition: number): Promise<Entry> => {
+    /**
+     * Members whose value in the bucket cannot be made a state (`UnreadableState`), with why and
+     * since when. They are not cached, so nothing is ever written over the value; their events are
+     * refused with the reason (dead-lettered, kept for a replay) while the rest flow on. Retried
+     * reading, the load of every batch with their events failed again and held up the whole engine.
+     * Read again `MEMBERFLOW_UNREADABLE_RECHECK_MS` after: a key repaired (or deleted) is taken up by itself.
+     */
+    const unreadableMembers = new Map<string, { readonly reason: string; readonly since: number }>()
+
+    /** Why the member's events cannot be applied now (its stored state cannot be read), or null. */
+    const unreadable = (memberId: string): string | null => (unreadableMembers.size === 0 ? null : (unreadableMembers.get(memberId)?.reason ?? null))
+
+    const read = async (memberId: string, partition: number): Promise<Entry | UnreadableState> => {
       // A partition listed (`indexes`) names every member KV holds for it: one not there is new, and
       // asking KV would only say so. A fresh engine importing a history asked KV for every member's
       // first event, one request each — 100,000 in the first seconds of the 1,000,000-event benchmark.
@@ -225,11 +246,22 @@ export class MemberStore extends Effect.Service<MemberStore>()("memberflow/Membe
         // Joined from its parts if stored in parts (engine/store/StateParts.ts).
         const value = await persistently(() => readStored(kv, key, found))
         if (value === null) return { state: emptyState(memberId), json: null, revision: 0, partition, dirty: 0, used: loads, copy: null, changes: 0 }
+        const state = storedState(value.json, memberId)
         if (value.parts !== null) partsOf.set(key, value.parts)
-        return { state: parseState(value.json), json: value.json, revision: value.revision, partition, dirty: 0, used: loads, copy: null, changes: 0 }
-      } catch (cause) {
-        throw new MemberStoreError({ memberId, reason: "stored state is not valid JSON", cause })
+        return { state, json: value.json, revision: value.revision, partition, dirty: 0, used: loads, copy: null, changes: 0 }
+      } catch (error) {
+        if (error instanceof UnreadableState) return error
+        throw error
       }
+    }
+
+    /** Holds the member aside (`unreadableMembers`), said once in the log and counted. */
+    const holdAside = (memberId: string, error: UnreadableState) => {
+      const reason = `member ${memberId}: its stored state cannot be read (${error.message}); its events are dead-lettered until the key ${memberKey(memberId)} in the members bucket is repaired or deleted`
+      const before = unreadableMembers.get(memberId)
+      unreadableMembers.set(memberId, { reason, since: Date.now() })
+      membersUnreadable.unsafeUpdate(unreadableMembers.size, [])
+      if (before?.reason !== reason) Effect.runFork(Effect.logError("a member's stored state cannot be read").pipe(Effect.annotateLogs({ memberId, reason })))
     }
 
     /** Reads the states not in the cache from KV, up to 256 at once; gives the members it read. */
@@ -244,13 +276,25 @@ export class MemberStore extends Effect.Service<MemberStore>()("memberflow/Membe
             const entry = cache.get(memberId)
             if (entry !== undefined) entry.used = loads
           }
-          const missing = members.filter(([memberId]) => !cache.has(memberId))
+          if (unreadableMembers.size > 0) {
+            const now = Date.now()
+            for (const [memberId] of members) {
+              const held = unreadableMembers.get(memberId)
+              if (held !== undefined && now - held.since >= recheckMs) unreadableMembers.delete(memberId)
+            }
+          }
+          const missing = members.filter(([memberId]) => !cache.has(memberId) && !unreadableMembers.has(memberId))
           const readIn: Array<string> = []
           let next = 0
           const worker = async () => {
             while (next < missing.length) {
               const [memberId, partition] = missing[next++]!
               const entry = await read(memberId, partition)
+              if (entry instanceof UnreadableState) {
+                holdAside(memberId, entry)
+                continue
+              }
+              if (unreadableMembers.delete(memberId)) membersUnreadable.unsafeUpdate(unreadableMembers.size, [])
               if (!cache.has(memberId)) {
                 cache.set(memberId, entry)
                 readIn.push(memberId)
@@ -503,16 +547,13 @@ export class MemberStore extends Effect.Service<MemberStore>()("memberflow/Membe
 
     /** Reads a member straight from KV: what a checkpoint last wrote. */
     const stored = (memberId: string) =>
-      use("kv get member", () => readStored(kv, memberKey(memberId))).pipe(
-        Effect.flatMap((value) =>
-          value === null
-            ? Effect.succeed(null)
-            : Effect.try({
-                try: () => parseState(value.json),
-                catch: (cause) => new MemberStoreError({ memberId, reason: "stored state is not valid JSON", cause })
-              })
-        )
-      )
+      Effect.tryPromise({
+        try: async () => {
+          const value = await readStored(kv, memberKey(memberId))
+          return value === null ? null : storedState(value.json, memberId)
+        },
+        catch: (cause) => new MemberStoreError({ memberId, reason: messageOf(cause), cause })
+      })
 
     /** Members written while a listing runs, one set per listing (see `listKeys`). */
     const listings = new Set<Set<string>>()
@@ -630,6 +671,6 @@ export class MemberStore extends Effect.Service<MemberStore>()("memberflow/Membe
       return n
     }
 
-    return { load, forget, take, leave, peek, known, heldAsJson, put, dirtyCount, snapshot, flush, dropPartition, answer, stored, membersOf, partBytes, cacheSize: () => cache.size } as const
+    return { load, unreadable, forget, take, leave, peek, known, heldAsJson, put, dirtyCount, snapshot, flush, dropPartition, answer, stored, membersOf, partBytes, cacheSize: () => cache.size } as const
   })
 }) {}

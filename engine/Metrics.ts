@@ -9,6 +9,7 @@ export const eventsRejected = Metric.counter("memberflow_events_rejected_total",
 export const casConflicts = Metric.counter("memberflow_member_cas_conflicts_total", { description: "checkpoint writes of a member that found it changed by another engine (the partition is given up and replayed)", incremental: true })
 export const derivedPublished = Metric.counter("memberflow_derived_events_published_total", { description: "events, timers and message requests the engine published", incremental: true })
 export const consumerLag = Metric.gauge("memberflow_consumer_lag", { description: "messages in the event stream after the lowest position this engine has handled (0 when it owns no partition)" })
+export const membersUnreadable = Metric.gauge("memberflow_members_unreadable", { description: "members whose stored state in the members bucket cannot be read: their events are dead-lettered with the reason until the key is repaired or deleted" })
 export const partitionsOwned = Metric.gauge("memberflow_partitions_owned", { description: "member partitions this engine owns" })
 export const batchSeconds = Metric.histogram(
   "memberflow_batch_seconds",

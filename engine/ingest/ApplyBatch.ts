@@ -106,6 +106,24 @@ const tagRow = (event: MemberEvent): MemberTagRow | null => {
   }
 }
 
+/**
+ * A decoded event as a payload again, for a refusal after decoding (its member's state cannot be
+ * read): the reader keeps no bytes of an event it decoded. The same event (the fields events.md
+ * names), not necessarily the same bytes.
+ */
+export const eventPayload = (event: MemberEvent): Uint8Array =>
+  utf8.encode(
+    JSON.stringify({
+      id: event.id,
+      type: event.type,
+      memberId: event.memberId,
+      occurredAt: event.occurredAt,
+      ...(event.source === undefined ? {} : { source: event.source }),
+      properties: event.properties
+    })
+  )
+const utf8 = new TextEncoder()
+
 export const rejectedRow = (stream: string, msg: Pick<Delivered, "seq" | "subject" | "data" | "arrival">, reason: string): RejectedEventRow & { readonly data: Uint8Array } => {
   const data = msg.data ?? new Uint8Array()
   return {

@@ -1,4 +1,4 @@
-import { Schema } from "effect"
+import { Either, Schema } from "effect"
 import type { DerivedEvent, MemberEvent } from "../../schemas/Event.ts"
 import type { Program } from "../../schemas/Program.ts"
 import type { MemberTagRow } from "../../schemas/Rows.ts"
@@ -194,6 +194,60 @@ export const draftOf = (state: MemberState, options: ApplyOptions | undefined): 
 
 /** A state as stored in KV (JSON), in the current format whatever format it was stored in. */
 export const parseState = (json: string): MemberState => upgradeState(JSON.parse(json) as MemberState)
+
+const isObject = (value: unknown): value is Record<string, unknown> => typeof value === "object" && value !== null && !Array.isArray(value)
+/** Each kind a top-level field may be, and how a refusal names it. */
+const KINDS = {
+  string: [(value: unknown) => typeof value === "string", "a string"],
+  number: [(value: unknown) => typeof value === "number", "a number"],
+  time: [(value: unknown) => value === null || typeof value === "number", "a number or null"],
+  object: [isObject, "an object"],
+  objectOrNull: [(value: unknown) => value === null || isObject(value), "an object or null"],
+  array: [Array.isArray, "an array"]
+} as const satisfies Record<string, readonly [(value: unknown) => boolean, string]>
+/** The kind of each top-level field (`?`: may be absent), as the engine reads them. */
+const FIELDS: ReadonlyArray<readonly [string, keyof typeof KINDS, optional?: "?"]> = [
+  ["version", "number"], ["updatedAt", "time"], ["firstSeenAt", "time"], ["lastSeenAt", "time"], ["registeredAt", "time"],
+  ["seen", "string"], ["seenBefore", "string", "?"], ["attributes", "object"], ["consent", "object"], ["orders", "object"],
+  ["points", "object"], ["tier", "objectOrNull"], ["rfm", "object"], ["ruleTags", "object"], ["manualTags", "object"],
+  ["history", "object"], ["outbox", "array"], ["journeys", "object"], ["entryTimers", "object"], ["rows", "array"],
+  ["sent", "array", "?"], ["credits", "object", "?"], ["passed", "number", "?"]
+]
+
+/**
+ * A state read back from the members bucket, or what is wrong with it: not JSON, not an object,
+ * another member's, or a top-level field of the wrong kind. A light check of the shape (each field's
+ * kind, not everything inside it), paid once per read from KV: a value damaged from outside, or
+ * written by something else under a member's key, is refused here with a reason instead of failing
+ * somewhere in the middle of applying an event to it.
+ */
+export const parseStoredState = (json: string, memberId: string): Either.Either<MemberState, string> => {
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(json)
+  } catch (error) {
+    return Either.left(`not JSON (${error instanceof Error ? error.message : String(error)})`)
+  }
+  if (!isObject(parsed)) return Either.left("not a JSON object")
+  if (parsed["memberId"] !== memberId) return Either.left(`it holds the state of member ${JSON.stringify(parsed["memberId"])}`)
+  // In the current format first (a state stored by an engine of before keeps `seen` and its orders otherwise).
+  try {
+    upgradeState(parsed)
+  } catch (error) {
+    return Either.left(`it cannot be brought to the current format (${error instanceof Error ? error.message : String(error)})`)
+  }
+  for (const [field, kind, optional] of FIELDS) {
+    const value = parsed[field]
+    if (value === undefined && optional === "?") continue
+    const [fits, named] = KINDS[kind]
+    if (!fits(value)) return Either.left(value === undefined ? `field ${field} is missing` : `field ${field} is not ${named}`)
+  }
+  const orders = parsed["orders"] as Record<string, unknown>
+  if (typeof orders["k"] !== "string" || !(Array.isArray(orders["at"]) && Array.isArray(orders["amount"]) && Array.isArray(orders["refunded"]))) {
+    return Either.left("its orders are not whole (k, at, amount or refunded)")
+  }
+  return Either.right(parsed as unknown as MemberState)
+}
 
 export const emptyState = (memberId: string): MemberState => ({
   memberId,

@@ -24,6 +24,16 @@ import { nuid } from "@nats-io/transport-node"
 
 const HEAD = '{"$parts":'
 
+/**
+ * A member's value in the bucket that cannot be made a state: damaged or written from outside (parts
+ * gone, a head that names none, bytes that do not add up, or not a member's state at all). Not
+ * retried: reading it again gives the same. The engine holds that member's events aside instead
+ * (engine/MemberStore.ts, `unreadable`).
+ */
+export class UnreadableState extends Error {
+  override readonly name = "UnreadableState"
+}
+
 export interface Head {
   readonly $parts: ReadonlyArray<string>
   readonly bytes: number
@@ -35,8 +45,13 @@ export const isHead = (text: string): boolean => text.startsWith(HEAD)
 /** The head of a state stored in parts, or null for one stored whole. */
 export const headOf = (text: string): Head | null => {
   if (!isHead(text)) return null
-  const head = JSON.parse(text) as Head
-  if (!Array.isArray(head.$parts) || typeof head.bytes !== "number") throw new Error("a state's head names no parts")
+  let head: Head
+  try {
+    head = JSON.parse(text) as Head
+  } catch {
+    throw new UnreadableState("a state's head is not JSON")
+  }
+  if (!Array.isArray(head.$parts) || typeof head.bytes !== "number") throw new UnreadableState("a state's head names no parts")
   return head
 }
 
@@ -71,7 +86,7 @@ export const cut = (bytes: Uint8Array, size: number): Array<Uint8Array> => {
 /** The pieces again as one text, checked against the length the head gives. */
 export const join = (pieces: ReadonlyArray<Uint8Array>, bytes: number): string => {
   const whole = Buffer.concat(pieces)
-  if (whole.length !== bytes) throw new Error(`a state's parts hold ${whole.length} bytes, its head says ${bytes}`)
+  if (whole.length !== bytes) throw new UnreadableState(`a state's parts hold ${whole.length} bytes, its head says ${bytes}`)
   return whole.toString("utf8")
 }
 
@@ -101,7 +116,7 @@ export const readStored = async (kv: KV, key: string, first?: KvEntry | null): P
       return { json: join(pieces.map((piece) => piece!.value), head.bytes), revision: found.revision, parts: head.$parts }
     }
     // A part gone: the head was replaced meanwhile (its parts removed after the new head was written).
-    if (attempt === 4) throw new Error(`the state under ${key} names parts that are not there`)
+    if (attempt === 4) throw new UnreadableState(`the state under ${key} names parts that are not there`)
   }
 }
 
