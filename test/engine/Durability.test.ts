@@ -128,9 +128,7 @@ describe("durability: crashes and several engines change nothing", () => {
     const { events, replays, expected } = history()
     const setup = await start(topology, tempDir("two-setup"))
     await setup.kill("SIGTERM")
-    const a = await start(topology, tempDir("two-a"))
-    const b = await start(topology, tempDir("two-b"))
-    const c = await start(topology, tempDir("two-c"))
+    const [a, b, c] = await Promise.all([start(topology, tempDir("two-a")), start(topology, tempDir("two-b")), start(topology, tempDir("two-c"))])
     // The first engine up owns every partition until the others' shares are handed over; on a cold
     // machine that took long enough for a and b to apply the whole history before c had any.
     await eventually(async () => {
