@@ -2,6 +2,7 @@ import type { AttributeCondition, Condition, CountCondition, EventCondition } fr
 import type { MemberEvent } from "../../schemas/Event.ts"
 import type { MemberContext, MemberState } from "./MemberState.ts"
 import { attributeValueWith, consentOf, hasTag, type OrderFigures, pathValue } from "./MemberState/Reads.ts"
+import { recentEntries } from "./MemberState/Compact.ts"
 
 /** The condition language of journeys.md ("Conditions"), evaluated against a member's state. */
 
@@ -174,10 +175,11 @@ const countOfType = (c: EventCondition, state: MemberState, type: string, after:
   if (h === undefined) return 0
   let n = 0
   if (c.where !== undefined) {
-    // recent[k] is the event of the time at the same place from the end of `at`
-    const kept = h.at.length - h.recent.length
-    for (let k = 0; k < h.recent.length; k++) {
-      if ((h.at[kept + k] ?? -Infinity) > after && matchesWhere(JSON.parse(h.recent[k]!) as Record<string, unknown>, c.where)) n++
+    // recent's k-th entry is the event of the time at the same place from the end of `at`
+    const recent = recentEntries(h.recent)
+    const kept = h.at.length - recent.length
+    for (let k = 0; k < recent.length; k++) {
+      if ((h.at[kept + k] ?? -Infinity) > after && matchesWhere(JSON.parse(recent[k]!) as Record<string, unknown>, c.where)) n++
     }
   } else if (after === -Infinity) {
     n = h.n

@@ -50,8 +50,11 @@ export const HistorySchema = Schema.Struct({
   n: Schema.Number,
   /** The latest event times, ascending. */
   at: Schema.Array(Schema.Number),
-  /** The latest events' scalar properties as JSON, each of the time at its place from the end of `at`. */
-  recent: Schema.Array(Schema.String)
+  /**
+   * The latest events' scalar properties as JSON, one line each (MemberState/Compact.ts
+   * `RECENT_SEPARATOR`), each of the time at its place from the end of `at`.
+   */
+  recent: Schema.String
 })
 
 export const DerivedEventSchema = Schema.Struct({

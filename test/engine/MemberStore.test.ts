@@ -385,7 +385,7 @@ describe("the member store's writes when NATS stalls", () => {
       const written = JSON.parse((yield* Effect.promise(() => kv.get(memberKey("m-1"))))!.string()) as Record<string, unknown>
       expect(typeof written["seen"]).toBe("string")
       expect(written["orders"]).toMatchObject({ amount: [900, 1200.5, 5600, 100] })
-      expect((written["history"] as Record<string, { recent: Array<unknown> }>)["purchase"]!.recent.every((r) => typeof r === "string")).toBe(true)
+      expect(typeof (written["history"] as Record<string, { recent: unknown }>)["purchase"]!.recent).toBe("string")
       yield* Effect.promise(() => nc.close())
     }).pipe(Effect.provide(layer)), 30_000)
 

@@ -7,8 +7,9 @@
  * events are kept flat:
  * - `seen`: the applied event ids' hashes, one string of KEY_WIDTH characters each;
  * - `orders`: one string of order keys and, per order, its time, amount and refunds in arrays;
- * - `history.*.recent`: the kept events' scalar properties as JSON text, each belonging to the
- *   event time at the same place from the end of `history.*.at`.
+ * - `history.*.recent`: the kept events' scalar properties as JSON text, one line each in one
+ *   string (`RECENT_SEPARATOR`), each belonging to the event time at the same place from the end
+ *   of `history.*.at`.
  */
 
 /** Characters of each key in `seen` and `orders.k`: shortHash's default length. */
@@ -33,6 +34,45 @@ export const keyIndex = (keys: string, key: string): number => {
 export const flat = (text: string): string => {
   text.charCodeAt(0)
   return text
+}
+
+/**
+ * Between the kept events' JSON in `history.*.recent`: JSON.stringify never writes a raw line feed
+ * (one inside a string is escaped), so no entry holds one.
+ *
+ * One string per event type, not an array of strings: with an object per kept event, `recent` was
+ * the largest part of the states (105 of the 341 MB of 100,000 states in bench:state), and a full
+ * collection marks every one of those objects on the engine's thread. Each event copies its
+ * type's string (at most RECENT_PER_TYPE entries) where the array was copied with a pointer per entry.
+ */
+export const RECENT_SEPARATOR = "\n"
+
+/** How many entries `recent` holds. */
+export const recentCount = (recent: string): number => {
+  if (recent === "") return 0
+  let n = 1
+  for (let i = recent.indexOf(RECENT_SEPARATOR); i !== -1; i = recent.indexOf(RECENT_SEPARATOR, i + 1)) n++
+  return n
+}
+
+/** The entries of `recent`, oldest first. */
+export const recentEntries = (recent: string): Array<string> => (recent === "" ? [] : recent.split(RECENT_SEPARATOR))
+
+/**
+ * `recent` with `entry` at place `index` (0 = before the oldest), then the oldest dropped beyond
+ * `max`; in one piece (`flat`). Events mostly come in time order: mostly an append.
+ */
+export const recentWith = (recent: string, count: number, index: number, entry: string, max: number): string => {
+  let next: string
+  if (count === 0) next = entry
+  else if (index >= count) next = recent + RECENT_SEPARATOR + entry
+  else {
+    const entries = recentEntries(recent)
+    entries.splice(index, 0, entry)
+    next = entries.join(RECENT_SEPARATOR)
+  }
+  for (let over = count + 1 - max; over > 0; over--) next = next.slice(next.indexOf(RECENT_SEPARATOR) + 1)
+  return flat(next)
 }
 
 /** `keys` with `key` appended, in one piece (`flat`). */
@@ -193,9 +233,10 @@ export const upgradeState = <S>(parsed: S): S => {
     for (const type of Object.keys(history)) {
       const h = history[type]
       if (!isRecord(h) || !Array.isArray(h["recent"])) continue
+      // Formerly an array of one JSON text each: joined (`RECENT_SEPARATOR`).
       const recent = h["recent"] as Array<unknown>
-      // Formerly `{at, p}`: the times were the last of `at` already (both kept by the same insertion).
-      if (recent.some((r) => typeof r !== "string")) h["recent"] = recent.map((r) => JSON.stringify(isRecord(r) && isRecord(r["p"]) ? r["p"] : {}))
+      // Before that `{at, p}`: the times were the last of `at` already (both kept by the same insertion).
+      h["recent"] = recent.map((r) => (typeof r === "string" ? r : JSON.stringify(isRecord(r) && isRecord(r["p"]) ? r["p"] : {}))).join(RECENT_SEPARATOR)
     }
   }
   return parsed

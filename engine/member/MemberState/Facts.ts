@@ -2,7 +2,7 @@ import type { DerivedEvent, MemberEvent } from "../../../schemas/Event.ts"
 import type { Program } from "../../../schemas/Program.ts"
 import type { Draft, MemberContext } from "../MemberState.ts"
 import { startingLevel, upgradeTo } from "../Tiers.ts"
-import { addOrder, flat, insertAt, isDated, orderIndex, UNDATED } from "./Compact.ts"
+import { addOrder, insertAt, isDated, orderIndex, recentCount, recentWith, UNDATED } from "./Compact.ts"
 import { derive, shortHash } from "./Ids.ts"
 import { basisOf, type OrderFigures, orderFigures } from "./Reads.ts"
 
@@ -60,19 +60,19 @@ export const recordHistory = (d: Draft, e: Pick<MemberEvent, "type" | "at" | "pr
 
 /** recordHistory without an event object (the engine's own events are recorded from their parts). */
 export const recordHistoryOf = (d: Draft, type: string, at: number, properties: Readonly<Record<string, unknown>>): void => {
-  const h = (d.history[type] ??= { n: 0, at: [], recent: [] })
+  const h = (d.history[type] ??= { n: 0, at: [], recent: "" })
   h.n += 1
   // `recent` belongs to the last of `at` (at most RECENT_PER_TYPE ≤ TIMES_PER_TYPE of them), and
   // both take the event at the same place: after the times equal to its own (arrival order).
-  const kept = h.at.length - h.recent.length
+  const count = recentCount(h.recent)
+  const kept = h.at.length - count
   // Events mostly come in time order: the place is mostly the end.
   const i = insertionPoint(h.at, at)
   h.at = insertAt(h.at, i, at)
   if (h.at.length > TIMES_PER_TYPE) h.at.splice(0, h.at.length - TIMES_PER_TYPE)
   // Older than every kept event's properties when they are full: its own would be dropped at once.
   if (i < kept) return
-  h.recent = insertAt(h.recent, i - kept, flat(JSON.stringify(scalarProperties(properties))))
-  if (h.recent.length > RECENT_PER_TYPE) h.recent.splice(0, h.recent.length - RECENT_PER_TYPE)
+  h.recent = recentWith(h.recent, count, i - kept, JSON.stringify(scalarProperties(properties)), RECENT_PER_TYPE)
 }
 
 export const startTier = (d: Draft, program: Program): void => {

@@ -4,7 +4,7 @@ import { Schema } from "effect"
 import { describe, expect, it } from "vitest"
 import { countEvents } from "../../../engine/member/Conditions.ts"
 import { applyEvents, clearOutbox, emptyState, type MemberState, MemberStateSchema, parseState, profileRow } from "../../../engine/member/MemberState.ts"
-import { insertAt, isDated, KEY_WIDTH, keyIndex } from "../../../engine/member/MemberState/Compact.ts"
+import { insertAt, isDated, KEY_WIDTH, keyIndex, recentCount, recentEntries, recentWith } from "../../../engine/member/MemberState/Compact.ts"
 import { RECENT_PER_TYPE, TIMES_PER_TYPE } from "../../../engine/member/MemberState/Facts.ts"
 import { shortHash } from "../../../engine/member/MemberState/Ids.ts"
 import { Condition } from "../../../schemas/Condition.ts"
@@ -33,7 +33,8 @@ describe("the stored member state", () => {
     expect(upgraded.seen.length % KEY_WIDTH).toBe(0)
     expect(formerEvents.every((e) => keyIndex(upgraded.seen, shortHash(e.id)) !== -1)).toBe(true)
     expect(upgraded.orders.at).toHaveLength(3)
-    expect(upgraded.history["page.viewed"]?.recent).toHaveLength(RECENT_PER_TYPE)
+    expect(recentEntries(upgraded.history["page.viewed"]!.recent)).toHaveLength(RECENT_PER_TYPE)
+    expect(upgraded.history["page.viewed"]!.recent.split("\n").every((line) => typeof JSON.parse(line) === "object")).toBe(true)
   })
 
   it("an upgraded state goes on as if it had never been stored in the former format", () => {
@@ -91,9 +92,9 @@ describe("the stored member state", () => {
     const h = atOnce.history["page.viewed"]!
     expect(h.at).toEqual([...h.at].sort((a, b) => a - b))
     // the properties kept are the latest events', each at its own time's place
-    const kept = h.recent.map((json) => JSON.parse(json) as { i: number })
+    const kept = recentEntries(h.recent).map((json) => JSON.parse(json) as { i: number })
     expect(kept.map((p) => p.i)).toEqual(Array.from({ length: RECENT_PER_TYPE }, (_, k) => n - RECENT_PER_TYPE + k))
-    h.recent.forEach((_, k) => expect(h.at[h.at.length - RECENT_PER_TYPE + k]).toBe(NOW - (RECENT_PER_TYPE - k) * 3_600_000))
+    kept.forEach((_, k) => expect(h.at[h.at.length - RECENT_PER_TYPE + k]).toBe(NOW - (RECENT_PER_TYPE - k) * 3_600_000))
     // and `where` counts them by their own times: the even ones of the last 10 hours (51 to 59)
     const where = Schema.decodeUnknownSync(Condition)({ event: "page.viewed", where: { even: true }, within: "10h" })
     expect(countEvents(where as never, atOnce, { now: NOW, ctx })).toBe(4)
@@ -105,7 +106,28 @@ describe("the stored member state", () => {
     expect(h.n).toBe(TIMES_PER_TYPE + 5)
     expect(h.at).toHaveLength(TIMES_PER_TYPE)
     expect(h.at[0]).toBe(NOW - TIMES_PER_TYPE * 60_000)
-    expect(JSON.parse(h.recent.at(-1)!)).toEqual({ i: TIMES_PER_TYPE + 4 })
+    expect(JSON.parse(recentEntries(h.recent).at(-1)!)).toEqual({ i: TIMES_PER_TYPE + 4 })
+    expect(recentEntries(h.recent)).toHaveLength(RECENT_PER_TYPE)
+  })
+
+  it("keeps each event type's recent properties one line each in one string: inserted in place, the oldest dropped beyond the number kept", () => {
+    expect(recentWith("", 0, 0, '{"a":1}', 3)).toBe('{"a":1}')
+    expect(recentWith('{"a":1}', 1, 1, '{"a":2}', 3)).toBe('{"a":1}\n{"a":2}')
+    expect(recentWith('{"a":1}\n{"a":3}', 2, 1, '{"a":2}', 3)).toBe('{"a":1}\n{"a":2}\n{"a":3}')
+    expect(recentWith('{"a":2}\n{"a":3}', 2, 0, '{"a":1}', 3)).toBe('{"a":1}\n{"a":2}\n{"a":3}')
+    expect(recentWith('{"a":1}\n{"a":2}\n{"a":3}', 3, 3, '{"a":4}', 3)).toBe('{"a":2}\n{"a":3}\n{"a":4}')
+    expect(recentWith('{"a":1}\n{"a":3}\n{"a":4}', 3, 1, '{"a":2}', 3)).toBe('{"a":2}\n{"a":3}\n{"a":4}')
+    expect(recentCount("")).toBe(0)
+    expect(recentCount('{"a":1}\n{"a":2}\n{"a":3}')).toBe(3)
+    expect(recentEntries("")).toEqual([])
+  })
+
+  it("a property with line breaks in it is kept whole, and counted by `where`", () => {
+    const notes = ["first\nline", "second\r\nline", "third"].map((note, i) => event("note.added", NOW - (3 - i) * 60_000, { note, i }, { id: `n-${i}` }))
+    const h = build([notes]).history["note.added"]!
+    expect(recentEntries(h.recent).map((json) => JSON.parse(json) as { note: string })).toEqual(notes.map((e) => e.properties))
+    const where = Schema.decodeUnknownSync(Condition)({ event: "note.added", where: { note: "second\r\nline" } })
+    expect(countEvents(where as never, build([notes]), { now: NOW, ctx })).toBe(1)
   })
 
   it("grows short arrays to exactly their length, and inserts in place", () => {
