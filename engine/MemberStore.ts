@@ -276,14 +276,13 @@ export class MemberStore extends Effect.Service<MemberStore>()("memberflow/Membe
             const entry = cache.get(memberId)
             if (entry !== undefined) entry.used = loads
           }
-          if (unreadableMembers.size > 0) {
-            const now = Date.now()
-            for (const [memberId] of members) {
-              const held = unreadableMembers.get(memberId)
-              if (held !== undefined && now - held.since >= recheckMs) unreadableMembers.delete(memberId)
-            }
+          // Held aside: read again once MEMBERFLOW_UNREADABLE_RECHECK_MS have passed, and held again or let go by what it reads.
+          const now = Date.now()
+          const heldAside = (memberId: string) => {
+            const held = unreadableMembers.size === 0 ? undefined : unreadableMembers.get(memberId)
+            return held !== undefined && now - held.since < recheckMs
           }
-          const missing = members.filter(([memberId]) => !cache.has(memberId) && !unreadableMembers.has(memberId))
+          const missing = members.filter(([memberId]) => !cache.has(memberId) && !heldAside(memberId))
           const readIn: Array<string> = []
           let next = 0
           const worker = async () => {

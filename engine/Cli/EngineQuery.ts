@@ -1,6 +1,6 @@
 import { FetchHttpClient, HttpClient, HttpClientRequest } from "@effect/platform"
 import { Config, Data, Effect, Option, Redacted } from "effect"
-import { Clickhouse } from "../Clickhouse.ts"
+import { Clickhouse, DataDirConfig } from "../Clickhouse.ts"
 
 /** The running engine refused or failed the statement. */
 export class QueryFailed extends Data.TaggedError("QueryFailed")<{ readonly message: string }> {}
@@ -26,6 +26,22 @@ export const engineQuery = (sql: string) =>
     return yield* Option.match(viaEngine, {
       onSome: ({ status, body }): Effect.Effect<ReadonlyArray<Record<string, unknown>>, QueryFailed> =>
         status === 200 && body.rows !== undefined ? Effect.succeed(body.rows) : Effect.fail(new QueryFailed({ message: body.error ?? `engine answered ${status}` })),
-      onNone: () => Effect.flatMap(Clickhouse, (clickhouse) => clickhouse.readOnlyQuery(sql)).pipe(Effect.provide(Clickhouse.layerConfig))
+      onNone: () =>
+        Effect.flatMap(Clickhouse, (clickhouse) => clickhouse.readOnlyQuery(sql)).pipe(
+          Effect.provide(Clickhouse.layerConfig),
+          // No engine answered and the database opened here has no memberflow tables: said so, not as
+          // ClickHouse's error with its causes (what `memberflow lift` printed on a fresh folder).
+          Effect.catchTag("ClickhouseError", (error) =>
+            Effect.flatMap(DataDirConfig, (dataDir) =>
+              Effect.fail(
+                new QueryFailed({
+                  message: /UNKNOWN_TABLE|Unknown table/i.test(error.message)
+                    ? `no engine answered on http://127.0.0.1:${port}, and the database in ${dataDir} has no memberflow tables: start \`memberflow run\` (or \`memberflow migrate\`) with this MEMBERFLOW_DATA_DIR, or set MEMBERFLOW_HTTP_PORT to the running engine's port (${error.message.split("\n")[0]})`
+                    : `no engine answered on http://127.0.0.1:${port}; the database in ${dataDir} refused the statement: ${error.message.split("\n")[0]}`
+                })
+              )
+            )
+          )
+        )
     })
   }).pipe(Effect.provide(FetchHttpClient.layer))

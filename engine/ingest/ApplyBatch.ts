@@ -6,7 +6,7 @@ import { type JourneySet, MESSAGE_REQUEST, runJourneys, TIMER_EVENT, TIMER_REQUE
 import { maskAttributes, maskRaw } from "../member/Mask.ts"
 import { applyEvents, type ApplyResult, type MemberContext, type MemberState, profileRow } from "../member/MemberState.ts"
 import { shortHash } from "../member/MemberState/Ids.ts"
-import { hasSeen } from "../member/MemberState/Compact.ts"
+import { hasSeen, NO_ITEMS } from "../member/MemberState/Compact.ts"
 import { encodeLine } from "../store/RowBody.ts"
 import { decodeEvent } from "./Decode.ts"
 import type { Delivered } from "./Delivered.ts"
@@ -289,8 +289,8 @@ export class BatchBuilder {
         }
       }
       for (const row of rows) this.journeyRows.push({ memberId, ...row })
-      state.outbox = []
-      state.rows = []
+      state.outbox = NO_ITEMS
+      state.rows = NO_ITEMS
       if (work.passed > (state.passed ?? 0)) state.passed = work.passed
       this.states.put(memberId, work.partition, state)
       if (work.changed && work.profile) profileRows.push(profileRow(state, this.ctx, work.now))

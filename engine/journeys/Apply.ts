@@ -16,7 +16,7 @@ import { type ApplyOptions, type ApplyResult, applyEvents, type Draft, draftOf, 
 import { recordHistoryOf } from "../member/MemberState/Facts.ts"
 import { memberLocale, memberTimeZone, type OrderFigures, orderFigures, tierSince } from "../member/MemberState/Reads.ts"
 import { derivedId, shortHash } from "../member/MemberState/Ids.ts"
-import { addSeen } from "../member/MemberState/Compact.ts"
+import { addSeen, NO_ENTRIES, writable, writableList } from "../member/MemberState/Compact.ts"
 import { isoOf, timeOf } from "../member/Instant.ts"
 import { type Brand, templateContext } from "./Context.ts"
 import {
@@ -227,7 +227,8 @@ const perform = (
   // Most events move no journey: nothing to allocate then.
   if (actions.length === 0) return
   const at = isoOf(now)
-  const rows: Array<Row> = d.rows ?? (d.rows = [])
+  // Its own list, not the shared empty one a state rests with (MemberState/Compact.ts `NO_ITEMS`).
+  const rows: Array<Row> = (d.rows = writableList(d.rows ?? []))
   for (const action of actions) {
     switch (action.kind) {
       case "enrolled":
@@ -443,9 +444,18 @@ export const runJourneys = (
   const journeys = set.current
   if (journeys.length === 0 || result.state.lastSeenAt === null) return result
   const d = draftOf(result.state, options)
-  // The draft is ours (owned, or the copy just made): its slots and entry timers change in place.
-  const slots: Record<string, unknown> = d.journeys ?? (d.journeys = {})
-  const entryTimers: Record<string, { due: number; inputs: string }> = d.entryTimers ?? (d.entryTimers = {})
+  // The draft is ours (owned, or the copy just made): its slots and entry timers change in place,
+  // once they are its own records and not the shared empty one (MemberState/Compact.ts `NO_ENTRIES`).
+  let slots: Record<string, unknown> = d.journeys ?? NO_ENTRIES
+  let entryTimers: Record<string, { due: number; inputs: string }> = d.entryTimers ?? NO_ENTRIES
+  const setSlot = (journeyId: string, slot: JourneySlot) => {
+    slots = d.journeys = writable(slots)
+    slots[journeyId] = slot
+  }
+  const setEntryTimer = (journeyId: string, timer: { due: number; inputs: string }) => {
+    entryTimers = d.entryTimers = writable(entryTimers)
+    entryTimers[journeyId] = timer
+  }
   let moved = false
   const derived: Array<DerivedEvent> = []
   const rowsBefore = (d.rows ?? []).length
@@ -453,7 +463,7 @@ export const runJourneys = (
   const optionsFor = (journey: Journey, version: string): SlotOptions => slotOptions(set, journey, version)
   const settleStep = (journey: Journey, previous: JourneySlot, next: SlotResult): void => {
     if (next.slot !== previous) {
-      slots[journey.id] = next.slot
+      setSlot(journey.id, next.slot)
       moved = true
     }
     perform(d, journey, next.actions, ctx, set, next.slot, now, derived)
@@ -517,7 +527,7 @@ export const runJourneys = (
       // else every old purchase would look lapsed in turn and enter the member again. A timer asked
       // for and not fired yet will do.
       if (kept !== undefined && kept.due <= now) continue
-      entryTimers[journey.id] = { due: now, inputs: entryInputs(journey, version, slot, member.state, ctx) }
+      setEntryTimer(journey.id, { due: now, inputs: entryInputs(journey, version, slot, member.state, ctx) })
       moved = true
       derived.push(entryTimerRequest(d.memberId, journey.id, now, now))
       continue
@@ -534,11 +544,11 @@ export const runJourneys = (
     // refused ("not lapsed yet") and the next one is requested then. So a member who buys every day
     // holds one inactivity timer, not one per purchase.
     if (kept !== undefined && kept.due > now && kept.due <= due) {
-      entryTimers[journey.id] = { due: kept.due, inputs }
+      setEntryTimer(journey.id, { due: kept.due, inputs })
       moved = moved || kept.inputs !== inputs
       continue
     }
-    entryTimers[journey.id] = { due, inputs }
+    setEntryTimer(journey.id, { due, inputs })
     moved = true
     derived.push(entryTimerRequest(d.memberId, journey.id, due, now))
   }

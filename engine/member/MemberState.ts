@@ -7,7 +7,7 @@ import { evaluate } from "./Conditions.ts"
 import { isoOf, timeOf } from "./Instant.ts"
 import { localDateString } from "./LocalTime.ts"
 import { applyFacts, type Figured, isDuplicateOrder, recordHistoryOf, startTier } from "./MemberState/Facts.ts"
-import { addSeen, emptyOrders, hasSeen, seenKeys, undatedInMemory, upgradeState } from "./MemberState/Compact.ts"
+import { addSeen, emptyOrders, hasSeen, NO_ENTRIES, NO_ITEMS, seenKeys, undatedInMemory, upgradeState, writable, writableList } from "./MemberState/Compact.ts"
 import { type Cause, derive, shortHash } from "./MemberState/Ids.ts"
 import { basisAt, memberTimeZone, type OrderFigures, orderFigures, tierSince } from "./MemberState/Reads.ts"
 import { cutpointsFor, type RfmCutpoints, scoreMember, UNSCORED } from "./Rfm.ts"
@@ -266,13 +266,13 @@ export const emptyState = (memberId: string): MemberState => ({
   points: { balance: null, expiresAt: null },
   tier: null,
   rfm: { r: 0, f: 0, m: 0, segment: "prospect", announced: "prospect" },
-  ruleTags: {},
-  manualTags: {},
+  ruleTags: NO_ENTRIES,
+  manualTags: NO_ENTRIES,
   history: {},
-  outbox: [],
-  journeys: {},
-  entryTimers: {},
-  rows: []
+  outbox: NO_ITEMS,
+  journeys: NO_ENTRIES,
+  entryTimers: NO_ENTRIES,
+  rows: NO_ITEMS
 })
 
 type TagRule = Program["tags"][number]
@@ -318,6 +318,7 @@ const reevaluate = (d: Draft, ctx: MemberContext, now: number, cause: Cause, der
   }
   for (const rule of ctx.program.tags) {
     if (d.ruleTags[rule.id] === undefined && evaluate(rule.when, d, ec)) {
+      d.ruleTags = writable(d.ruleTags)
       d.ruleTags[rule.id] = now
       derived.push(derive(d, "tag", "tag.added", { tag: rule.id, source: rule.id }, cause, `add:${rule.id}`))
       changed = true
@@ -335,7 +336,10 @@ const finish = (
 ): ApplyResult => {
   d.version += 1
   d.updatedAt = now
-  d.outbox.push(...derived)
+  if (derived.length > 0) {
+    d.outbox = writableList(d.outbox)
+    d.outbox.push(...derived)
+  }
   // The engine's own events are applied here, in the write that causes them: when they come back
   // through the stream they are already known, and cost no second write.
   for (const event of derived) {
@@ -428,11 +432,10 @@ export const refresh = (state: MemberState, ctx: MemberContext, now: number, opt
 /** Drops published derived events from the outbox. Not a profile change, so `version` stays. */
 export const clearOutbox = (state: MemberState, ids: ReadonlyArray<string>): MemberState => {
   const published = new Set(ids)
-  return {
-    ...state,
-    outbox: state.outbox.filter((e) => !published.has(e.id)),
-    rows: (state.rows ?? []).filter((r) => !published.has(r.id))
-  }
+  const outbox = state.outbox.filter((e) => !published.has(e.id))
+  const rows = (state.rows ?? []).filter((r) => !published.has(r.id))
+  // Emptied: the shared empty list (MemberState/Compact.ts `NO_ITEMS`), as a batch leaves it.
+  return { ...state, outbox: outbox.length === 0 ? NO_ITEMS : outbox, rows: rows.length === 0 ? NO_ITEMS : rows }
 }
 
 /** Tag changes among derived events, for the member_tags table. */

@@ -207,6 +207,42 @@ const numberOr = <A>(value: unknown, otherwise: A): number | A => (typeof value 
 const isRecord = (value: unknown): value is Json => typeof value === "object" && value !== null && !Array.isArray(value)
 
 /**
+ * The one empty list and the one empty record that every state's containers empty at rest share:
+ * `outbox` and `rows` (emptied after each batch), and `ruleTags`, `manualTags`, `journeys` and
+ * `entryTimers` for most members most of the time. Six objects of the ~60 each state is made of,
+ * which every full collection marks on the engine's thread (BENCHMARKS.md, 2026-12-06, night).
+ * Frozen: whatever writes into a container takes `writable` of it first.
+ */
+export const NO_ITEMS: ReadonlyArray<never> = Object.freeze([])
+export const NO_ENTRIES: Readonly<Record<string, never>> = Object.freeze({})
+
+/** The record to write into: itself, or a new one where it is the shared empty one (`NO_ENTRIES`). */
+export const writable = <R extends object>(record: R): R => (Object.isFrozen(record) ? ({} as R) : record)
+
+/** The list to push onto: itself, or a new one where it is the shared empty one (`NO_ITEMS`). */
+export const writableList = <A>(list: Array<A>): Array<A> => (Object.isFrozen(list) ? [] : list)
+
+const SHARED_RECORDS = ["ruleTags", "manualTags", "journeys", "entryTimers"] as const
+const SHARED_LISTS = ["outbox", "rows"] as const
+
+const isEmptyRecord = (record: Json): boolean => {
+  for (const _ in record) return false
+  return true
+}
+
+/** The state's empty containers as the shared ones, in place: a state parsed from JSON has its own. */
+export const shareEmpties = (state: Json): void => {
+  for (const key of SHARED_RECORDS) {
+    const record = state[key]
+    if (isRecord(record) && isEmptyRecord(record)) state[key] = NO_ENTRIES
+  }
+  for (const key of SHARED_LISTS) {
+    const list = state[key]
+    if (Array.isArray(list) && list.length === 0) state[key] = NO_ITEMS
+  }
+}
+
+/**
  * A state read from KV, in the compact format: one stored by an engine of before 2026-12-04 is
  * turned into it in place (no bucket needs rewriting; it is written back compact at its next
  * change). What it does not recognise it leaves as it is.
@@ -239,5 +275,6 @@ export const upgradeState = <S>(parsed: S): S => {
       h["recent"] = recent.map((r) => (typeof r === "string" ? r : JSON.stringify(isRecord(r) && isRecord(r["p"]) ? r["p"] : {}))).join(RECENT_SEPARATOR)
     }
   }
+  shareEmpties(state)
   return parsed
 }

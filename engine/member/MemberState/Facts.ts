@@ -2,7 +2,7 @@ import type { DerivedEvent, MemberEvent } from "../../../schemas/Event.ts"
 import type { Program } from "../../../schemas/Program.ts"
 import type { Draft, MemberContext } from "../MemberState.ts"
 import { startingLevel, upgradeTo } from "../Tiers.ts"
-import { addOrder, insertAt, isDated, orderIndex, recentCount, recentWith, UNDATED } from "./Compact.ts"
+import { addOrder, insertAt, isDated, orderIndex, recentCount, recentWith, UNDATED, writable } from "./Compact.ts"
 import { derive, shortHash } from "./Ids.ts"
 import { basisOf, type OrderFigures, orderFigures } from "./Reads.ts"
 
@@ -181,6 +181,7 @@ const applyManualTags = (d: Draft, e: MemberEvent, derived: Array<DerivedEvent>)
   const set = (tag: string, on: boolean): void => {
     const current = d.manualTags[tag]
     if (current !== undefined && current.at > e.at) return
+    d.manualTags = writable(d.manualTags)
     d.manualTags[tag] = { on, at: e.at, source }
     if ((current?.on ?? false) !== on) {
       const type = on ? "tag.added" : "tag.removed"

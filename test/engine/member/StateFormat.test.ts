@@ -4,7 +4,7 @@ import { Schema } from "effect"
 import { describe, expect, it } from "vitest"
 import { countEvents } from "../../../engine/member/Conditions.ts"
 import { applyEvents, clearOutbox, emptyState, type MemberState, MemberStateSchema, parseState, profileRow } from "../../../engine/member/MemberState.ts"
-import { insertAt, isDated, KEY_WIDTH, keyIndex, recentCount, recentEntries, recentWith } from "../../../engine/member/MemberState/Compact.ts"
+import { insertAt, isDated, KEY_WIDTH, keyIndex, NO_ENTRIES, NO_ITEMS, recentCount, recentEntries, recentWith } from "../../../engine/member/MemberState/Compact.ts"
 import { RECENT_PER_TYPE, TIMES_PER_TYPE } from "../../../engine/member/MemberState/Facts.ts"
 import { shortHash } from "../../../engine/member/MemberState/Ids.ts"
 import { Condition } from "../../../schemas/Condition.ts"
@@ -128,6 +128,29 @@ describe("the stored member state", () => {
     expect(recentEntries(h.recent).map((json) => JSON.parse(json) as { note: string })).toEqual(notes.map((e) => e.properties))
     const where = Schema.decodeUnknownSync(Condition)({ event: "note.added", where: { note: "second\r\nline" } })
     expect(countEvents(where as never, build([notes]), { now: NOW, ctx })).toBe(1)
+  })
+
+  it("states at rest share one empty list and one empty record, and each gets its own once something is written there", () => {
+    const a = emptyState("m-a")
+    const b = emptyState("m-b")
+    expect(a.ruleTags).toBe(NO_ENTRIES)
+    expect(b.outbox).toBe(NO_ITEMS)
+    // Changed in place (owned), as the engine does: a manual tag and a purchase for one member only.
+    const tagged = applyEvents(a, [event("tags.updated", NOW - DAY, { add: ["vip"] }, { memberId: "m-a" })], ctx, NOW, { owned: true }).state
+    expect(Object.keys(tagged.manualTags)).toEqual(["vip"])
+    expect(tagged.outbox.length).toBeGreaterThan(0)
+    expect(b.manualTags).toEqual({})
+    expect(NO_ENTRIES).toEqual({})
+    expect(NO_ITEMS).toEqual([])
+    // Emptied again, and parsed from JSON: the shared ones.
+    const cleared = clearOutbox(tagged, tagged.outbox.map((e) => e.id))
+    expect(cleared.outbox).toBe(NO_ITEMS)
+    const parsed = parseState(JSON.stringify(cleared))
+    expect(parsed.ruleTags).toBe(NO_ENTRIES)
+    expect(parsed.journeys).toBe(NO_ENTRIES)
+    expect(parsed.entryTimers).toBe(NO_ENTRIES)
+    expect(parsed.rows).toBe(NO_ITEMS)
+    expect(parsed.manualTags).not.toBe(NO_ENTRIES)
   })
 
   it("grows short arrays to exactly their length, and inserts in place", () => {
