@@ -183,6 +183,11 @@ describe("the admin API's binding rules and `memberflow migrate`", () => {
   // four CLI processes, each starting the TypeScript loader and chDB: slow on a busy machine
   it("`memberflow migrate` creates the tables in a fresh data directory and is idempotent", { timeout: 180_000 }, async () => {
     const env = { MEMBERFLOW_DATA_DIR: tempDir("adminmigrate"), MEMBERFLOW_HTTP_PORT: String(await freePort()) }
+    // Before it, with no engine on that port either: `lift` says where it looked and what to run, not ClickHouse's error.
+    const early = await runCli(["lift", "birthday-reward"], env)
+    expect(early.code).not.toBe(0)
+    expect(early.stdout + early.stderr).toContain(`no engine answered on http://127.0.0.1:${env.MEMBERFLOW_HTTP_PORT}, and the database in ${env.MEMBERFLOW_DATA_DIR} has no memberflow tables: start \`memberflow run\` (or \`memberflow migrate\`)`)
+    expect(early.stdout + early.stderr).not.toContain("ChdbQueryError")
     const first = await runCli(["migrate"], env)
     expect(first.code, first.stderr).toBe(0)
     expect(first.stdout).toMatch(/^applied: .*create_events.*create_member_profiles/m)
