@@ -1,21 +1,4 @@
-import { readFileSync } from "node:fs"
-import { BaseSequencer, type TestSpecification } from "vitest/node"
 import { defineConfig } from "vitest/config"
-
-/**
- * The files that start processes (engines, the CLI, the chaos harness) before the others, each group
- * in vitest's own order (the longest first when it has timings from an earlier run, else the
- * largest file first). On a fresh clone, with no timings, the order by size started the chaos file
- * (small: it calls a harness) after 496 of the 579 s, and one worker then ran it alone for 74 s.
- */
-class ProcessesFirst extends BaseSequencer {
-  override async sort(files: Array<TestSpecification>): Promise<Array<TestSpecification>> {
-    const sorted = await super.sort(files)
-    const starts = (spec: TestSpecification) => /\b(startEngine|runCli|runChaos|spawn)\(/.test(readFileSync(spec.moduleId, "utf8"))
-    const first = sorted.filter(starts)
-    return [...first, ...sorted.filter((spec) => !first.includes(spec))]
-  }
-}
 
 export default defineConfig({
   test: {
@@ -28,7 +11,6 @@ export default defineConfig({
     testTimeout: 120_000,
     hookTimeout: 120_000,
     pool: "forks",
-    sequence: { sequencer: ProcessesFirst },
     maxWorkers: 2,
     minWorkers: 1
   }
