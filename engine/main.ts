@@ -1,5 +1,5 @@
 import { NodeContext, NodeRuntime } from "@effect/platform-node"
-import { Effect, Layer, Logger } from "effect"
+import { Cause, Effect, Layer, Logger } from "effect"
 import { runCli } from "./Cli.ts"
 
 // The NATS client builds an Error (with a captured stack) for every request it completes; capturing
@@ -24,8 +24,12 @@ if (process.argv[2] === "run") {
   }
 }
 
+const engine = process.argv[2] === "run"
 runCli(process.argv).pipe(
+  // The engine's last line says that it stopped and why, as a message of its own: reported by the
+  // runtime, its JSON line had an empty message and the reason (a setting refused, say) only in `cause`.
+  engine ? Effect.tapErrorCause((cause) => (Cause.isInterruptedOnly(cause) ? Effect.void : Effect.logError("the engine stopped", cause))) : (self) => self,
   // The engine logs JSON lines for machines; the other commands talk to a person.
-  Effect.provide(Layer.merge(NodeContext.layer, process.argv[2] === "run" ? Logger.json : Logger.pretty)),
-  NodeRuntime.runMain({ disablePrettyLogger: true })
+  Effect.provide(Layer.merge(NodeContext.layer, engine ? Logger.json : Logger.pretty)),
+  NodeRuntime.runMain({ disablePrettyLogger: true, disableErrorReporting: engine })
 )

@@ -13,5 +13,7 @@ export const expectRefusedAtStart = async (env: Record<string, string>, setting:
   for (const [i, result] of results.entries()) {
     expect(result.code, `${setting}=${values[i]}: ${result.stdout}${result.stderr}`).not.toBe(0)
     expect(result.stdout + result.stderr, `${setting}=${values[i]}`).toContain(setting)
+    // The engine's last log line says it stopped, the reason in its cause (not an empty message).
+    expect(result.stdout, `${setting}=${values[i]}`).toMatch(/^\{"message":"the engine stopped","logLevel":"ERROR".*"cause":".*MEMBERFLOW_/m)
   }
 }
