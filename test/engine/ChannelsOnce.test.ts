@@ -174,6 +174,8 @@ describe("each message reaches its provider once: caps across journeys, a SIGKIL
     return [
       `engines started: ${engines.length}; rows (${where}): ${tally(rows.map((r) => `${r.channel}:${r.status}`)) || "none"}`,
       `receipts' ledger not sent: ${tally(ledger.map((e) => `${e.channel}:${e.status}:n=${e.n ?? "-"}:due ${e.next === undefined ? "-" : `${Math.round((e.next - now) / 1000)} s`}`)) || "none"}`,
+      // Why each was not sent at its last attempt (a message refused many times in a row once ran past the wait on a CI run).
+      `their last reasons: ${tally(ledger.map((e) => `${e.channel}: ${e.reason ?? "-"}`)) || "none"}`,
       `received: sms ${twilio.received.length}, email ${smtp.received.length}, wechat ${wechat.received.length}`,
       await engineState(engine())
     ].join("\n")

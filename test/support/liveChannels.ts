@@ -216,6 +216,8 @@ export interface LedgerView {
   readonly n?: number | undefined
   /** When a `retry` is due (epoch ms), when the entry says. */
   readonly next?: number | undefined
+  /** Why the last attempt did not send, when the entry says. */
+  readonly reason?: string | undefined
 }
 
 /**
@@ -237,9 +239,9 @@ export const ledgerEntries = async (nc: NatsConnection, topology: TestTopology, 
   for (const subject of Object.keys(info.state.subjects ?? {})) {
     const entry = await kv.get(subject.slice(prefix.length))
     if (entry === null || entry.operation !== "PUT") continue
-    const value = entry.json<{ status: string; channel: string; n?: number; next?: number; row: { message_id: string; journey_id: string } }>()
+    const value = entry.json<{ status: string; channel: string; n?: number; next?: number; reason?: string; row: { message_id: string; journey_id: string } }>()
     if (value.row.journey_id !== journeyId) continue
-    entries.push({ status: value.status, channel: value.channel, messageId: value.row.message_id, n: value.n, next: value.next })
+    entries.push({ status: value.status, channel: value.channel, messageId: value.row.message_id, n: value.n, next: value.next, reason: value.reason })
   }
   return entries
 }
