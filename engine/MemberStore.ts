@@ -226,26 +226,38 @@ export class MemberStore extends Effect.Service<MemberStore>()("memberflow/Membe
     /** Why the member's events cannot be applied now (its stored state cannot be read), or null. */
     const unreadable = (memberId: string): string | null => (unreadableMembers.size === 0 ? null : (unreadableMembers.get(memberId)?.reason ?? null))
 
+    /** A member KV holds nothing for (yet): the empty state, clean, at `revision` (0 = no key). */
+    const emptyEntry = (memberId: string, partition: number, revision: number): Entry => ({
+      state: emptyState(memberId),
+      json: null,
+      revision,
+      partition,
+      dirty: 0,
+      used: loads,
+      copy: null,
+      changes: 0
+    })
+
     const read = async (memberId: string, partition: number): Promise<Entry | UnreadableState> => {
       // A partition listed (`indexes`) names every member KV holds for it: one not there is new, and
       // asking KV would only say so. A fresh engine importing a history asked KV for every member's
       // first event, one request each — 100,000 in the first seconds of the 1,000,000-event benchmark.
       if (indexes.get(partition)?.has(memberId) === false) {
         memberReads.unsafeUpdate(1, [listingLabel])
-        return { state: emptyState(memberId), json: null, revision: 0, partition, dirty: 0, used: loads, copy: null, changes: 0 }
+        return emptyEntry(memberId, partition, 0)
       }
       memberReads.unsafeUpdate(1, [kvLabel])
       const key = memberKey(memberId)
       const found = await persistently(() => kv.get(key))
       if (found === null || found.operation !== "PUT") {
-        return { state: emptyState(memberId), json: null, revision: found?.revision ?? 0, partition, dirty: 0, used: loads, copy: null, changes: 0 }
+        return emptyEntry(memberId, partition, found?.revision ?? 0)
       }
       try {
         // The JSON read stays beside the state until it changes: a pass that changes nothing leaves
         // the member as that string (`leave`), not as objects until it is evicted.
         // Joined from its parts if stored in parts (engine/store/StateParts.ts).
         const value = await persistently(() => readStored(kv, key, found))
-        if (value === null) return { state: emptyState(memberId), json: null, revision: 0, partition, dirty: 0, used: loads, copy: null, changes: 0 }
+        if (value === null) return emptyEntry(memberId, partition, 0)
         const state = storedState(value.json, memberId)
         if (value.parts !== null) partsOf.set(key, value.parts)
         return { state, json: value.json, revision: value.revision, partition, dirty: 0, used: loads, copy: null, changes: 0 }

@@ -7,7 +7,7 @@ import { evaluate } from "./Conditions.ts"
 import { isoOf, timeOf } from "./Instant.ts"
 import { localDateString } from "./LocalTime.ts"
 import { applyFacts, type Figured, isDuplicateOrder, recordHistoryOf, startTier } from "./MemberState/Facts.ts"
-import { addSeen, emptyOrders, hasSeen, NO_ENTRIES, NO_ITEMS, seenKeys, undatedInMemory, upgradeState, writable, writableList } from "./MemberState/Compact.ts"
+import { addSeen, emptyOrders, hasSeen, isRecord, NO_ENTRIES, NO_ITEMS, seenKeys, undatedInMemory, upgradeState, writable, writableList } from "./MemberState/Compact.ts"
 import { type Cause, derive, shortHash } from "./MemberState/Ids.ts"
 import { basisAt, memberTimeZone, type OrderFigures, orderFigures, tierSince } from "./MemberState/Reads.ts"
 import { cutpointsFor, type RfmCutpoints, scoreMember, UNSCORED } from "./Rfm.ts"
@@ -198,14 +198,13 @@ export const draftOf = (state: MemberState, options: ApplyOptions | undefined): 
 /** A state as stored in KV (JSON), in the current format whatever format it was stored in. */
 export const parseState = (json: string): MemberState => upgradeState(JSON.parse(json) as MemberState)
 
-const isObject = (value: unknown): value is Record<string, unknown> => typeof value === "object" && value !== null && !Array.isArray(value)
 /** Each kind a top-level field may be, and how a refusal names it. */
 const KINDS = {
   string: [(value: unknown) => typeof value === "string", "a string"],
   number: [(value: unknown) => typeof value === "number", "a number"],
   time: [(value: unknown) => value === null || typeof value === "number", "a number or null"],
-  object: [isObject, "an object"],
-  objectOrNull: [(value: unknown) => value === null || isObject(value), "an object or null"],
+  object: [isRecord, "an object"],
+  objectOrNull: [(value: unknown) => value === null || isRecord(value), "an object or null"],
   array: [Array.isArray, "an array"]
 } as const satisfies Record<string, readonly [(value: unknown) => boolean, string]>
 /** The kind of each top-level field (`?`: may be absent), as the engine reads them. */
@@ -231,7 +230,7 @@ export const parseStoredState = (json: string, memberId: string): Either.Either<
   } catch (error) {
     return Either.left(`not JSON (${error instanceof Error ? error.message : String(error)})`)
   }
-  if (!isObject(parsed)) return Either.left("not a JSON object")
+  if (!isRecord(parsed)) return Either.left("not a JSON object")
   if (parsed["memberId"] !== memberId) return Either.left(`it holds the state of member ${JSON.stringify(parsed["memberId"])}`)
   // In the current format first (a state stored by an engine of before keeps `seen` and its orders otherwise).
   try {

@@ -204,7 +204,8 @@ type Json = Record<string, unknown>
 
 const numberOr = <A>(value: unknown, otherwise: A): number | A => (typeof value === "number" ? value : otherwise)
 
-const isRecord = (value: unknown): value is Json => typeof value === "object" && value !== null && !Array.isArray(value)
+/** A JSON object (not an array, not null). */
+export const isRecord = (value: unknown): value is Json => typeof value === "object" && value !== null && !Array.isArray(value)
 
 /**
  * The one empty list and the one empty record that every state's containers empty at rest share:
