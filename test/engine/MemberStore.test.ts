@@ -493,6 +493,11 @@ describe("the member store's states over MEMBERFLOW_KV_VALUE_BYTES", () => {
   const storeOf = Layer.build(partsLayer).pipe(Effect.map((context) => Context.get(context, MemberStore)))
   /** A state `events` applied events long (`seen`: 12 characters each). */
   const grown = (state: ReturnType<MemberStore["take"]>, events: number, version: number) => ({ ...state, version, seen: Array.from({ length: events }, (_, i) => `k${String(i).padStart(11, "0")}`).join("") })
+  /** The member's state grown to `events` keys at `version`, then its partition checkpointed: the conflicts `flush` counted. */
+  const growAndWrite = (store: MemberStore, id: string, partition: number, events: number, version: number) => {
+    store.put(id, partition, grown(store.take(id), events, version))
+    return store.flush(store.snapshot(partition))
+  }
   /** The part keys in the bucket now. */
   const partsInKv = Effect.promise(async () => {
     const nc = await natsConnect()
@@ -523,8 +528,7 @@ describe("the member store's states over MEMBERFLOW_KV_VALUE_BYTES", () => {
         const store = yield* storeOf
         const id = "12|whale"
         yield* store.load([[id, 12]])
-        store.put(id, 12, grown(store.take(id), 300, 1))
-        expect(yield* store.flush(store.snapshot(12))).toBe(0)
+        expect(yield* growAndWrite(store, id, 12, 300, 1)).toBe(0)
         const first = (yield* headIn(id))!
         expect(first.bytes).toBe(JSON.stringify(store.peek(id)).length)
         expect(first.$parts).toHaveLength(Math.ceil(first.bytes / PART_BYTES))
@@ -538,15 +542,13 @@ describe("the member store's states over MEMBERFLOW_KV_VALUE_BYTES", () => {
         expect(store.take(id).seen).toHaveLength(300 * 12)
         expect(store.take(id).version).toBe(1)
         // Grown and written again: new parts, the old ones gone.
-        store.put(id, 12, grown(store.take(id), 400, 2))
-        expect(yield* store.flush(store.snapshot(12))).toBe(0)
+        expect(yield* growAndWrite(store, id, 12, 400, 2)).toBe(0)
         const second = (yield* headIn(id))!
         expect(second.$parts.some((part) => first.$parts.includes(part))).toBe(false)
         expect(yield* partsInKv).toEqual([...second.$parts].sort())
         expect((yield* store.stored(id))?.version).toBe(2)
         // Small again (fits one value): written whole, no part left.
-        store.put(id, 12, grown(store.take(id), 10, 3))
-        expect(yield* store.flush(store.snapshot(12))).toBe(0)
+        expect(yield* growAndWrite(store, id, 12, 10, 3)).toBe(0)
         expect(yield* headIn(id)).toBeNull()
         expect(yield* partsInKv).toEqual([])
         expect((yield* store.stored(id))?.version).toBe(3)
@@ -560,14 +562,11 @@ describe("the member store's states over MEMBERFLOW_KV_VALUE_BYTES", () => {
       const next = yield* storeOf
       const id = "13|contested-whale"
       yield* old.load([[id, 13]])
-      old.put(id, 13, grown(old.take(id), 300, 1))
-      expect(yield* old.flush(old.snapshot(13))).toBe(0)
+      expect(yield* growAndWrite(old, id, 13, 300, 1)).toBe(0)
       yield* next.load([[id, 13]])
-      next.put(id, 13, grown(next.take(id), 350, 2))
-      expect(yield* next.flush(next.snapshot(13))).toBe(0)
+      expect(yield* growAndWrite(next, id, 13, 350, 2)).toBe(0)
       const nexts = (yield* headIn(id))!.$parts
-      old.put(id, 13, grown(old.take(id), 320, 99))
-      expect(yield* old.flush(old.snapshot(13))).toBe(1)
+      expect(yield* growAndWrite(old, id, 13, 320, 99)).toBe(1)
       expect((yield* headIn(id))!.$parts).toEqual(nexts)
       expect((yield* partsInKv).filter((key) => key.startsWith(`p.${memberKey(id).slice(2)}.`))).toEqual([...nexts].sort())
       expect((yield* next.stored(id))?.version).toBe(2)
@@ -579,8 +578,7 @@ describe("the member store's states over MEMBERFLOW_KV_VALUE_BYTES", () => {
       const store = yield* storeOf
       const id = "14|damaged-whale"
       yield* store.load([[id, 14]])
-      store.put(id, 14, grown(store.take(id), 300, 1))
-      expect(yield* store.flush(store.snapshot(14))).toBe(0)
+      expect(yield* growAndWrite(store, id, 14, 300, 1)).toBe(0)
       const parts = (yield* headIn(id))!.$parts
       yield* Effect.promise(async () => {
         const nc = await natsConnect()
