@@ -95,7 +95,7 @@ describe("durability: crashes and several engines change nothing", () => {
     return engine
   }
 
-  it("an engine killed with SIGKILL mid-stream and started again loses no event and applies none twice", async () => {
+  it("an engine killed with SIGKILL mid-stream and started again loses no event and applies none twice", { timeout: 240_000 }, async () => {
     const topology = uniqueTopology("crash")
     topologies.push(topology)
     const { events, replays, expected } = history()
@@ -122,7 +122,7 @@ describe("durability: crashes and several engines change nothing", () => {
     await second.kill("SIGTERM")
   })
 
-  it("two engines on one stream, one of them killed mid-run, give the same profiles as one", async () => {
+  it("two engines on one stream, one of them killed mid-run, give the same profiles as one", { timeout: 240_000 }, async () => {
     const topology = uniqueTopology("twoengines")
     topologies.push(topology)
     const { events, replays, expected } = history()
