@@ -282,7 +282,16 @@ export class BatchBuilder {
         const applied = event.type !== TIMER_REQUEST && event.type !== MESSAGE_REQUEST && hasSeen(state, shortHash(event.id))
         this.outgoing.push({ event, applied })
         if (applied) {
-          const asEvent: MemberEvent = { ...event, at: Date.parse(event.occurredAt), source: "memberflow" }
+          // A literal: a spread adding `at` and `source` took V8's slow path (~2 µs; RecordBatch `publishedForm`).
+          const asEvent: MemberEvent = {
+            id: event.id,
+            type: event.type,
+            memberId: event.memberId,
+            occurredAt: event.occurredAt,
+            at: Date.parse(event.occurredAt),
+            properties: event.properties,
+            source: "memberflow"
+          }
           this.eventRows.push(eventRow(asEvent, work.now))
           const row = tagRow(asEvent)
           if (row !== null) this.tagRows.push(row)
