@@ -116,6 +116,14 @@ describe("the event pipeline, end to end through `memberflow run`", () => {
       "SELECT count() AS n, any(JSONExtractString(properties, 'to')) AS to FROM events WHERE member_id = 'bob' AND type = 'tier.changed'"
     )
     expect({ n: Number(rows[0]?.n), to: rows[0]?.to }).toEqual({ n: 1, to: "gold" })
+    // On the stream as events.md gives the engine's own events: the envelope's fields, source
+    // "memberflow", marked as applied by the write that made it.
+    const { jetstreamManager } = await import("@nats-io/jetstream")
+    const published = await (await jetstreamManager(nc)).streams.getMessage(topology.stream, { last_by_subj: `${topology.subjectPrefix}.tier.changed` })
+    const body = published!.json<Record<string, unknown>>()
+    expect(Object.keys(body).sort()).toEqual(["id", "memberId", "occurredAt", "properties", "source", "type"])
+    expect(body).toMatchObject({ type: "tier.changed", memberId: member, occurredAt: big.occurredAt, source: "memberflow", properties: { to: "gold", reason: "upgrade" } })
+    expect(published!.header.get("Memberflow-Applied")).toBe("1")
     const p = await profile(member)
     expect(p.purchase).toMatchObject({ count: 1, total: 25000 })
   })
