@@ -1,5 +1,7 @@
 import type { JetStreamClient } from "@nats-io/jetstream"
 import { Config, Effect, type Scope } from "effect"
+import { existsSync } from "node:fs"
+import { fileURLToPath } from "node:url"
 import { Worker } from "node:worker_threads"
 import type { PlainNatsSettings } from "../Nats.ts"
 import { readStream } from "./Batcher.ts"
@@ -100,12 +102,15 @@ const CLOSE_MS = 2_000
 
 /**
  * The reader's thread: the bundle's `reader.mjs` beside the engine's (`npm run build`), else the
- * TypeScript source through tsx's loader, as `bin/memberflow.js` runs the engine.
+ * TypeScript source through tsx's loader, as `bin/memberflow.js` runs the engine. The bundle is
+ * known by that file, not by its folder's name: a bundle copied elsewhere (a folder not named
+ * `dist`) looked for the sources beside it and read nothing, warning forever.
  */
 const spawn = (options: ReaderThreadOptions): Worker => {
   const here = import.meta.url
   const resourceLimits = { maxYoungGenerationSizeMb: READER_YOUNG_MB }
-  if (here.endsWith("/dist/engine/main.mjs")) return new Worker(new URL("./reader.mjs", here), { workerData: options, resourceLimits })
+  const bundled = new URL("./reader.mjs", here)
+  if (here.endsWith(".mjs") && existsSync(fileURLToPath(bundled))) return new Worker(bundled, { workerData: options, resourceLimits })
   const source = JSON.stringify(new URL("./ReaderThread.ts", here).href)
   return new Worker(`import("tsx/esm/api").then((tsx) => { tsx.register(); return import(${source}) })`, { eval: true, workerData: options, resourceLimits })
 }

@@ -1,8 +1,9 @@
-import { mkdirSync, rmSync, utimesSync, writeFileSync } from "node:fs"
+import { copyFileSync, mkdirSync, rmSync, utimesSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { describe, expect, it } from "vitest"
 import { bundlePaths, freshBundle } from "../../bin/bundle.js"
-import { runCli, tempDir } from "../support/engine.ts"
+import { eventually, ROOT, runCli, startEngine, tempDir } from "../support/engine.ts"
+import { dropTopology, natsConnect, publishEvents, uniqueTopology } from "../support/nats.ts"
 
 /**
  * bin/memberflow.js runs the bundle `npm run build` makes only while it is up to date with what it
@@ -74,5 +75,31 @@ describe("which code memberflow runs", () => {
     const refusedSources = await runCli(["no-such-command"], { MEMBERFLOW_NO_BUNDLE: "1" })
     expect(refused.code).not.toBe(0)
     expect(refused.code).toBe(refusedSources.code)
+  })
+
+  it("a bundle copied out of its dist folder still reads events on its own reader thread", async () => {
+    // Inside the project, so that the bundle's packages resolve from its node_modules.
+    const copy = join(ROOT, "node_modules/.cache", `memberflow-bundle-${process.pid}-${Date.now()}`)
+    const { bundle, reader } = bundlePaths(ROOT)
+    mkdirSync(join(copy, "engine"), { recursive: true })
+    copyFileSync(bundle, join(copy, "engine/main.mjs"))
+    copyFileSync(reader, join(copy, "engine/reader.mjs"))
+    const topology = uniqueTopology("bundlecopy")
+    const nc = await natsConnect()
+    const engine = await startEngine(topology.env, "bundlecopy", join(copy, "engine/main.mjs"))
+    try {
+      await publishEvents(nc, topology, [
+        { id: "bc-1", type: "member.registered", memberId: "bc", occurredAt: new Date(Date.now() - 60_000).toISOString(), properties: {} },
+        { id: "bc-2", type: "purchase", memberId: "bc", occurredAt: new Date(Date.now() - 30_000).toISOString(), properties: { orderId: "bc-o1", amount: 100, currency: "CNY" } }
+      ])
+      // Until 2026-12-06 such a copy looked for the reader's TypeScript beside it and read nothing.
+      await eventually(async () => ((await engine.get("/members/bc")).body as { purchase?: { count?: number } }).purchase?.count === 1, 20_000, "the copy's engine to apply the purchase", async () => engine.output().slice(-2000))
+      expect(engine.output()).not.toContain("reading events failed")
+    } finally {
+      await engine.kill("SIGTERM")
+      await nc.close()
+      await dropTopology(topology)
+      rmSync(copy, { recursive: true, force: true })
+    }
   })
 })

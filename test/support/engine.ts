@@ -71,8 +71,8 @@ export const runCli = (args: ReadonlyArray<string>, env: Record<string, string>)
     child.on("exit", (code) => ok({ code, stdout, stderr }))
   })
 
-/** Starts `memberflow run` and resolves once /readyz answers 200. */
-export const startEngine = async (env: Record<string, string>, label = "engine"): Promise<EngineProcess> => {
+/** Starts `memberflow run` (`entry`: another script than the bin) and resolves once /readyz answers 200. */
+export const startEngine = async (env: Record<string, string>, label = "engine", entry?: string): Promise<EngineProcess> => {
   // Port 0 unless the test names one: the engine binds a free port itself and logs it. A port picked
   // here and handed over could be taken by another test's engine first, and that engine's /readyz
   // would then answer for this one.
@@ -85,8 +85,8 @@ export const startEngine = async (env: Record<string, string>, label = "engine")
   const nodeArgs = [...(profile === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${profile}`]), ...extra]
   // BENCH_ENGINE_ENTRY=<main.js of a tsc build>: profiles with the source's line numbers (tsx puts
   // each module on one line); see BENCHMARKS.md, "Profiling".
-  const entry = process.env["BENCH_ENGINE_ENTRY"] ?? join(ROOT, "bin/memberflow.js")
-  const child = spawn(process.execPath, ["--stack-trace-limit=20", ...ENGINE_NODE_FLAGS, ...nodeArgs, entry, "run"], {
+  const script = entry ?? process.env["BENCH_ENGINE_ENTRY"] ?? join(ROOT, "bin/memberflow.js")
+  const child = spawn(process.execPath, ["--stack-trace-limit=20", ...ENGINE_NODE_FLAGS, ...nodeArgs, script, "run"], {
     cwd: ROOT,
     env: { ...process.env, JOURNEYS_DIR: join(ROOT, "journeys"), CHANNELS_MODE: "sandbox", ...env, MEMBERFLOW_DATA_DIR: dataDir, MEMBERFLOW_HTTP_PORT: String(port) },
     stdio: ["ignore", "pipe", "pipe"]
