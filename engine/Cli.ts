@@ -28,6 +28,7 @@ import { ProgramRuntime } from "./ProgramRuntime.ts"
 import { publishFile } from "./Publisher.ts"
 import { migrate } from "./store/Migrations.ts"
 import { ensureTopology, Topology } from "./Topology.ts"
+import * as Settings from "./Settings.ts"
 
 const ClickhouseLive = Clickhouse.layerConfig
 const NatsLive = Layer.merge(Nats.layer, Topology.layer)
@@ -48,7 +49,9 @@ export const EngineLive = Layer.mergeAll(MaintenanceLive, HttpLive, BroadcastsLi
  * fails the command (exit 1) so that a supervisor restarts the engine.
  */
 const run = Command.make("run", {}, () =>
-  Layer.build(EngineLive).pipe(
+  // Every setting is checked before anything is connected or created (engine/Settings.ts).
+  Settings.checkRunSettings.pipe(
+    Effect.zipRight(Layer.build(EngineLive)),
     Effect.flatMap((context) => Context.get(context, Ingest).done),
     Effect.scoped
   )

@@ -1,5 +1,5 @@
 import type { JsMsg } from "@nats-io/jetstream"
-import { Clock, Config, Effect, Fiber, Layer, MetricLabel, Schedule, Stream } from "effect"
+import { Clock, Effect, Fiber, Layer, MetricLabel, Schedule, Stream } from "effect"
 import type { ConsumerMessages } from "@nats-io/jetstream"
 import { randomUUID } from "node:crypto"
 import type { OutgoingMessage, SendOutcome } from "../channels/Channel.ts"
@@ -17,6 +17,7 @@ import { consumerStream, Nats, type NatsError } from "./Nats.ts"
 import { ProgramRuntime } from "./ProgramRuntime.ts"
 import { awaitDrained, interruptWithin } from "./Shutdown.ts"
 import { messagesConsumer, subjectOf, Topology } from "./Topology.ts"
+import * as Settings from "./Settings.ts"
 
 /**
  * Hands each queued message to its provider once (channels.md rules 4–5, operations.md promises).
@@ -58,7 +59,7 @@ export const DeliveryLive = Layer.scopedDiscard(
     // JetStream redelivers a request whose holder has not said "working" for an ack wait. The holder
     // says it three times per ack wait while a provider answers; an `attempt` is taken for abandoned
     // only after two ack waits, so a holder that is slow (a loaded machine) rather than dead keeps it.
-    const ackWaitMs = yield* Config.integer("MEMBERFLOW_ACK_WAIT_MS").pipe(Config.withDefault(30_000))
+    const ackWaitMs = yield* Settings.ackWaitMs
     const attemptLeaseMs = 2 * ackWaitMs
     const heartbeatMs = Math.max(100, Math.round(ackWaitMs / 3))
     const writer = yield* makeRowWriter(clickhouse)
@@ -274,10 +275,9 @@ export const DeliveryLive = Layer.scopedDiscard(
     const sandbox = channels.mode === "sandbox"
     const concurrency: Record<Channel, number> = {
       // In sandbox nothing waits on a provider: the bounds only slow a rehearsal down.
-      sms: yield* Config.integer("MEMBERFLOW_SMS_CONCURRENCY").pipe(Config.withDefault(sandbox ? 64 : 16)),
-      // nodemailer's pool keeps 5 connections unless SMTP_URL says `?maxConnections=`
-      email: yield* Config.integer("MEMBERFLOW_EMAIL_CONCURRENCY").pipe(Config.withDefault(sandbox ? 64 : 5)),
-      wechat: yield* Config.integer("MEMBERFLOW_WECHAT_CONCURRENCY").pipe(Config.withDefault(sandbox ? 64 : 16))
+      sms: yield* Settings.concurrency("sms", sandbox),
+      email: yield* Settings.concurrency("email", sandbox),
+      wechat: yield* Settings.concurrency("wechat", sandbox)
     }
     const current = new Set<ConsumerMessages>()
     let stopping = false

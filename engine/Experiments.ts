@@ -1,7 +1,8 @@
-import { Clock, Config, Effect, Layer, Schedule } from "effect"
+import { Clock, Effect, Layer, Schedule } from "effect"
 import { Clickhouse } from "./Clickhouse.ts"
 import { type ArmCounts, pickWinner } from "./journeys/Winner.ts"
 import { JourneyRuntime } from "./JourneyRuntime.ts"
+import * as Settings from "./Settings.ts"
 
 /**
  * `experiment.winner` promotion: every MEMBERFLOW_EXPERIMENTS_CHECK_MS, each running journey with a
@@ -13,7 +14,7 @@ import { JourneyRuntime } from "./JourneyRuntime.ts"
  */
 export const ExperimentsLive = Layer.scopedDiscard(
   Effect.gen(function* () {
-    const every = yield* Config.integer("MEMBERFLOW_EXPERIMENTS_CHECK_MS").pipe(Config.withDefault(600_000))
+    const every = yield* Settings.experimentsCheckMs
     const runtime = yield* JourneyRuntime
     const clickhouse = yield* Clickhouse
     const check = Effect.gen(function* () {

@@ -14,6 +14,7 @@ import { observeGc, renderPrometheus } from "./Metrics.ts"
 import { twilioStatusCallback } from "./Webhooks.ts"
 import { Nats } from "./Nats.ts"
 import { ProgramRuntime } from "./ProgramRuntime.ts"
+import * as Settings from "./Settings.ts"
 
 const json = (status: number, body: unknown) => HttpServerResponse.unsafeJson(body, { status })
 
@@ -24,7 +25,7 @@ const json = (status: number, body: unknown) => HttpServerResponse.unsafeJson(bo
  */
 export const HttpLive = Layer.unwrapEffect(
   Effect.gen(function* () {
-    const port = yield* Config.integer("MEMBERFLOW_HTTP_PORT").pipe(Config.withDefault(8787))
+    const port = yield* Settings.httpPort
     const host = yield* Config.string("MEMBERFLOW_HTTP_HOST").pipe(Config.withDefault("127.0.0.1"))
     const token = yield* Config.option(Config.redacted("MEMBERFLOW_ADMIN_TOKEN"))
     if (Option.isNone(token) && !isLoopback(host)) {

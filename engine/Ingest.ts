@@ -1,6 +1,6 @@
 import type { KV } from "@nats-io/kv"
 import { headers, type Subscription } from "@nats-io/transport-node"
-import { Clock, Config, Context, Effect, Fiber, Layer, Metric, Schedule } from "effect"
+import { Clock, Context, Effect, Fiber, Layer, Metric, Schedule } from "effect"
 import { Clickhouse } from "./Clickhouse.ts"
 import { type AppliedBatch, BatchBuilder, emptyBatch, eventPayload } from "./ingest/ApplyBatch.ts"
 import { nextCheckpoint, phaseAfter } from "./ingest/CheckpointChoice.ts"
@@ -26,6 +26,7 @@ import { awaitDrained, drainTimeLeft, interruptWithin } from "./Shutdown.ts"
 import { Timers } from "./Timers.ts"
 import { migrateLegacyTimers } from "./timers/Legacy.ts"
 import { Topology } from "./Topology.ts"
+import * as Settings from "./Settings.ts"
 
 export { retryForever } from "./ingest/RecordBatch.ts"
 
@@ -128,26 +129,16 @@ export const IngestLive = Layer.scoped(
     const store = yield* MemberStore
     const runtime = yield* ProgramRuntime
     const journeys = yield* JourneyRuntime
-    const batchSize = yield* Config.integer("MEMBERFLOW_BATCH_SIZE").pipe(Config.withDefault(4000))
-    const batchWindow = yield* Config.integer("MEMBERFLOW_BATCH_WINDOW_MS").pipe(Config.withDefault(25))
-    const maxBytes = yield* Config.integer("MEMBERFLOW_MAX_EVENT_BYTES").pipe(Config.withDefault(64 * 1024))
-    const wanted = yield* Config.integer("MEMBERFLOW_PARTITIONS").pipe(Config.withDefault(16))
-    const leaseMs = yield* Config.integer("MEMBERFLOW_LEASE_MS").pipe(Config.withDefault(10_000))
-    // A minute: a member changed several times within it is written once. Every 30 s, the
-    // checkpoints' JSON, KV writes and what they promote made about four times as many of
-    // bench:ingest's paced events late (medians; BENCHMARKS.md, 2026-12-06 afternoon). A crash
-    // replays up to the interval.
-    const checkpointMs = yield* Config.integer("MEMBERFLOW_CHECKPOINT_MS").pipe(Config.withDefault(60_000))
-    const checkpointDirty = yield* Config.integer("MEMBERFLOW_CHECKPOINT_MEMBERS").pipe(Config.withDefault(200_000))
-    const sinkRows = yield* Config.integer("MEMBERFLOW_PENDING_ROWS").pipe(Config.withDefault(100_000))
-    const passShare = yield* Config.number("MEMBERFLOW_PASS_SHARE").pipe(
-      Config.withDefault(0.3),
-      Config.validate({ message: "MEMBERFLOW_PASS_SHARE must be a number above 0 and at most 1", validation: (share) => share > 0 && share <= 1 })
-    )
-    const timerBurst = yield* Config.number("MEMBERFLOW_PASS_TIMER_BURST").pipe(
-      Config.withDefault(100),
-      Config.validate({ message: "MEMBERFLOW_PASS_TIMER_BURST must be a number of timers a second, 0 or more (0: never hold a pass back)", validation: (rate) => rate >= 0 })
-    )
+    const batchSize = yield* Settings.batchSize
+    const batchWindow = yield* Settings.batchWindowMs
+    const maxBytes = yield* Settings.maxEventBytes
+    const wanted = yield* Settings.partitions
+    const leaseMs = yield* Settings.leaseMs
+    const checkpointMs = yield* Settings.checkpointMs
+    const checkpointDirty = yield* Settings.checkpointMembers
+    const sinkRows = yield* Settings.pendingRows
+    const passShare = yield* Settings.passShare
+    const timerBurst = yield* Settings.passTimerBurst
     const meta: KV = yield* use("open meta bucket", () => kvm.create(topology.metaBucket, { history: 5 }))
     const count = yield* use("partition count", () => partitionCount(meta, wanted))
     const engineId = yield* EngineId

@@ -13,6 +13,7 @@ import { loadJourneys } from "./journeys/JourneyFile.ts"
 import { shortHash } from "./member/MemberState/Ids.ts"
 import { Nats } from "./Nats.ts"
 import { Topology } from "./Topology.ts"
+import * as Settings from "./Settings.ts"
 
 const encodeJourney = Schema.encodeSync(Journey)
 const decodeJourney = Schema.decodeUnknownSync(Journey)
@@ -96,7 +97,7 @@ const fingerprint = async (dir: string): Promise<string> => {
 export class JourneyRuntime extends Effect.Service<JourneyRuntime>()("memberflow/JourneyRuntime", {
   scoped: Effect.gen(function* () {
     const dir = yield* Config.string("JOURNEYS_DIR").pipe(Config.withDefault("./journeys"))
-    const pollMs = yield* Config.integer("MEMBERFLOW_JOURNEYS_POLL_MS").pipe(Config.withDefault(2000))
+    const pollMs = yield* Settings.journeysPollMs
     const { kvm, use } = yield* Nats
     const topology = yield* Topology
     const meta: KV = yield* use("open meta bucket", () => kvm.create(topology.metaBucket, { history: 5 }))

@@ -1,4 +1,4 @@
-import { Clock, Config, Effect, Layer, Schedule } from "effect"
+import { Clock, Effect, Layer, Schedule } from "effect"
 import { hostname } from "node:os"
 import { chTime } from "../schemas/Rows.ts"
 import { Clickhouse } from "./Clickhouse.ts"
@@ -9,6 +9,7 @@ import type { RfmCutpoints } from "./member/MemberState.ts"
 import { Nats } from "./Nats.ts"
 import { Topology } from "./Topology.ts"
 import { ProgramRuntime } from "./ProgramRuntime.ts"
+import * as Settings from "./Settings.ts"
 
 type Four = readonly [number, number, number, number]
 
@@ -69,16 +70,7 @@ export const sweep = Effect.fn("Maintenance.sweep")(function* (period: number) {
   yield* Effect.logInfo("sweep started").pipe(Effect.annotateLogs({ cutpoints: cutpoints?.version ?? "unchanged" }))
 })
 
-/**
- * How far behind the stream an engine may be and still rank the population: further back, the
- * profiles in ClickHouse are still being written (a history import, a backlog after an outage), and
- * cut points from them would rank everyone against the few members loaded so far. (Until 2026-12-06
- * the first sweep ran 5 s after start, whatever the backlog: in bench:ingest, cut points from the
- * first few thousand purchasers rescored every member and announced some 200,000 `rfm.changed`
- * events that the complete population's cut points then changed again.) Five batches of the
- * default size; the engine's own derived events count.
- */
-export const SWEEP_MAX_LAG = 20_000
+// How far behind the stream an engine may be and still rank the population: Settings `sweepMaxLag`.
 
 /**
  * Whether this engine may rank the population now: it owns partitions, none of them is replaying
@@ -107,10 +99,7 @@ export const MaintenanceLive = Layer.scopedDiscard(
     const runtime = yield* ProgramRuntime
     const ingest = yield* Ingest
     const every = runtime.program.rfm.recompute
-    const maxLag = yield* Config.integer("MEMBERFLOW_SWEEP_MAX_LAG").pipe(
-      Config.withDefault(SWEEP_MAX_LAG),
-      Config.validate({ message: "MEMBERFLOW_SWEEP_MAX_LAG must be a whole number of messages, 0 or more", validation: (lag) => lag >= 0 })
-    )
+    const maxLag = yield* Settings.sweepMaxLag
     const owner = `${hostname()}:${process.pid}`
     const context = yield* Effect.context<Nats | Topology | Clickhouse | ProgramRuntime>()
     // An hour, or a period if that is longer.

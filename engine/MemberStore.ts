@@ -6,6 +6,7 @@ import { casConflicts, memberReads, membersUnreadable, retries } from "./Metrics
 import { Nats } from "./Nats.ts"
 import { bytesOver, cut, headText, partKeys, readStored, removeParts, UnreadableState } from "./store/StateParts.ts"
 import { Topology } from "./Topology.ts"
+import * as Settings from "./Settings.ts"
 
 export class MemberStoreError extends Data.TaggedError("MemberStoreError")<{
   readonly memberId: string
@@ -144,12 +145,9 @@ export class MemberStore extends Effect.Service<MemberStore>()("memberflow/Membe
   scoped: Effect.gen(function* () {
     const { connection, js, jsm, kvm, publisher, use } = yield* Nats
     const topology = yield* Topology
-    const cacheSize = yield* Config.integer("MEMBERFLOW_CACHE_MEMBERS").pipe(Config.withDefault(150_000))
+    const cacheSize = yield* Settings.cacheMembers
     /** How long a member whose stored state cannot be read is held aside before its key is read again. */
-    const recheckMs = yield* Config.integer("MEMBERFLOW_UNREADABLE_RECHECK_MS").pipe(
-      Config.withDefault(30_000),
-      Config.validate({ message: "MEMBERFLOW_UNREADABLE_RECHECK_MS must be a positive number of milliseconds", validation: (n) => n > 0 })
-    )
+    const recheckMs = yield* Settings.unreadableRecheckMs
     /**
      * The largest state written as one KV value; a larger one goes in parts (engine/store/StateParts.ts).
      * By default the server's largest message less room for the headers.

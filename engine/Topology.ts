@@ -1,7 +1,8 @@
 import { AckPolicy, DeliverPolicy, RetentionPolicy, StorageType } from "@nats-io/jetstream"
 import { nanos } from "@nats-io/transport-node"
-import { Config, Context, Effect, Layer } from "effect"
+import { Context, Effect, Layer } from "effect"
 import { Nats, type NatsError } from "./Nats.ts"
+import * as Settings from "./Settings.ts"
 
 /**
  * Names of everything the engine owns in NATS. Defaults are the contract (events.md); tests and
@@ -33,9 +34,9 @@ export class Topology extends Context.Tag("memberflow/Topology")<Topology, Topol
   static readonly layer = Layer.effect(
     Topology,
     Effect.gen(function* () {
-      const stream = yield* Config.string("MEMBERFLOW_STREAM").pipe(Config.withDefault("MEMBER_EVENTS"))
-      const subjectPrefix = yield* Config.string("MEMBERFLOW_SUBJECT_PREFIX").pipe(Config.withDefault("events"))
-      const kvPrefix = yield* Config.string("MEMBERFLOW_KV_PREFIX").pipe(Config.withDefault("memberflow"))
+      const stream = yield* Settings.stream
+      const subjectPrefix = yield* Settings.subjectPrefix
+      const kvPrefix = yield* Settings.kvPrefix
       return {
         stream,
         subjectPrefix,
@@ -84,7 +85,7 @@ export const ensureTopology = Effect.fn("Topology.ensure")(function* () {
   const { jsm, use } = yield* Nats
   const topology = yield* Topology
   // How long a message pulled by an engine that died stays invisible before another engine gets it.
-  const ackWaitMs = yield* Config.integer("MEMBERFLOW_ACK_WAIT_MS").pipe(Config.withDefault(30_000))
+  const ackWaitMs = yield* Settings.ackWaitMs
   const ensureStream = (name: string, subjects: Array<string>, perSubject = -1) =>
     use(`stream info ${name}`, () => jsm.streams.info(name)).pipe(
       Effect.catchIf(isNotFound, () =>

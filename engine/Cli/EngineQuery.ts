@@ -1,6 +1,7 @@
 import { FetchHttpClient, HttpClient, HttpClientRequest } from "@effect/platform"
 import { Config, Data, Effect, Option, Redacted } from "effect"
 import { Clickhouse, DataDirConfig } from "../Clickhouse.ts"
+import * as Settings from "../Settings.ts"
 
 /** The running engine refused or failed the statement. */
 export class QueryFailed extends Data.TaggedError("QueryFailed")<{ readonly message: string }> {}
@@ -12,7 +13,7 @@ export class QueryFailed extends Data.TaggedError("QueryFailed")<{ readonly mess
  */
 export const engineQuery = (sql: string) =>
   Effect.gen(function* () {
-    const port = yield* Config.integer("MEMBERFLOW_HTTP_PORT").pipe(Config.withDefault(8787))
+    const port = yield* Settings.httpPort
     const token = yield* Config.option(Config.redacted("MEMBERFLOW_ADMIN_TOKEN"))
     const client = yield* HttpClient.HttpClient
     const viaEngine = yield* HttpClientRequest.post(`http://127.0.0.1:${port}/sql`).pipe(
