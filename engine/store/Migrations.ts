@@ -82,6 +82,16 @@ GROUP BY p.member_id`
 /** The same latest state with FINAL, which merges replaced rows at read time. */
 export const memberProfilesFinalSelect = "SELECT * FROM member_profiles FINAL"
 
+/**
+ * `events` is partitioned by the year of `occurred_at`. Each insert writes a part per partition it
+ * touches, and chDB then merges them: by month, a history import spread over ten months made ten
+ * parts of every group commit, and chDB took half a core of the benchmark's two while a backlog
+ * drained; by year, a third of a core, and the engine applied 15% more events a second
+ * (BENCHMARKS.md, 2026-12-06 late night). Parts still carry the min and max of `occurred_at`, so a
+ * query over a time range skips the parts outside it. A table created before then keeps its monthly
+ * partitions (this statement does not run again; the same queries give the same answers);
+ * README, "Analysts", says how to rebuild it by year at a quiet hour.
+ */
 export const migrations: ReadonlyArray<Migration> = [
   {
     version: 1,
@@ -96,7 +106,7 @@ export const migrations: ReadonlyArray<Migration> = [
   properties String COMMENT 'JSON object',
   amount Nullable(Decimal(18, 2)) COMMENT 'purchase/refund amount'
 ) ENGINE = ReplacingMergeTree
-PARTITION BY toYYYYMM(occurred_at)
+PARTITION BY toYear(occurred_at)
 ORDER BY (member_id, event_id)`]
   },
   {

@@ -46,6 +46,26 @@ describe("ClickHouse migrations", () => {
         expect(yield* columnsOf("member_profiles_latest")).toEqual(Object.keys(profileRow))
       }))
 
+    it.effect("events are partitioned by year: one insert of ten months' history makes one part", () =>
+      Effect.gen(function*() {
+        const clickhouse = yield* Clickhouse
+        const [table] = yield* clickhouse.query<{ readonly partition_key: string }>(
+          "SELECT partition_key FROM system.tables WHERE database = currentDatabase() AND name = 'events'"
+        )
+        expect(table?.partition_key).toBe("toYear(occurred_at)")
+        const months = Array.from({ length: 10 }, (_, i) => ({
+          ...eventRow,
+          event_id: `history-${i}`,
+          member_id: "history",
+          occurred_at: `2025-${String(i + 1).padStart(2, "0")}-15 10:00:00.000`
+        }))
+        yield* clickhouse.insert("events", months)
+        const parts = yield* clickhouse.query<{ readonly partition: string; readonly n: string }>(
+          "SELECT partition, toString(count()) AS n FROM system.parts WHERE database = currentDatabase() AND table = 'events' AND active AND partition = '2025' GROUP BY partition"
+        )
+        expect(parts).toEqual([{ partition: "2025", n: "1" }])
+      }))
+
     it.effect("each applied migration is recorded once with its version and name", () =>
       Effect.gen(function*() {
         const clickhouse = yield* Clickhouse
@@ -61,7 +81,7 @@ describe("ClickHouse migrations", () => {
         yield* clickhouse.insert("events", [eventRow])
         expect(yield* migrate).toEqual([])
         expect(yield* migrate).toEqual([])
-        const count = yield* clickhouse.query<{ readonly n: number }>("SELECT count() AS n FROM events")
+        const count = yield* clickhouse.query<{ readonly n: number }>("SELECT count() AS n FROM events WHERE member_id = 'm1'")
         expect(count).toEqual([{ n: 1 }])
       }))
 
