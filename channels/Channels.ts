@@ -43,6 +43,9 @@ export const liveChannels = (senders: Partial<Record<Channel, ChannelSender>>): 
   }
 })
 
+/** `CHANNELS_MODE`: `live` hands messages to the providers, `sandbox` renders and records them only. */
+export const ChannelsModeConfig = Config.literal("live", "sandbox")("CHANNELS_MODE").pipe(Config.withDefault("live" as const))
+
 export class Channels extends Context.Tag("memberflow/Channels")<Channels, ChannelsShape>() {
   static readonly sandbox = Layer.succeed(Channels, sandboxChannels)
 
@@ -51,7 +54,7 @@ export class Channels extends Context.Tag("memberflow/Channels")<Channels, Chann
     Layer.scoped(
       Channels,
       Effect.gen(function* () {
-        const mode = yield* Config.literal("live", "sandbox")("CHANNELS_MODE").pipe(Config.withDefault("live" as const))
+        const mode = yield* ChannelsModeConfig
         return mode === "sandbox" ? sandboxChannels : liveChannels(yield* build)
       })
     )

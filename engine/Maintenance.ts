@@ -70,8 +70,6 @@ export const sweep = Effect.fn("Maintenance.sweep")(function* (period: number) {
   yield* Effect.logInfo("sweep started").pipe(Effect.annotateLogs({ cutpoints: cutpoints?.version ?? "unchanged" }))
 })
 
-// How far behind the stream an engine may be and still rank the population: Settings `sweepMaxLag`.
-
 /**
  * Whether this engine may rank the population now: it owns partitions, none of them is replaying
  * toward the stream's end, and the stream is no more than `maxLag` messages ahead of it. An engine

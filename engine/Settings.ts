@@ -1,4 +1,6 @@
 import { Config, Effect } from "effect"
+import { ChannelsModeConfig } from "../channels/Channels.ts"
+import { ReaderKindConfig } from "./ingest/EventReader.ts"
 
 /**
  * The engine's settings from the environment, each with its range, in one place.
@@ -10,8 +12,9 @@ import { Config, Effect } from "effect"
  * NATS and ClickHouse, and some were never checked at all (`MEMBERFLOW_PARTITIONS=0` made every
  * member's partition NaN).
  *
- * Settings that need the server to judge (MEMBERFLOW_KV_VALUE_BYTES against NATS's max_payload) and
- * the channels' credentials are checked where they are used, also at start.
+ * Settings that need the server to judge (MEMBERFLOW_KV_VALUE_BYTES against NATS's max_payload),
+ * the channels' credentials and the admin token a non-loopback MEMBERFLOW_HTTP_HOST needs are
+ * checked where they are used, also at start.
  */
 
 const count = (n: number): string => n.toLocaleString("en-US")
@@ -139,6 +142,9 @@ export const checkRunSettings: Effect.Effect<void, import("effect/ConfigError").
     httpPort,
     stream,
     kvPrefix,
-    subjectPrefix
+    subjectPrefix,
+    // Defined beside the code that reads them; checked here all the same.
+    ReaderKindConfig,
+    ChannelsModeConfig
   ])
 )

@@ -29,7 +29,9 @@ describe("the engine's settings", () => {
         MEMBERFLOW_HTTP_PORT: "0",
         MEMBERFLOW_STREAM: "MEMBERFLOW_DEMO_AB12",
         MEMBERFLOW_SUBJECT_PREFIX: "demo_ab12.events",
-        MEMBERFLOW_KV_PREFIX: "memberflow_demo_ab12"
+        MEMBERFLOW_KV_PREFIX: "memberflow_demo_ab12",
+        MEMBERFLOW_READER: "thread",
+        CHANNELS_MODE: "sandbox"
       })
     ).toBeNull()
   })
@@ -62,7 +64,9 @@ describe("the engine's settings", () => {
       ["MEMBERFLOW_STREAM", "MEMBER.EVENTS", /MEMBERFLOW_STREAM must be a JetStream stream name/],
       ["MEMBERFLOW_SUBJECT_PREFIX", "events.>", /MEMBERFLOW_SUBJECT_PREFIX must be NATS subject tokens/],
       ["MEMBERFLOW_SUBJECT_PREFIX", "events..pos", /MEMBERFLOW_SUBJECT_PREFIX must be NATS subject tokens/],
-      ["MEMBERFLOW_KV_PREFIX", "member.flow", /MEMBERFLOW_KV_PREFIX must be the start of KV bucket names: letters, digits/]
+      ["MEMBERFLOW_KV_PREFIX", "member.flow", /MEMBERFLOW_KV_PREFIX must be the start of KV bucket names: letters, digits/],
+      ["MEMBERFLOW_READER", "fiber", /MEMBERFLOW_READER/],
+      ["CHANNELS_MODE", "dry-run", /CHANNELS_MODE/]
     ]
     const wrong = cases.filter(([setting, value, expected]) => !expected.test(refusal({ [setting]: value }) ?? "accepted"))
     expect(wrong.map(([setting, value]) => `${setting}=${value}: ${refusal({ [setting]: value }) ?? "accepted"}`)).toEqual([])
