@@ -224,6 +224,7 @@ const main = async () => {
       const before = last.latency
       let previousSecond = before
       let gcBefore = last.gcMs
+      let derivedSeen = last.derived
       // The paced seconds apart by whether a pass over every member (the hourly sweep) was under way
       // at their start or end: the sweep is an hour's minute or so, and this phase can be all of it.
       let passesBefore = last.passes
@@ -264,7 +265,10 @@ const main = async () => {
         previousSecond = now
         const gcThisSecond = Math.round(scraped.gcMs - gcBefore)
         gcBefore = scraped.gcMs
-        log(`  paced ${s + 1} s: ${((s + 1) * pacedRate).toLocaleString()} published, ${durable.toLocaleString()} durable (${late.toLocaleString()} of them written this second after more than 1 s); engines behind the stream by ${lags.map((l) => l.toLocaleString()).join(", ")};${lastDuringPass ? " a pass under way;" : ""} event loop held up to ${scraped.loopMaxMs} ms; collector ${gcThisSecond} ms, longest pause ${scraped.gcMaxMs} ms${profiling ? ` (monotonic ${(Number(process.hrtime.bigint() / 1000n) / 1e6).toFixed(2)} s, the profiles' clock)` : ""}`)
+        // The engine's own events published this second (each member's first live purchase after the history moves its recency: an rfm.changed).
+        const derivedThisSecond = scraped.derived - derivedSeen
+        derivedSeen = scraped.derived
+        log(`  paced ${s + 1} s: ${((s + 1) * pacedRate).toLocaleString()} published, ${durable.toLocaleString()} durable (${late.toLocaleString()} of them written this second after more than 1 s); engines behind the stream by ${lags.map((l) => l.toLocaleString()).join(", ")};${lastDuringPass ? " a pass under way;" : ""} event loop held up to ${scraped.loopMaxMs} ms; collector ${gcThisSecond} ms, longest pause ${scraped.gcMaxMs} ms; ${derivedThisSecond.toLocaleString()} derived published${profiling ? ` (monotonic ${(Number(process.hrtime.bigint() / 1000n) / 1e6).toFixed(2)} s, the profiles' clock)` : ""}`)
       }
       const target = EVENTS + seconds * pacedRate
       while ((last = await metrics()).received < target || !(await drained())) await new Promise((r) => setTimeout(r, 250))
