@@ -10,8 +10,9 @@
  * - two helper threads for V8 (Node starts four). V8 gives a full collection's marking about half a
  *   second of wall time and makes the engine's thread do what its helpers have not done by then; on
  *   two cores shared with NATS and chDB, four helpers marking beside that thread left it less of the
- *   CPU. In bench:ingest's live traffic, half as many events were late with two (median 2.2% over
- *   1 s in eight runs, p99 < 1 s in four of them) as with four (4.3%, one run of nine; 2026-12-07):
- *   a lean, not a cure. With more cores to itself, the engine can take four again.
+ *   CPU. In bench:ingest's live traffic fewer events were late with two (median 3.4% over 1 s in
+ *   eleven runs, p99 < 1 s in five of them) than with four (4.3%, one run of nine; 2026-12-07): a
+ *   lean within the machine's drift, not a cure, and nothing measured got worse. With more cores
+ *   to itself, the engine can take four again.
  */
 export const ENGINE_NODE_FLAGS: ReadonlyArray<string> = ["--max-semi-space-size=64", "--heap-growing-percent=100", "--v8-pool-size=2"]
