@@ -11,7 +11,6 @@ ENV JOURNEYS_DIR=/app/journeys MEMBERFLOW_HTTP_HOST=0.0.0.0
 EXPOSE 8787
 # engine/NodeFlags.ts: a larger young generation (the engine makes many short-lived objects per event, and scavenges of
 # the default 16 MB semi-space cost about a quarter of its time), and a full collection when the heap has doubled rather
-# than quadrupled (peak RSS 1.8 GB instead of 2.4 GB in bench:ingest, at the same throughput), and two helper threads
-# for V8's collector instead of four, for a container of two cores shared with NATS and chDB (BENCHMARKS.md, 2026-12-07).
-ENTRYPOINT ["node", "--max-semi-space-size=64", "--heap-growing-percent=100", "--v8-pool-size=2", "bin/memberflow.js"]
+# than quadrupled (peak RSS 1.8 GB instead of 2.4 GB in bench:ingest, at the same throughput; BENCHMARKS.md).
+ENTRYPOINT ["node", "--max-semi-space-size=64", "--heap-growing-percent=100", "bin/memberflow.js"]
 CMD ["run"]

@@ -6,13 +6,11 @@
  *   default 16 MB semi-space the scavenges took about a quarter of its time;
  * - a full collection when the heap has doubled since the last one: V8's own rule let it grow to
  *   about four times what was live (1.7 GB of heap for 550 MB live, a peak RSS of 2.4 GB in
- *   bench:ingest; 1.8 GB with the flag, at the same throughput);
- * - two helper threads for V8 (Node starts four). V8 gives a full collection's marking about half a
- *   second of wall time and makes the engine's thread do what its helpers have not done by then; on
- *   two cores shared with NATS and chDB, four helpers marking beside that thread left it less of the
- *   CPU. In bench:ingest's live traffic fewer events were late with two (median 3.4% over 1 s in
- *   eleven runs, p99 < 1 s in five of them) than with four (4.3%, one run of nine; 2026-12-07): a
- *   lean within the machine's drift, not a cure, and nothing measured got worse. With more cores
- *   to itself, the engine can take four again.
+ *   bench:ingest; 1.8 GB with the flag, at the same throughput).
+ * Two V8 helper threads instead of Node's four (`--v8-pool-size=2`) were tried on 2026-12-07 and taken
+ * back: in bench:ingest's live traffic fewer events were late (median 3.4% over 1 s in eleven runs
+ * against 4.3% in nine), a lean within the machine's drift, while engines starting under the tests'
+ * load ran about 10% slower (one run each of six test files), and a fresh clone's `.ci/run` with it
+ * had two timing-bound tests time out.
  */
-export const ENGINE_NODE_FLAGS: ReadonlyArray<string> = ["--max-semi-space-size=64", "--heap-growing-percent=100", "--v8-pool-size=2"]
+export const ENGINE_NODE_FLAGS: ReadonlyArray<string> = ["--max-semi-space-size=64", "--heap-growing-percent=100"]
