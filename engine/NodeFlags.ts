@@ -9,8 +9,8 @@
  *   bench:ingest; 1.8 GB with the flag, at the same throughput).
  * Two V8 helper threads instead of Node's four (`--v8-pool-size=2`) were tried on 2026-12-07 and taken
  * back: in bench:ingest's live traffic fewer events were late (median 3.4% over 1 s in eleven runs
- * against 4.3% in nine), a lean within the machine's drift, while engines starting under the tests'
- * load ran about 10% slower (one run each of six test files), and a fresh clone's `.ci/run` with it
- * had two timing-bound tests time out.
+ * against 4.3% in nine): a lean within the machine's drift, not enough to run production apart
+ * from Node's default (a fresh clone's `.ci/run` with it also had two timing-bound tests time out,
+ * not shown to be its doing).
  */
 export const ENGINE_NODE_FLAGS: ReadonlyArray<string> = ["--max-semi-space-size=64", "--heap-growing-percent=100"]
