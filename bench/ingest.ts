@@ -265,7 +265,8 @@ const main = async () => {
         previousSecond = now
         const gcThisSecond = Math.round(scraped.gcMs - gcBefore)
         gcBefore = scraped.gcMs
-        // The engine's own events published this second (each member's first live purchase after the history moves its recency: an rfm.changed).
+        // The engine's own events published this second: after the history, each member's first live
+        // event moves its recency score (an rfm.changed) and often a tag, nearly one per event at first.
         const derivedThisSecond = scraped.derived - derivedSeen
         derivedSeen = scraped.derived
         log(`  paced ${s + 1} s: ${((s + 1) * pacedRate).toLocaleString()} published, ${durable.toLocaleString()} durable (${late.toLocaleString()} of them written this second after more than 1 s); engines behind the stream by ${lags.map((l) => l.toLocaleString()).join(", ")};${lastDuringPass ? " a pass under way;" : ""} event loop held up to ${scraped.loopMaxMs} ms; collector ${gcThisSecond} ms, longest pause ${scraped.gcMaxMs} ms; ${derivedThisSecond.toLocaleString()} derived published${profiling ? ` (monotonic ${(Number(process.hrtime.bigint() / 1000n) / 1e6).toFixed(2)} s, the profiles' clock)` : ""}`)
