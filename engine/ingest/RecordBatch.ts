@@ -4,6 +4,7 @@ import type { DerivedEvent } from "../../schemas/Event.ts"
 import { MESSAGE_REQUEST, TIMER_REQUEST } from "../journeys/Apply.ts"
 import * as Metrics from "../Metrics.ts"
 import { Nats } from "../Nats.ts"
+import { containsBytes, type Outbound } from "../nats/StreamPublisher.ts"
 import { type TimerRequest, Timers } from "../Timers.ts"
 import { subjectOf, Topology, type TopologyShape } from "../Topology.ts"
 import { type AppliedBatch, EVENT_COLUMNS, type JourneyRow } from "./ApplyBatch.ts"
@@ -34,16 +35,6 @@ export const rawHeaders = (msg: JsMsg): Uint8Array | null | undefined => {
   return length > 0 ? data.subarray(0, length) : null
 }
 
-const contains = (haystack: Uint8Array, needle: Uint8Array): boolean => {
-  const first = needle[0]
-  outer: for (let i = 0; i + needle.length <= haystack.length; i++) {
-    if (haystack[i] !== first) continue
-    for (let j = 1; j < needle.length; j++) if (haystack[i + j] !== needle[j]) continue outer
-    return true
-  }
-  return false
-}
-
 /**
  * Whether a message is one of the engine's own, already applied by the write that made it. Every
  * message of the stream is asked, and most carry a `Nats-Msg-Id`: decoding each one's headers into
@@ -53,7 +44,7 @@ const contains = (haystack: Uint8Array, needle: Uint8Array): boolean => {
 export const isApplied = (msg: JsMsg): boolean => {
   const raw = rawHeaders(msg)
   if (raw === undefined) return msg.headers?.get(APPLIED_HEADER) === "1"
-  return raw !== null && contains(raw, APPLIED_LINE)
+  return raw !== null && containsBytes(raw, APPLIED_LINE)
 }
 
 /**
@@ -121,35 +112,46 @@ export const recordBatch = Effect.fn("Ingest.recordBatch")(function* (work: Appl
   const { publisher, use } = yield* Nats
   const topology = yield* Topology
   const timers = yield* Timers
+  // A batch's publishes go as two groups, each one promise (StreamPublisher.publishAll): its derived
+  // events, and its timers, each held by this engine, the partition's owner, until it is due.
+  const events: Array<Outbound> = []
+  const timerMessages: Array<Outbound> = []
+  const timerRequests: Array<{ readonly partition: number; readonly request: TimerRequest }> = []
+  for (const { event, applied: isApplied } of work.outgoing) {
+    const data = JSON.stringify(publishedForm(event))
+    if (event.type !== TIMER_REQUEST) {
+      events.push({ subject: subjectFor(topology, event), data, options: isApplied ? { msgID: event.id, headers: APPLIED } : { msgID: event.id } })
+      continue
+    }
+    // A timer is kept on a subject of its own in its member's partition.
+    const partition = partitionOf(event.memberId, partitions)
+    timerMessages.push({ subject: timers.subjectFor(partition, event.id), data, options: { msgID: event.id } })
+    timerRequests.push({ partition, request: event as unknown as TimerRequest })
+  }
   const publishes = use("publish derived events", () =>
-    Promise.all(
-      work.outgoing.map(async ({ event, applied: isApplied }) => {
-        const body = JSON.stringify(publishedForm(event))
-        if (event.type !== TIMER_REQUEST) {
-          await publisher.publish(subjectFor(topology, event), body, isApplied ? { msgID: event.id, headers: APPLIED } : { msgID: event.id })
-          return
-        }
-        // A timer is kept on a subject of its own in its member's partition, and held by this
-        // engine, the partition's owner, until it is due.
-        const partition = partitionOf(event.memberId, partitions)
-        const ack = await publisher.publish(timers.subjectFor(partition, event.id), body, { msgID: event.id })
-        timers.schedule(partition, event as unknown as TimerRequest, ack.seq, ack.duplicate)
+    Promise.all([
+      publisher.publishAll(events),
+      publisher.publishAll(timerMessages, (i, ack) => {
+        const { partition, request } = timerRequests[i]!
+        timers.schedule(partition, request, ack.seq, ack.duplicate)
       })
-    )
+    ])
   ).pipe(Effect.retry(retryForever))
   // All of a batch's dead letters in flight at once, as its derived events: a flood of bad input
   // costs about what as many good events cost, not a round trip each.
   const deadLetters = use("publish dead letters", () =>
-    Promise.all(
-      work.rejected.map((row) =>
-        publisher.publish(topology.deadletterSubject, row.data, {
+    publisher.publishAll(
+      work.rejected.map((row) => ({
+        subject: topology.deadletterSubject,
+        data: row.data,
+        options: {
           msgID: row.rejection_id,
           headers: [
             ["Memberflow-Reason", row.reason.slice(0, 1024).replace(/[\r\n]+/g, " ")],
             ["Memberflow-Subject", row.subject]
           ]
-        })
-      )
+        }
+      }))
     )
   ).pipe(Effect.retry(retryForever))
   // The rows go to the sink first, then the publishes (`releaseRows`); the batch is written once

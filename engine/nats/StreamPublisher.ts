@@ -40,13 +40,92 @@ export interface PublishOptions {
   readonly headers?: ReadonlyArray<readonly [string, string]>
 }
 
+/** One message to publish in a group (`publishAll`). */
+export interface Outbound {
+  readonly subject: string
+  readonly data: string | Uint8Array
+  readonly options?: PublishOptions
+}
+
+/** What waits for a message's answer: one publish, or one message of a group. */
 interface Waiting {
   readonly at: number
-  readonly resolve: (ack: PubAck) => void
-  readonly reject: (error: Error) => void
+  /** Whether the PubAck is read (a group without `onAck` only needs to know it is not an error). */
+  readonly reads: boolean
+  acked(token: number, ack: PubAck | undefined): void
+  failed(error: Error): void
+}
+
+class Single implements Waiting {
+  readonly reads = true
+  constructor(
+    readonly at: number,
+    private readonly resolve: (ack: PubAck) => void,
+    private readonly reject: (error: Error) => void
+  ) {}
+  acked(_token: number, ack: PubAck | undefined): void {
+    this.resolve(ack!)
+  }
+  failed(error: Error): void {
+    this.reject(error)
+  }
+}
+
+/**
+ * The messages of one `publishAll`: one promise, settled by the last answer or the first failure.
+ * A failed group's other answers still come (or time out) and are ignored.
+ */
+class Group implements Waiting {
+  private remaining: number
+  private settled = false
+  readonly reads: boolean
+  constructor(
+    readonly at: number,
+    private readonly first: number,
+    count: number,
+    private readonly onAck: ((index: number, ack: PubAck) => void) | undefined,
+    private readonly resolve: () => void,
+    private readonly reject: (error: Error) => void
+  ) {
+    this.remaining = count
+    this.reads = onAck !== undefined
+  }
+  acked(token: number, ack: PubAck | undefined): void {
+    if (this.settled) return
+    if (this.onAck !== undefined) {
+      try {
+        this.onAck(token - this.first, ack!)
+      } catch (error) {
+        this.failed(error instanceof Error ? error : new PublishError(String(error)))
+        return
+      }
+    }
+    if (--this.remaining === 0) {
+      this.settled = true
+      this.resolve()
+    }
+  }
+  failed(error: Error): void {
+    if (this.settled) return
+    this.settled = true
+    this.reject(error)
+  }
 }
 
 const decoder = new TextDecoder()
+/** In an error answer only: stream names and domains hold no quotes. */
+const ERROR_KEY = new TextEncoder().encode('"error"')
+
+/** Whether `needle` occurs in `haystack`, byte for byte. */
+export const containsBytes = (haystack: Uint8Array, needle: Uint8Array): boolean => {
+  const first = needle[0]
+  outer: for (let i = 0; i + needle.length <= haystack.length; i++) {
+    if (haystack[i] !== first) continue
+    for (let j = 1; j < needle.length; j++) if (haystack[i + j] !== needle[j]) continue outer
+    return true
+  }
+  return false
+}
 const SAFE = /^[^\r\n]*$/
 
 /** Headers already encoded: the client's publish asks a headers object only to `encode()` itself. */
@@ -94,19 +173,27 @@ export class StreamPublisher {
         this.waiting.delete(token)
         if (msg.data.length === 0) {
           const code = msg.headers?.code ?? 0
-          waiting.reject(new PublishError(code === 503 ? "no stream takes this subject (503 no responders)" : `JetStream answered status ${code}`, code))
+          waiting.failed(new PublishError(code === 503 ? "no stream takes this subject (503 no responders)" : `JetStream answered status ${code}`, code))
           return
         }
+        // Most answers are read by no one: a group's (derived events, dead letters) only needs
+        // to know that the answer is not an error.
+        if (!waiting.reads && !containsBytes(msg.data, ERROR_KEY)) {
+          waiting.acked(token, undefined)
+          return
+        }
+        let answer: Partial<PubAck> & { error?: { code?: number; err_code?: number; description?: string } }
         try {
-          const answer = JSON.parse(decoder.decode(msg.data)) as Partial<PubAck> & { error?: { code?: number; err_code?: number; description?: string } }
-          if (answer.error !== undefined) {
-            const { code, err_code: errCode, description } = answer.error
-            waiting.reject(new PublishError(`${description ?? "refused"} (${errCode ?? code ?? "?"})`, code, errCode))
-          } else {
-            waiting.resolve({ stream: answer.stream ?? "", seq: answer.seq ?? 0, duplicate: answer.duplicate === true })
-          }
+          answer = JSON.parse(decoder.decode(msg.data)) as typeof answer
         } catch (cause) {
-          waiting.reject(new PublishError(`unreadable acknowledgement: ${cause instanceof Error ? cause.message : String(cause)}`))
+          waiting.failed(new PublishError(`unreadable acknowledgement: ${cause instanceof Error ? cause.message : String(cause)}`))
+          return
+        }
+        if (answer.error !== undefined) {
+          const { code, err_code: errCode, description } = answer.error
+          waiting.failed(new PublishError(`${description ?? "refused"} (${errCode ?? code ?? "?"})`, code, errCode))
+        } else {
+          waiting.acked(token, { stream: answer.stream ?? "", seq: answer.seq ?? 0, duplicate: answer.duplicate === true })
         }
       }
     })
@@ -116,7 +203,7 @@ export class StreamPublisher {
       for (const [token, waiting] of this.waiting) {
         if (waiting.at > late) break
         this.waiting.delete(token)
-        waiting.reject(new PublishError(`no acknowledgement within ${this.timeoutMs} ms`))
+        waiting.failed(new PublishError(`no acknowledgement within ${this.timeoutMs} ms`))
       }
     }, 1_000)
     this.sweeper.unref()
@@ -132,15 +219,48 @@ export class StreamPublisher {
   publish(subject: string, data: string | Uint8Array, options: PublishOptions = {}): Promise<PubAck> {
     return new Promise<PubAck>((resolve, reject) => {
       const token = this.next++
-      const headers = encodeHeaders(options)
-      this.waiting.set(token, { at: Date.now(), resolve, reject })
+      this.waiting.set(token, new Single(Date.now(), resolve, reject))
       try {
-        this.connection.publish(subject, typeof data === "string" ? Buffer.from(data) : data, { reply: `${this.inbox}.${token}`, ...(headers === undefined ? {} : { headers }) })
+        this.send(token, subject, data, options)
       } catch (error) {
         this.waiting.delete(token)
         reject(error instanceof Error ? error : new PublishError(String(error)))
       }
     })
+  }
+
+  /**
+   * Publishes every message at once, as as many `publish` calls would, for one promise: resolved
+   * when all are acknowledged, rejected with the first failure (the rest are still sent, and
+   * duplicates of them dropped by their `Nats-Msg-Id` when the group is published again). `onAck`,
+   * if given, sees each PubAck with its message's index; only then is a PubAck read at all.
+   *
+   * A batch's derived events (up to one per event it applies after a history import) went as one
+   * promise, one `Waiting`, one async function and one decoded acknowledgement each (BENCHMARKS.md).
+   */
+  publishAll(messages: ReadonlyArray<Outbound>, onAck?: (index: number, ack: PubAck) => void): Promise<void> {
+    if (messages.length === 0) return Promise.resolve()
+    return new Promise<void>((resolve, reject) => {
+      const first = this.next
+      this.next += messages.length
+      const group = new Group(Date.now(), first, messages.length, onAck, resolve, reject)
+      for (let i = 0; i < messages.length; i++) {
+        const { subject, data, options } = messages[i]!
+        this.waiting.set(first + i, group)
+        try {
+          this.send(first + i, subject, data, options ?? {})
+        } catch (error) {
+          for (let j = i; j < messages.length; j++) this.waiting.delete(first + j)
+          group.failed(error instanceof Error ? error : new PublishError(String(error)))
+          return
+        }
+      }
+    })
+  }
+
+  private send(token: number, subject: string, data: string | Uint8Array, options: PublishOptions): void {
+    const headers = encodeHeaders(options)
+    this.connection.publish(subject, typeof data === "string" ? Buffer.from(data) : data, { reply: `${this.inbox}.${token}`, ...(headers === undefined ? {} : { headers }) })
   }
 
   /**
@@ -161,7 +281,7 @@ export class StreamPublisher {
   close(): void {
     clearInterval(this.sweeper)
     this.subscription.unsubscribe()
-    for (const waiting of this.waiting.values()) waiting.reject(new PublishError("publisher closed"))
+    for (const waiting of this.waiting.values()) waiting.failed(new PublishError("publisher closed"))
     this.waiting.clear()
   }
 }

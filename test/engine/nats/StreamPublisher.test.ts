@@ -36,6 +36,59 @@ describe("StreamPublisher: JetStream publishes acknowledged on one subscription"
     expect(stored?.header.get("Memberflow-Applied")).toBe("1")
   })
 
+  it("publishes a group for one promise: every message stored with its headers, each PubAck given with its index, repeats flagged", async () => {
+    const subject = `${subjectPrefix}.group`
+    const messages = Array.from({ length: 300 }, (_, i) => ({ subject, data: `{"g":${i}}`, options: { msgID: `g-${i}`, headers: [["Memberflow-Applied", "1"]] as const } }))
+    const acks: Array<{ seq: number; duplicate: boolean }> = []
+    await publisher.publishAll(messages, (i, ack) => {
+      acks[i] = { seq: ack.seq, duplicate: ack.duplicate }
+    })
+    expect(acks.filter((a) => a !== undefined && !a.duplicate)).toHaveLength(300)
+    expect(new Set(acks.map((a) => a.seq)).size).toBe(300)
+    const jsm = await jetstreamManager(nc)
+    for (const i of [0, 149, 299]) {
+      const stored = await jsm.streams.getMessage(stream, { seq: acks[i]!.seq })
+      expect(stored?.string()).toBe(`{"g":${i}}`)
+      expect(stored?.header.get("Nats-Msg-Id")).toBe(`g-${i}`)
+      expect(stored?.header.get("Memberflow-Applied")).toBe("1")
+    }
+    // Published again (a batch retried): each answered as the duplicate of its first write.
+    const again: Array<{ seq: number; duplicate: boolean }> = []
+    await publisher.publishAll(messages, (i, ack) => {
+      again[i] = { seq: ack.seq, duplicate: ack.duplicate }
+    })
+    expect(again).toEqual(acks.map((a) => ({ seq: a.seq, duplicate: true })))
+    // Without `onAck` the answers are not read, only told apart from errors.
+    const before = (await jsm.streams.info(stream)).state.messages
+    await publisher.publishAll([{ subject, data: "x" }, { subject, data: "y" }])
+    expect((await jsm.streams.info(stream)).state.messages).toBe(before + 2)
+    await expect(publisher.publishAll([])).resolves.toBeUndefined()
+    expect(publisher.inFlight).toBe(0)
+  })
+
+  it("fails a group with its first refusal, read even where the PubAcks are not, and still sends the rest", async () => {
+    const subject = `${subjectPrefix}.groupcas`
+    const first = await publisher.publish(subject, "0", { expectLastSubjectSequence: 0 })
+    const jsm = await jetstreamManager(nc)
+    const before = (await jsm.streams.info(stream)).state.messages
+    const refused = await publisher
+      .publishAll([
+        { subject: `${subjectPrefix}.fine`, data: "a", options: { msgID: "fine-a" } },
+        { subject, data: "stale", options: { expectLastSubjectSequence: first.seq + 1_000 } },
+        { subject: `${subjectPrefix}.fine`, data: "b", options: { msgID: "fine-b" } }
+      ])
+      .catch((e: unknown) => e)
+    expect(refused).toBeInstanceOf(PublishError)
+    expect((refused as PublishError).errCode).toBe(10071)
+    // The two good messages were written all the same (a retry finds them as duplicates).
+    await expect.poll(async () => (await jsm.streams.info(stream)).state.messages).toBe(before + 2)
+    const none = await publisher.publishAll([{ subject: `nostream.${subjectPrefix}.y`, data: "y" }]).catch((e: unknown) => e)
+    expect((none as PublishError).code).toBe(503)
+    const broken = await publisher.publishAll([{ subject, data: "z", options: { msgID: "bad\nid" } }]).catch((e: unknown) => e)
+    expect((broken as Error).message).toMatch(/line break/)
+    await expect.poll(() => publisher.inFlight).toBe(0)
+  })
+
   it("writes only over the expected last message of a subject (JetStream's compare-and-set), refusing with its error code", async () => {
     const subject = `${subjectPrefix}.cas`
     const first = await publisher.publish(subject, "1", { expectLastSubjectSequence: 0 })
