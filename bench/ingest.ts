@@ -76,6 +76,10 @@ const parseMetrics = (text: string) => {
     received: value("memberflow_events_received_total"),
     applied: value("memberflow_events_applied_total"),
     derived: value("memberflow_derived_events_published_total"),
+    /** Seconds the ingest loop waited, with the next batch applied, on the previous batch's writes. */
+    writeWait: value("memberflow_ingest_write_wait_seconds_total"),
+    /** Member states written to KV by checkpoints. */
+    checkpointed: value("memberflow_checkpoint_states_total"),
     /** The longest the engine's thread held its callbacks up since the previous scrape. */
     loopMaxMs: Math.round(value("nodejs_eventloop_lag_max_seconds") * 1000),
     /** The longest single collector pause since the previous scrape, and the collector's pauses in all so far (ms). */
@@ -136,6 +140,8 @@ const main = async () => {
       received: sum.received + m.received,
       applied: sum.applied + m.applied,
       derived: sum.derived + m.derived,
+      writeWait: sum.writeWait + m.writeWait,
+      checkpointed: sum.checkpointed + m.checkpointed,
       loopMaxMs: Math.max(sum.loopMaxMs, m.loopMaxMs),
       gcMaxMs: Math.max(sum.gcMaxMs, m.gcMaxMs),
       gcMs: sum.gcMs + m.gcMs,
@@ -183,7 +189,7 @@ const main = async () => {
       if (Math.round(performance.now() - d0) % 5000 < 500) {
         const lags = await Promise.all(engines.map(async (engine) => ((await engine.get("/readyz")).body as { ingest?: { lag?: number } }).ingest?.lag ?? -1))
         const stream = await jsm.streams.info(topology.stream)
-        log(`  ${((performance.now() - d0) / 1000).toFixed(0)} s: ${last.received.toLocaleString()} received, ${last.applied.toLocaleString()} applied, ${last.derived.toLocaleString()} derived published; stream at ${stream.state.last_seq.toLocaleString()}, engines behind by ${lags.map((l) => l.toLocaleString()).join(", ")}; ${last.memory}`)
+        log(`  ${((performance.now() - d0) / 1000).toFixed(0)} s: ${last.received.toLocaleString()} received, ${last.applied.toLocaleString()} applied, ${last.derived.toLocaleString()} derived published; stream at ${stream.state.last_seq.toLocaleString()}, engines behind by ${lags.map((l) => l.toLocaleString()).join(", ")}; ${last.memory}; ${last.writeWait.toFixed(1)} s waiting on batches' writes so far`)
       }
       if (performance.now() - d0 > 30 * 60_000) throw new Error("engine did not finish in 30 minutes")
     }
@@ -225,6 +231,8 @@ const main = async () => {
       let previousSecond = before
       let gcBefore = last.gcMs
       let derivedSeen = last.derived
+      let writeWaitSeen = last.writeWait
+      let checkpointedSeen = last.checkpointed
       // The paced seconds apart by whether a pass over every member (the hourly sweep) was under way
       // at their start or end: the sweep is an hour's minute or so, and this phase can be all of it.
       let passesBefore = last.passes
@@ -269,7 +277,12 @@ const main = async () => {
         // event moves its recency score (an rfm.changed) and often a tag, nearly one per event at first.
         const derivedThisSecond = scraped.derived - derivedSeen
         derivedSeen = scraped.derived
-        log(`  paced ${s + 1} s: ${((s + 1) * pacedRate).toLocaleString()} published, ${durable.toLocaleString()} durable (${late.toLocaleString()} of them written this second after more than 1 s); engines behind the stream by ${lags.map((l) => l.toLocaleString()).join(", ")};${lastDuringPass ? " a pass under way;" : ""} event loop held up to ${scraped.loopMaxMs} ms; collector ${gcThisSecond} ms, longest pause ${scraped.gcMaxMs} ms; ${derivedThisSecond.toLocaleString()} derived published${profiling ? ` (monotonic ${(Number(process.hrtime.bigint() / 1000n) / 1e6).toFixed(2)} s, the profiles' clock)` : ""}`)
+        // How long the engines' loops sat idle on NATS's acknowledgements or the ClickHouse sink this second.
+        const waitedThisSecond = Math.round((scraped.writeWait - writeWaitSeen) * 1000)
+        writeWaitSeen = scraped.writeWait
+        const checkpointedThisSecond = scraped.checkpointed - checkpointedSeen
+        checkpointedSeen = scraped.checkpointed
+        log(`  paced ${s + 1} s: ${((s + 1) * pacedRate).toLocaleString()} published, ${durable.toLocaleString()} durable (${late.toLocaleString()} of them written this second after more than 1 s); engines behind the stream by ${lags.map((l) => l.toLocaleString()).join(", ")};${lastDuringPass ? " a pass under way;" : ""} event loop held up to ${scraped.loopMaxMs} ms; collector ${gcThisSecond} ms, longest pause ${scraped.gcMaxMs} ms; ${derivedThisSecond.toLocaleString()} derived published; ${waitedThisSecond} ms waiting on the previous batch's writes; ${checkpointedThisSecond.toLocaleString()} states checkpointed${profiling ? ` (monotonic ${(Number(process.hrtime.bigint() / 1000n) / 1e6).toFixed(2)} s, the profiles' clock)` : ""}`)
       }
       const target = EVENTS + seconds * pacedRate
       while ((last = await metrics()).received < target || !(await drained())) await new Promise((r) => setTimeout(r, 250))

@@ -637,7 +637,9 @@ export const IngestLive = Layer.scoped(
           // The common case: apply now, write while the next batch is applied.
           const work = yield* apply(segments[0]!)
           for (const part of parts.values()) part.applied = Math.max(part.applied, through)
+          const waiting = performance.now()
           yield* joinPrevious
+          Metrics.writeWaitSeconds.unsafeUpdate((performance.now() - waiting) / 1000, [])
           previous = yield* Effect.forkDaemon(record(work, parts, through, started))
           return
         }

@@ -35,6 +35,15 @@ export const memberReads = Metric.counter("memberflow_member_reads_total", {
   description: "members not cached when an event came for them, by where their state came from: kv (read from the members bucket) or listing (their partition's listing says KV has none: a new member, no read)",
   incremental: true
 })
+/**
+ * The ingest loop's waits, with the next batch applied, for the previous batch's writes: its derived
+ * events acknowledged by JetStream and its rows taken by the ClickHouse sink. Time the engine's
+ * thread had events to go on with and sat idle on NATS or ClickHouse instead.
+ */
+export const writeWaitSeconds = Metric.counter("memberflow_ingest_write_wait_seconds_total", {
+  description: "time the ingest loop waited, with the next batch applied, for the previous batch's writes (its derived events acknowledged by JetStream, its rows taken by the ClickHouse sink)",
+  incremental: true
+})
 export const checkpointStates = Metric.counter("memberflow_checkpoint_states_total", { description: "member states written to KV by checkpoints", incremental: true })
 /** Passes (the hourly sweep, a broadcast's tick) started at their marker and not over yet: what bench:ingest tells its seconds apart by. */
 export const passesUnderWay = Metric.gauge("memberflow_passes_under_way", { description: "passes over every member (the hourly sweep, a scheduled journey's tick) started at their marker and not over yet" })

@@ -67,6 +67,11 @@ describe("the admin API and the CLI, as an operator uses them", () => {
       expect(text).toMatch(new RegExp(`^# HELP ${name} .+$`, "m"))
       expect(Number(new RegExp(`^${name} (\\d+)$`, "m").exec(text)?.[1])).toBeGreaterThanOrEqual(2)
     }
+    // How long the loop sat idle on the previous batch's writes: a counter of seconds from the first batch on.
+    expect(text).toContain("# TYPE memberflow_ingest_write_wait_seconds_total counter")
+    const waited = Number(/^memberflow_ingest_write_wait_seconds_total (\S+)$/m.exec(text)?.[1])
+    expect(waited).toBeGreaterThanOrEqual(0)
+    expect(waited).toBeLessThan(60)
     // Every sample line is `name{labels} value`.
     for (const line of text.split("\n").filter((l) => l !== "" && !l.startsWith("#"))) {
       expect(line).toMatch(/^(memberflow|process|nodejs)_[a-zA-Z0-9_]*(\{[^}]*\})? (-?[0-9.e+-]+|NaN|\+Inf|-Inf)$/)
