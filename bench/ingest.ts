@@ -80,6 +80,11 @@ const parseMetrics = (text: string) => {
     writeWait: value("memberflow_ingest_write_wait_seconds_total"),
     /** Member states written to KV by checkpoints. */
     checkpointed: value("memberflow_checkpoint_states_total"),
+    /** Batches' publishes: how many, and their seconds from the first publish to the last acknowledgement in all. */
+    publishBatches: value("memberflow_publish_seconds_count"),
+    publishSeconds: value("memberflow_publish_seconds_sum"),
+    /** Seconds batches waited for the ClickHouse sink to take their rows. */
+    sinkWait: value("memberflow_row_sink_wait_seconds_total"),
     /** The longest the engine's thread held its callbacks up since the previous scrape. */
     loopMaxMs: Math.round(value("nodejs_eventloop_lag_max_seconds") * 1000),
     /** The longest single collector pause since the previous scrape, and the collector's pauses in all so far (ms). */
@@ -142,6 +147,9 @@ const main = async () => {
       derived: sum.derived + m.derived,
       writeWait: sum.writeWait + m.writeWait,
       checkpointed: sum.checkpointed + m.checkpointed,
+      publishBatches: sum.publishBatches + m.publishBatches,
+      publishSeconds: sum.publishSeconds + m.publishSeconds,
+      sinkWait: sum.sinkWait + m.sinkWait,
       loopMaxMs: Math.max(sum.loopMaxMs, m.loopMaxMs),
       gcMaxMs: Math.max(sum.gcMaxMs, m.gcMaxMs),
       gcMs: sum.gcMs + m.gcMs,
@@ -233,6 +241,7 @@ const main = async () => {
       let derivedSeen = last.derived
       let writeWaitSeen = last.writeWait
       let checkpointedSeen = last.checkpointed
+      let publishSeen = { batches: last.publishBatches, seconds: last.publishSeconds, sinkWait: last.sinkWait }
       // The paced seconds apart by whether a pass over every member (the hourly sweep) was under way
       // at their start or end: the sweep is an hour's minute or so, and this phase can be all of it.
       let passesBefore = last.passes
@@ -282,7 +291,12 @@ const main = async () => {
         writeWaitSeen = scraped.writeWait
         const checkpointedThisSecond = scraped.checkpointed - checkpointedSeen
         checkpointedSeen = scraped.checkpointed
-        log(`  paced ${s + 1} s: ${((s + 1) * pacedRate).toLocaleString()} published, ${durable.toLocaleString()} durable (${late.toLocaleString()} of them written this second after more than 1 s); engines behind the stream by ${lags.map((l) => l.toLocaleString()).join(", ")};${lastDuringPass ? " a pass under way;" : ""} event loop held up to ${scraped.loopMaxMs} ms; collector ${gcThisSecond} ms, longest pause ${scraped.gcMaxMs} ms; ${derivedThisSecond.toLocaleString()} derived published; ${waitedThisSecond} ms waiting on the previous batch's writes; ${checkpointedThisSecond.toLocaleString()} states checkpointed${profiling ? ` (monotonic ${(Number(process.hrtime.bigint() / 1000n) / 1e6).toFixed(2)} s, the profiles' clock)` : ""}`)
+        // What the loop waited on: the batches' acknowledgements (mean per batch), the sink taking rows.
+        const acked = scraped.publishBatches - publishSeen.batches
+        const ackMs = acked > 0 ? Math.round(((scraped.publishSeconds - publishSeen.seconds) * 1000) / acked) : 0
+        const sinkWaitMs = Math.round((scraped.sinkWait - publishSeen.sinkWait) * 1000)
+        publishSeen = { batches: scraped.publishBatches, seconds: scraped.publishSeconds, sinkWait: scraped.sinkWait }
+        log(`  paced ${s + 1} s: ${((s + 1) * pacedRate).toLocaleString()} published, ${durable.toLocaleString()} durable (${late.toLocaleString()} of them written this second after more than 1 s); engines behind the stream by ${lags.map((l) => l.toLocaleString()).join(", ")};${lastDuringPass ? " a pass under way;" : ""} event loop held up to ${scraped.loopMaxMs} ms; collector ${gcThisSecond} ms, longest pause ${scraped.gcMaxMs} ms; ${derivedThisSecond.toLocaleString()} derived published; ${waitedThisSecond} ms waiting on the previous batch's writes; ${checkpointedThisSecond.toLocaleString()} states checkpointed; publishes acknowledged in ${ackMs} ms a batch (${acked} batches), ${sinkWaitMs} ms waiting for the row sink${profiling ? ` (monotonic ${(Number(process.hrtime.bigint() / 1000n) / 1e6).toFixed(2)} s, the profiles' clock)` : ""}`)
       }
       const target = EVENTS + seconds * pacedRate
       while ((last = await metrics()).received < target || !(await drained())) await new Promise((r) => setTimeout(r, 250))

@@ -44,6 +44,15 @@ export const writeWaitSeconds = Metric.counter("memberflow_ingest_write_wait_sec
   description: "time the ingest loop waited, with the next batch applied, for the previous batch's writes (its derived events acknowledged by JetStream, its rows taken by the ClickHouse sink)",
   incremental: true
 })
+export const rowSinkWaitSeconds = Metric.counter("memberflow_row_sink_wait_seconds_total", {
+  description: `time batches waited to hand their rows to the ClickHouse sink because MEMBERFLOW_PENDING_ROWS rows were not written yet`,
+  incremental: true
+})
+export const publishSeconds = Metric.histogram(
+  "memberflow_publish_seconds",
+  MetricBoundaries.fromIterable([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]),
+  "time from a batch's first publish (derived events, timers, messages, dead letters) to JetStream's last acknowledgement of them"
+)
 export const checkpointStates = Metric.counter("memberflow_checkpoint_states_total", { description: "member states written to KV by checkpoints", incremental: true })
 /** Passes (the hourly sweep, a broadcast's tick) started at their marker and not over yet: what bench:ingest tells its seconds apart by. */
 export const passesUnderWay = Metric.gauge("memberflow_passes_under_way", { description: "passes over every member (the hourly sweep, a scheduled journey's tick) started at their marker and not over yet" })

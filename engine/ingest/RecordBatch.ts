@@ -176,7 +176,9 @@ export const recordBatch = Effect.fn("Ingest.recordBatch")(function* (work: Appl
     [["events", EVENT_COLUMNS, work.eventLines]]
   )
   releaseRows(work)
+  const publishing = performance.now()
   yield* Effect.all([publishes, deadLetters], { concurrency: "unbounded", discard: true })
+  if (work.outgoing.length + work.rejected.length > 0) Metrics.publishSeconds.unsafeUpdate((performance.now() - publishing) / 1000, [])
   partDone()
   if (work.rejected.length > 0) {
     yield* Effect.logWarning("events rejected").pipe(Effect.annotateLogs({ count: work.rejected.length, first: work.rejected[0]?.reason ?? "" }))

@@ -94,9 +94,11 @@ export const makeRowSink = (clickhouse: Clickhouse["Type"], maxRows: number) =>
         for (const [, list] of tables) rows += list.length
         for (const [, , list] of encoded) rows += list.length
         if (queued + inFlight > maxRows) {
+          const waiting = performance.now()
           yield* Effect.async<void>((resume) => {
             waiters.push({ below: maxRows, resume: () => resume(Effect.void) })
           })
+          Metrics.rowSinkWaitSeconds.unsafeUpdate((performance.now() - waiting) / 1000, [])
         }
         for (const [table, list] of tables) {
           if (list.length === 0) continue

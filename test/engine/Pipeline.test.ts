@@ -124,6 +124,10 @@ describe("the event pipeline, end to end through `memberflow run`", () => {
     expect(Object.keys(body).sort()).toEqual(["id", "memberId", "occurredAt", "properties", "source", "type"])
     expect(body).toMatchObject({ type: "tier.changed", memberId: member, occurredAt: big.occurredAt, source: "memberflow", properties: { to: "gold", reason: "upgrade" } })
     expect(published!.header.get("Memberflow-Applied")).toBe("1")
+    // The batches that published it were timed from their first publish to JetStream's last acknowledgement.
+    const metrics = String((await engine.get("/metrics")).body)
+    expect(Number(/^memberflow_publish_seconds_count (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(1)
+    expect(Number(/^memberflow_publish_seconds_sum (\S+)$/m.exec(metrics)?.[1])).toBeLessThan(20)
     const p = await profile(member)
     expect(p.purchase).toMatchObject({ count: 1, total: 25000 })
   })

@@ -1,7 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Fiber } from "effect"
+import { Effect, Fiber, Metric } from "effect"
 import { Clickhouse } from "../../../engine/Clickhouse.ts"
 import { makeRowSink } from "../../../engine/ingest/RowSink.ts"
+import * as Metrics from "../../../engine/Metrics.ts"
 import { chTime } from "../../../schemas/Rows.ts"
 import { tempClickhouseLayer } from "../../support/clickhouse.ts"
 
@@ -40,6 +41,29 @@ describe("the row sink", () => {
         expect(done.length).toBe(offered)
         const counted = yield* clickhouse.query<{ n: number }>("SELECT toUInt32(count()) AS n FROM rejected_events FINAL WHERE subject = 't.sink'")
         expect(counted[0]?.n).toBe(offered)
+        yield* sink.stop
+      }).pipe(Effect.provide(tempClickhouseLayer())),
+    60_000
+  )
+
+  it.live(
+    "an offer past the pending-rows limit waits for the inserts (counted in memberflow_row_sink_wait_seconds_total), and every row still lands",
+    () =>
+      Effect.gen(function* () {
+        const clickhouse = yield* Clickhouse
+        // Three rows may wait for ClickHouse at once: offers of two rows each soon have to wait.
+        const sink = yield* makeRowSink(clickhouse, 3)
+        const before = (yield* Metric.value(Metrics.rowSinkWaitSeconds)).count
+        const done: Array<number> = []
+        for (let n = 0; n < 40; n++) {
+          yield* sink.offer([["rejected_events", [row(`limit-${n}-a`), row(`limit-${n}-b`)]]], () => done.push(n))
+        }
+        yield* sink.flushed
+        expect(done).toEqual(Array.from({ length: 40 }, (_, n) => n))
+        const waited = (yield* Metric.value(Metrics.rowSinkWaitSeconds)).count - before
+        expect(waited).toBeGreaterThan(0)
+        const counted = yield* clickhouse.query<{ n: number }>("SELECT toUInt32(count()) AS n FROM rejected_events FINAL WHERE rejection_id LIKE 'limit-%'")
+        expect(counted[0]?.n).toBe(80)
         yield* sink.stop
       }).pipe(Effect.provide(tempClickhouseLayer())),
     60_000
