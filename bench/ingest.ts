@@ -76,7 +76,7 @@ const parseMetrics = (text: string) => {
     received: value("memberflow_events_received_total"),
     applied: value("memberflow_events_applied_total"),
     derived: value("memberflow_derived_events_published_total"),
-    /** Seconds the ingest loop waited, with the next batch applied, on the previous batch's writes. */
+    /** Seconds the ingest loop waited, with the next batch applied, on earlier batches' writes (two being written already). */
     writeWait: value("memberflow_ingest_write_wait_seconds_total"),
     /** Member states written to KV by checkpoints. */
     checkpointed: value("memberflow_checkpoint_states_total"),
@@ -296,7 +296,7 @@ const main = async () => {
         const ackMs = acked > 0 ? Math.round(((scraped.publishSeconds - publishSeen.seconds) * 1000) / acked) : 0
         const sinkWaitMs = Math.round((scraped.sinkWait - publishSeen.sinkWait) * 1000)
         publishSeen = { batches: scraped.publishBatches, seconds: scraped.publishSeconds, sinkWait: scraped.sinkWait }
-        log(`  paced ${s + 1} s: ${((s + 1) * pacedRate).toLocaleString()} published, ${durable.toLocaleString()} durable (${late.toLocaleString()} of them written this second after more than 1 s); engines behind the stream by ${lags.map((l) => l.toLocaleString()).join(", ")};${lastDuringPass ? " a pass under way;" : ""} event loop held up to ${scraped.loopMaxMs} ms; collector ${gcThisSecond} ms, longest pause ${scraped.gcMaxMs} ms; ${derivedThisSecond.toLocaleString()} derived published; ${waitedThisSecond} ms waiting on the previous batch's writes; ${checkpointedThisSecond.toLocaleString()} states checkpointed; publishes acknowledged in ${ackMs} ms a batch (${acked} batches), ${sinkWaitMs} ms waiting for the row sink${profiling ? ` (monotonic ${(Number(process.hrtime.bigint() / 1000n) / 1e6).toFixed(2)} s, the profiles' clock)` : ""}`)
+        log(`  paced ${s + 1} s: ${((s + 1) * pacedRate).toLocaleString()} published, ${durable.toLocaleString()} durable (${late.toLocaleString()} of them written this second after more than 1 s); engines behind the stream by ${lags.map((l) => l.toLocaleString()).join(", ")};${lastDuringPass ? " a pass under way;" : ""} event loop held up to ${scraped.loopMaxMs} ms; collector ${gcThisSecond} ms, longest pause ${scraped.gcMaxMs} ms; ${derivedThisSecond.toLocaleString()} derived published; ${waitedThisSecond} ms waiting on earlier batches' writes; ${checkpointedThisSecond.toLocaleString()} states checkpointed; publishes acknowledged in ${ackMs} ms a batch (${acked} batches), ${sinkWaitMs} ms waiting for the row sink${profiling ? ` (monotonic ${(Number(process.hrtime.bigint() / 1000n) / 1e6).toFixed(2)} s, the profiles' clock)` : ""}`)
       }
       const target = EVENTS + seconds * pacedRate
       while ((last = await metrics()).received < target || !(await drained())) await new Promise((r) => setTimeout(r, 250))

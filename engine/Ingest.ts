@@ -6,6 +6,7 @@ import { type AppliedBatch, BatchBuilder, emptyBatch, eventPayload } from "./ing
 import { nextCheckpoint, phaseAfter } from "./ingest/CheckpointChoice.ts"
 import type { Delivered, DeliveredBatch } from "./ingest/Delivered.ts"
 import { EngineId } from "./ingest/EngineIdentity.ts"
+import { InOrder } from "./ingest/InOrder.ts"
 import { type EventReader, type EventReaders, ReaderKindConfig, threadReaders, workerReaders } from "./ingest/EventReader.ts"
 import { Leases, partitionCount } from "./ingest/Leases.ts"
 import { partitionOf, partitionOfSequence } from "./ingest/Partition.ts"
@@ -30,6 +31,15 @@ import * as Settings from "./Settings.ts"
 
 export { retryForever } from "./ingest/RecordBatch.ts"
 
+/**
+ * Batches whose stage two (publishes acknowledged, rows handed to the sink) may be under way while
+ * the next is applied. With one, the loop waited for the previous batch's acknowledgements after
+ * applying each batch: after a history import, when nearly every event also publishes a derived
+ * event, JetStream took 100–120 ms to acknowledge a batch's, and the loop sat idle 150–665 ms of a
+ * second while thousands of events waited (BENCHMARKS.md, 2026-12-07, early morning).
+ */
+const WRITES_IN_FLIGHT = 2
+
 /** Resumes after the I/O callbacks waiting now have run (`setImmediate`: the loop's check phase, after its poll). */
 const yieldToEventLoop = Effect.async<void>((resume) => {
   const handle = setImmediate(() => resume(Effect.void))
@@ -48,7 +58,7 @@ const yieldToEventLoop = Effect.async<void>((resume) => {
  * 1. stage one (engine/ingest/ApplyBatch.ts): decode, apply each event to its member in memory with
  *    the event's arrival as `now`, run the journeys;
  * 2. stage two (engine/ingest/RecordBatch.ts): rows to ClickHouse, derived events, timers and
- *    messages to JetStream, refusals to the dead-letter stream — while stage one takes the next batch;
+ *    messages to JetStream, refusals to the dead-letter stream — while stage one takes the next batches (`WRITES_IN_FLIGHT` batches are written at once at most);
  * 3. every `MEMBERFLOW_CHECKPOINT_MS`, per partition: the states changed since the last checkpoint go
  *    to the members bucket (compare-and-set), then the partition's position. That position is this
  *    design's acknowledgement: a restart, or the next owner, reads on from it, and since applying is
@@ -196,7 +206,11 @@ export const IngestLive = Layer.scoped(
     /** The next sequence the reader delivers. */
     let readerNext = 1
     let restart = false
-    let previous: Fiber.RuntimeFiber<void, unknown> | null = null
+    /** Stage two of the batches whose effects are being written, oldest first (at most WRITES_IN_FLIGHT). */
+    let writing: Array<Fiber.RuntimeFiber<void, unknown>> = []
+    /** Each batch's `written` (and a pass slice's `over`) in the order the batches were applied. */
+    const completions = new InOrder()
+    const inOrder = (run: () => void) => completions.after(run)
     let lastRound = Date.now()
     /** When the last checkpoint started (engine/ingest/CheckpointChoice.ts, `minGapMs`). */
     let lastCheckpointStart = Number.NEGATIVE_INFINITY
@@ -226,11 +240,11 @@ export const IngestLive = Layer.scoped(
         }
       })
 
-    /** Waits for the batch whose effects are being written: a barrier before anything positional. */
+    /** Waits for every batch whose effects are being written: a barrier before anything positional. */
     const joinPrevious = Effect.suspend(() => {
-      const fiber = previous
-      previous = null
-      return fiber === null ? Effect.void : Fiber.join(fiber)
+      const fibers = writing
+      writing = []
+      return Effect.forEach(fibers, Fiber.join, { discard: true })
     })
 
     /**
@@ -416,7 +430,7 @@ export const IngestLive = Layer.scoped(
 
     /** Stage two: publishes, and rows handed to the sink. */
     const record = (work: AppliedBatch, parts: ReadonlyMap<number, Owned>, through: number, started: number) =>
-      recordBatch(work, sink, written(work, parts, through, started), count).pipe(Effect.provide(context))
+      recordBatch(work, sink, inOrder(written(work, parts, through, started)), count).pipe(Effect.provide(context))
 
     /**
      * A pass over every member of the owned partitions (a marker reached in the stream), worked
@@ -574,7 +588,7 @@ export const IngestLive = Layer.scoped(
         if (everyone || finished.length > 0) wake()
       }
       yield* joinPrevious
-      previous = yield* Effect.forkDaemon(recordBatch(work, sink, over, count).pipe(Effect.provide(context)))
+      writing.push(yield* Effect.forkDaemon(recordBatch(work, sink, inOrder(over), count).pipe(Effect.provide(context))))
       return slice.length
     })
 
@@ -634,13 +648,13 @@ export const IngestLive = Layer.scoped(
             return builder.finish()
           })
         if (segments.length === 1) {
-          // The common case: apply now, write while the next batch is applied.
+          // The common case: apply now, write while the next batches are applied.
           const work = yield* apply(segments[0]!)
           for (const part of parts.values()) part.applied = Math.max(part.applied, through)
           const waiting = performance.now()
-          yield* joinPrevious
+          while (writing.length >= WRITES_IN_FLIGHT) yield* Fiber.join(writing.shift()!)
           Metrics.writeWaitSeconds.unsafeUpdate((performance.now() - waiting) / 1000, [])
-          previous = yield* Effect.forkDaemon(record(work, parts, through, started))
+          writing.push(yield* Effect.forkDaemon(record(work, parts, through, started)))
           return
         }
         // A pass inside the batch: everything in order, nothing overlapped.
@@ -655,7 +669,7 @@ export const IngestLive = Layer.scoped(
           yield* record(work, new Map(), through, started)
         }
         for (const part of parts.values()) part.applied = Math.max(part.applied, through)
-        yield* recordBatch({ ...emptyBatch }, sink, written(emptyBatch, parts, through, started), count).pipe(Effect.provide(context))
+        yield* recordBatch({ ...emptyBatch }, sink, inOrder(written(emptyBatch, parts, through, started)), count).pipe(Effect.provide(context))
       })
 
     /** Hands on the events of the partitions owned now; one gained later opens it anew, one lost is told to it (`forget`). */
