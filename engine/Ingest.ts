@@ -35,7 +35,7 @@ export { retryForever } from "./ingest/RecordBatch.ts"
  * Batches whose stage two (publishes acknowledged, rows handed to the sink) may be under way while
  * the next is applied. With one, the loop waited for the previous batch's acknowledgements after
  * applying each batch: after a history import, when nearly every event also publishes a derived
- * event, JetStream took 100–120 ms to acknowledge a batch's, and the loop sat idle 150–665 ms of a
+ * event, JetStream took 95–251 ms to acknowledge a batch's, and the loop sat idle 150–665 ms of a
  * second while thousands of events waited (BENCHMARKS.md, 2026-12-07, early morning).
  */
 const WRITES_IN_FLIGHT = 2
