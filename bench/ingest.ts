@@ -236,15 +236,10 @@ const main = async () => {
     const pacedRate = PACED_RATE > 0 ? PACED_RATE : Math.round((rate * 0.5) / 100) * 100
     if (pacedRate > 0) {
       const before = last.latency
-      let previousSecond = before
-      let gcBefore = last.gcMs
-      let derivedSeen = last.derived
-      let writeWaitSeen = last.writeWait
-      let checkpointedSeen = last.checkpointed
-      let publishSeen = { batches: last.publishBatches, seconds: last.publishSeconds, sinkWait: last.sinkWait }
+      // The previous second's scrape: each paced second's figures are what changed since it.
+      let prior = last
       // The paced seconds apart by whether a pass over every member (the hourly sweep) was under way
       // at their start or end: the sweep is an hour's minute or so, and this phase can be all of it.
-      let passesBefore = last.passes
       let duringPass: Histogram | null = null
       let withoutPass: Histogram | null = null
       let secondsDuringPass = 0
@@ -272,30 +267,24 @@ const main = async () => {
         const now = scraped.latency
         const durable = now.count - before.count
         // When the late events were written: those over 1 s in this second (a stall shows as a spike).
-        const late = slowerThan(now, previousSecond, 1)
-        lastDuringPass = passesBefore > 0 || scraped.passes > 0
-        passesBefore = scraped.passes
+        const late = slowerThan(now, prior.latency, 1)
+        lastDuringPass = prior.passes > 0 || scraped.passes > 0
         if (lastDuringPass) {
-          duringPass = addDelta(duringPass, now, previousSecond)
+          duringPass = addDelta(duringPass, now, prior.latency)
           secondsDuringPass++
-        } else withoutPass = addDelta(withoutPass, now, previousSecond)
-        previousSecond = now
-        const gcThisSecond = Math.round(scraped.gcMs - gcBefore)
-        gcBefore = scraped.gcMs
+        } else withoutPass = addDelta(withoutPass, now, prior.latency)
+        const gcThisSecond = Math.round(scraped.gcMs - prior.gcMs)
         // The engine's own events published this second: after the history, each member's first live
         // event moves its recency score (an rfm.changed) and often a tag, nearly one per event at first.
-        const derivedThisSecond = scraped.derived - derivedSeen
-        derivedSeen = scraped.derived
+        const derivedThisSecond = scraped.derived - prior.derived
         // How long the engines' loops sat idle on NATS's acknowledgements or the ClickHouse sink this second.
-        const waitedThisSecond = Math.round((scraped.writeWait - writeWaitSeen) * 1000)
-        writeWaitSeen = scraped.writeWait
-        const checkpointedThisSecond = scraped.checkpointed - checkpointedSeen
-        checkpointedSeen = scraped.checkpointed
+        const waitedThisSecond = Math.round((scraped.writeWait - prior.writeWait) * 1000)
+        const checkpointedThisSecond = scraped.checkpointed - prior.checkpointed
         // What the loop waited on: the batches' acknowledgements (mean per batch), the sink taking rows.
-        const acked = scraped.publishBatches - publishSeen.batches
-        const ackMs = acked > 0 ? Math.round(((scraped.publishSeconds - publishSeen.seconds) * 1000) / acked) : 0
-        const sinkWaitMs = Math.round((scraped.sinkWait - publishSeen.sinkWait) * 1000)
-        publishSeen = { batches: scraped.publishBatches, seconds: scraped.publishSeconds, sinkWait: scraped.sinkWait }
+        const acked = scraped.publishBatches - prior.publishBatches
+        const ackMs = acked > 0 ? Math.round(((scraped.publishSeconds - prior.publishSeconds) * 1000) / acked) : 0
+        const sinkWaitMs = Math.round((scraped.sinkWait - prior.sinkWait) * 1000)
+        prior = scraped
         log(`  paced ${s + 1} s: ${((s + 1) * pacedRate).toLocaleString()} published, ${durable.toLocaleString()} durable (${late.toLocaleString()} of them written this second after more than 1 s); engines behind the stream by ${lags.map((l) => l.toLocaleString()).join(", ")};${lastDuringPass ? " a pass under way;" : ""} event loop held up to ${scraped.loopMaxMs} ms; collector ${gcThisSecond} ms, longest pause ${scraped.gcMaxMs} ms; ${derivedThisSecond.toLocaleString()} derived published; ${waitedThisSecond} ms waiting on earlier batches' writes; ${checkpointedThisSecond.toLocaleString()} states checkpointed; publishes acknowledged in ${ackMs} ms a batch (${acked} batches), ${sinkWaitMs} ms waiting for the row sink${profiling ? ` (monotonic ${(Number(process.hrtime.bigint() / 1000n) / 1e6).toFixed(2)} s, the profiles' clock)` : ""}`)
       }
       const target = EVENTS + seconds * pacedRate
@@ -303,8 +292,8 @@ const main = async () => {
       paced = `latency at a paced ${pacedRate.toLocaleString()} events/s for ${seconds} s: p50 ${quantile(last.latency, before, 0.5)}, p99 ${quantile(last.latency, before, 0.99)}`
       log(paced)
       // What was written after the last paced second belongs with it.
-      if (lastDuringPass) duringPass = addDelta(duringPass, last.latency, previousSecond)
-      else withoutPass = addDelta(withoutPass, last.latency, previousSecond)
+      if (lastDuringPass) duringPass = addDelta(duringPass, last.latency, prior.latency)
+      else withoutPass = addDelta(withoutPass, last.latency, prior.latency)
       const part = (h: Histogram | null, n: number) =>
         h === null || n === 0 ? `${n} s, no events` : `${n} s, ${h.count.toLocaleString()} events: p50 ${quantile(h, null, 0.5)}, p99 ${quantile(h, null, 0.99)}, over 1 s ${slowerThan(h, { buckets: [], count: 0 }, 1).toLocaleString()}`
       log(`  while a pass over every member was under way: ${part(duringPass, secondsDuringPass)}; with none: ${part(withoutPass, seconds - secondsDuringPass)}`)

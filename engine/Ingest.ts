@@ -209,8 +209,7 @@ export const IngestLive = Layer.scoped(
     /** Stage two of the batches whose effects are being written, oldest first (at most WRITES_IN_FLIGHT). */
     let writing: Array<Fiber.RuntimeFiber<void, unknown>> = []
     /** Each batch's `written` (and a pass slice's `over`) in the order the batches were applied. */
-    const completions = new InOrder()
-    const inOrder = (run: () => void) => completions.after(run)
+    const inOrder = new InOrder()
     let lastRound = Date.now()
     /** When the last checkpoint started (engine/ingest/CheckpointChoice.ts, `minGapMs`). */
     let lastCheckpointStart = Number.NEGATIVE_INFINITY
@@ -430,7 +429,7 @@ export const IngestLive = Layer.scoped(
 
     /** Stage two: publishes, and rows handed to the sink. */
     const record = (work: AppliedBatch, parts: ReadonlyMap<number, Owned>, through: number, started: number) =>
-      recordBatch(work, sink, inOrder(written(work, parts, through, started)), count).pipe(Effect.provide(context))
+      recordBatch(work, sink, inOrder.after(written(work, parts, through, started)), count).pipe(Effect.provide(context))
 
     /**
      * A pass over every member of the owned partitions (a marker reached in the stream), worked
@@ -588,7 +587,7 @@ export const IngestLive = Layer.scoped(
         if (everyone || finished.length > 0) wake()
       }
       yield* joinPrevious
-      writing.push(yield* Effect.forkDaemon(recordBatch(work, sink, inOrder(over), count).pipe(Effect.provide(context))))
+      writing.push(yield* Effect.forkDaemon(recordBatch(work, sink, inOrder.after(over), count).pipe(Effect.provide(context))))
       return slice.length
     })
 
@@ -669,7 +668,7 @@ export const IngestLive = Layer.scoped(
           yield* record(work, new Map(), through, started)
         }
         for (const part of parts.values()) part.applied = Math.max(part.applied, through)
-        yield* recordBatch({ ...emptyBatch }, sink, inOrder(written(emptyBatch, parts, through, started)), count).pipe(Effect.provide(context))
+        yield* recordBatch({ ...emptyBatch }, sink, inOrder.after(written(emptyBatch, parts, through, started)), count).pipe(Effect.provide(context))
       })
 
     /** Hands on the events of the partitions owned now; one gained later opens it anew, one lost is told to it (`forget`). */

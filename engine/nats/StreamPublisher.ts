@@ -250,7 +250,8 @@ export class StreamPublisher {
         try {
           this.send(first + i, subject, data, options ?? {})
         } catch (error) {
-          for (let j = i; j < messages.length; j++) this.waiting.delete(first + j)
+          // Those sent before it are answered (and ignored: the group has failed); those after it are not sent.
+          this.waiting.delete(first + i)
           group.failed(error instanceof Error ? error : new PublishError(String(error)))
           return
         }
