@@ -32,13 +32,17 @@ import * as Settings from "./Settings.ts"
 export { retryForever } from "./ingest/RecordBatch.ts"
 
 /**
+ * Held at 1 (one batch written while the next is applied) since the review of 2026-12-07: with 2,
+ * test/engine/Timers.test.ts timed out waiting for its 40 timer requests in three runs of three beside
+ * PassOrder and Durability, where the code with 1 passed; not explained yet.
+ *
  * Batches whose stage two (publishes acknowledged, rows handed to the sink) may be under way while
  * the next is applied. With one, the loop waited for the previous batch's acknowledgements after
  * applying each batch: after a history import, when nearly every event also publishes a derived
  * event, JetStream took 95–251 ms to acknowledge a batch's, and the loop sat idle 150–665 ms of a
  * second while thousands of events waited (BENCHMARKS.md, 2026-12-07, early morning).
  */
-const WRITES_IN_FLIGHT = 2
+const WRITES_IN_FLIGHT = 1
 
 /** Resumes after the I/O callbacks waiting now have run (`setImmediate`: the loop's check phase, after its poll). */
 const yieldToEventLoop = Effect.async<void>((resume) => {
