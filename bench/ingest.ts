@@ -10,7 +10,7 @@
  * as the ceiling.
  */
 import { AckPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream"
-import { readFileSync, writeFileSync } from "node:fs"
+import { readdirSync, readFileSync, writeFileSync } from "node:fs"
 import { dropTopology, natsConnect, uniqueTopology } from "../test/support/nats.ts"
 import { drained as enginesDrained, startEngine, tempDir } from "../test/support/engine.ts"
 import { journeysDir } from "../test/support/journeys.ts"
@@ -85,6 +85,17 @@ const parseMetrics = (text: string) => {
     publishSeconds: value("memberflow_publish_seconds_sum"),
     /** Seconds batches waited for the ClickHouse sink to take their rows. */
     sinkWait: value("memberflow_row_sink_wait_seconds_total"),
+    /** CPU seconds so far: the engine's own thread, and its whole process (reader thread, ClickHouse, V8's helpers too). */
+    threadCpu: value("memberflow_engine_thread_cpu_seconds_total"),
+    processCpu: value("process_cpu_seconds_total"),
+    /**
+     * The engine's thread ready to run and waiting for a core so far; its holds of 250 ms or more, and
+     * of them its time on a core and waiting for one (engine/Metrics.ts, `watchHolds`; the rest it was blocked).
+     */
+    threadWaiting: value("memberflow_engine_thread_waiting_seconds_total"),
+    held: value("memberflow_event_loop_held_seconds_total"),
+    heldCpu: value("memberflow_event_loop_held_cpu_seconds_total"),
+    heldWaiting: value("memberflow_event_loop_held_waiting_seconds_total"),
     /** The longest the engine's thread held its callbacks up since the previous scrape. */
     loopMaxMs: Math.round(value("nodejs_eventloop_lag_max_seconds") * 1000),
     /** The longest single collector pause since the previous scrape, and the collector's pauses in all so far (ms). */
@@ -125,6 +136,36 @@ const rssOf = (pid: number) => {
   return { peakMb: kb("VmHWM") / 1024, nowMb: kb("VmRSS") / 1024 }
 }
 
+/** CPU seconds the whole machine has been busy (not idle nor waiting on I/O), from /proc/stat. */
+const boxBusySeconds = (): number => {
+  const fields = readFileSync("/proc/stat", "latin1").split("\n", 1)[0]!.trim().split(/\s+/).slice(1).map(Number)
+  const idle = (fields[3] ?? 0) + (fields[4] ?? 0)
+  return (fields.reduce((sum, n) => sum + n, 0) - idle) / 100
+}
+
+/** CPU seconds the local nats-server process has used (its pid found once by name), or null. */
+const natsPid = (() => {
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue
+    try {
+      if (readFileSync(`/proc/${entry}/comm`, "latin1").trim() === "nats-server") return Number(entry)
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return null
+})()
+const natsCpuSeconds = (): number | null => {
+  if (natsPid === null) return null
+  try {
+    const stat = readFileSync(`/proc/${natsPid}/stat`, "latin1")
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+    return (Number(fields[11]) + Number(fields[12])) / 100
+  } catch {
+    return null
+  }
+}
+
 const main = async () => {
   const topology = uniqueTopology("bench")
   Object.assign(topology.env, JOURNEYS ? {} : { JOURNEYS_DIR: journeysDir([], { programOnly: true }) })
@@ -150,6 +191,12 @@ const main = async () => {
       publishBatches: sum.publishBatches + m.publishBatches,
       publishSeconds: sum.publishSeconds + m.publishSeconds,
       sinkWait: sum.sinkWait + m.sinkWait,
+      threadCpu: sum.threadCpu + m.threadCpu,
+      processCpu: sum.processCpu + m.processCpu,
+      threadWaiting: sum.threadWaiting + m.threadWaiting,
+      held: sum.held + m.held,
+      heldCpu: sum.heldCpu + m.heldCpu,
+      heldWaiting: sum.heldWaiting + m.heldWaiting,
       loopMaxMs: Math.max(sum.loopMaxMs, m.loopMaxMs),
       gcMaxMs: Math.max(sum.gcMaxMs, m.gcMaxMs),
       gcMs: sum.gcMs + m.gcMs,
@@ -238,6 +285,8 @@ const main = async () => {
       const before = last.latency
       // The previous second's scrape: each paced second's figures are what changed since it.
       let prior = last
+      let priorBox = boxBusySeconds()
+      let priorNats = natsCpuSeconds()
       // The paced seconds apart by whether a pass over every member (the hourly sweep) was under way
       // at their start or end: the sweep is an hour's minute or so, and this phase can be all of it.
       let duringPass: Histogram | null = null
@@ -284,8 +333,15 @@ const main = async () => {
         const acked = scraped.publishBatches - prior.publishBatches
         const ackMs = acked > 0 ? Math.round(((scraped.publishSeconds - prior.publishSeconds) * 1000) / acked) : 0
         const sinkWaitMs = Math.round((scraped.sinkWait - prior.sinkWait) * 1000)
+        // Where the two cores went this second: the engine's thread, its whole process, NATS, the machine.
+        const box = boxBusySeconds()
+        const nats = natsCpuSeconds()
+        const ms = (seconds: number) => Math.round(seconds * 1000)
+        const cpuText = `CPU: engine thread ${ms(scraped.threadCpu - prior.threadCpu)} ms (waiting for a core ${ms(scraped.threadWaiting - prior.threadWaiting)} ms), engine process ${ms(scraped.processCpu - prior.processCpu)} ms, nats-server ${nats === null || priorNats === null ? "?" : ms(nats - priorNats)} ms, machine ${ms(box - priorBox)} ms busy; holds ${ms(scraped.held - prior.held)} ms, the thread on a core ${ms(scraped.heldCpu - prior.heldCpu)} ms of them and waiting for one ${ms(scraped.heldWaiting - prior.heldWaiting)} ms`
+        priorBox = box
+        priorNats = nats
         prior = scraped
-        log(`  paced ${s + 1} s: ${((s + 1) * pacedRate).toLocaleString()} published, ${durable.toLocaleString()} durable (${late.toLocaleString()} of them written this second after more than 1 s); engines behind the stream by ${lags.map((l) => l.toLocaleString()).join(", ")};${lastDuringPass ? " a pass under way;" : ""} event loop held up to ${scraped.loopMaxMs} ms; collector ${gcThisSecond} ms, longest pause ${scraped.gcMaxMs} ms; ${derivedThisSecond.toLocaleString()} derived published; ${waitedThisSecond} ms waiting on earlier batches' writes; ${checkpointedThisSecond.toLocaleString()} states checkpointed; publishes acknowledged in ${ackMs} ms a batch (${acked} batches), ${sinkWaitMs} ms waiting for the row sink${profiling ? ` (monotonic ${(Number(process.hrtime.bigint() / 1000n) / 1e6).toFixed(2)} s, the profiles' clock)` : ""}`)
+        log(`  paced ${s + 1} s: ${((s + 1) * pacedRate).toLocaleString()} published, ${durable.toLocaleString()} durable (${late.toLocaleString()} of them written this second after more than 1 s); engines behind the stream by ${lags.map((l) => l.toLocaleString()).join(", ")};${lastDuringPass ? " a pass under way;" : ""} event loop held up to ${scraped.loopMaxMs} ms; collector ${gcThisSecond} ms, longest pause ${scraped.gcMaxMs} ms; ${derivedThisSecond.toLocaleString()} derived published; ${waitedThisSecond} ms waiting on earlier batches' writes; ${checkpointedThisSecond.toLocaleString()} states checkpointed; publishes acknowledged in ${ackMs} ms a batch (${acked} batches), ${sinkWaitMs} ms waiting for the row sink; ${cpuText}${profiling ? ` (monotonic ${(Number(process.hrtime.bigint() / 1000n) / 1e6).toFixed(2)} s, the profiles' clock)` : ""}`)
       }
       const target = EVENTS + seconds * pacedRate
       while ((last = await metrics()).received < target || !(await drained())) await new Promise((r) => setTimeout(r, 250))

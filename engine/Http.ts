@@ -1,6 +1,6 @@
 import { HttpRouter, HttpServer, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
-import { Clock, Config, ConfigError, Effect, Layer, Option, Redacted } from "effect"
+import { Clock, Config, ConfigError, Effect, Layer, Option, Redacted, Runtime } from "effect"
 import { createServer, type Server } from "node:http"
 import { isLoopback, tokenMatches } from "./AdminAuth.ts"
 import { Clickhouse } from "./Clickhouse.ts"
@@ -10,7 +10,7 @@ import { Ingest } from "./Ingest.ts"
 import { Timers } from "./Timers.ts"
 import { JourneyRuntime } from "./JourneyRuntime.ts"
 import { MemberLookup } from "./MemberLookup.ts"
-import { observeGc, renderPrometheus } from "./Metrics.ts"
+import { observeGc, renderPrometheus, watchHolds } from "./Metrics.ts"
 import { twilioStatusCallback } from "./Webhooks.ts"
 import { Nats } from "./Nats.ts"
 import { ProgramRuntime } from "./ProgramRuntime.ts"
@@ -34,6 +34,17 @@ export const HttpLive = Layer.unwrapEffect(
       )
     }
     observeGc()
+    // A hold of half a second or more is logged with how the thread spent it (engine/Metrics.ts, `watchHolds`).
+    const runtime = yield* Effect.runtime<never>()
+    const ms = (value: number | null) => (value === null ? "unknown" : Math.round(value))
+    watchHolds(({ heldMs, cpuMs, waitingMs }) => {
+      if (heldMs < 500) return
+      Runtime.runFork(runtime)(
+        Effect.logWarning("the engine's thread held events up").pipe(
+          Effect.annotateLogs({ heldMs: Math.round(heldMs), onCoreMs: ms(cpuMs), waitingForCoreMs: ms(waitingMs) })
+        )
+      )
+    })
 
     const guarded = <E, R>(handler: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>) =>
       Effect.gen(function* () {

@@ -1,4 +1,5 @@
 import { Effect, Metric, MetricBoundaries, MetricLabel, MetricState } from "effect"
+import { readFileSync } from "node:fs"
 import { constants, type IntervalHistogram, monitorEventLoopDelay, PerformanceObserver } from "node:perf_hooks"
 
 /** The engine's metrics (operations.md, "Observability"); rendered for Prometheus at /metrics. */
@@ -113,6 +114,83 @@ const loopDelayLines = (): Array<string> => {
 }
 
 /**
+ * The calling thread's time on a core and time ready to run but waiting for one (seconds), from
+ * Linux's /proc/thread-self/schedstat; null where there is none. Called on the engine's thread, it
+ * is that thread's own: the process's CPU (`process.cpuUsage`) also counts the event reader's
+ * thread, the embedded ClickHouse's and V8's helpers.
+ */
+export const threadSchedule = (): { readonly cpu: number; readonly waiting: number } | null => {
+  try {
+    const [cpu, waiting] = readFileSync("/proc/thread-self/schedstat", "latin1").split(" ").map(Number)
+    return Number.isFinite(cpu) && Number.isFinite(waiting) ? { cpu: cpu! / 1e9, waiting: waiting! / 1e9 } : null
+  } catch {
+    return null
+  }
+}
+
+export const loopHoldSeconds = Metric.counter("memberflow_event_loop_held_seconds_total", {
+  description: "time the engine's thread held its callbacks up, counted in holds of 250 ms or more",
+  incremental: true
+})
+export const loopHoldCpuSeconds = Metric.counter("memberflow_event_loop_held_cpu_seconds_total", {
+  description: "of those holds, the time the engine's thread was on a core (its work, or the collector's) (Linux)",
+  incremental: true
+})
+export const loopHoldWaitingSeconds = Metric.counter("memberflow_event_loop_held_waiting_seconds_total", {
+  description: "of those holds, the time the engine's thread was ready to run and waited for a core the machine's other work had (Linux); the rest it was blocked, as on the collector's helper threads",
+  incremental: true
+})
+
+/** A hold of the engine's thread (`watchHolds`): its length, and of it the time on a core and the time waiting for one (null off Linux). */
+export interface Hold {
+  readonly heldMs: number
+  readonly cpuMs: number | null
+  readonly waitingMs: number | null
+}
+
+const HOLD_TICK_MS = 50
+/** A tick this much later than due is a hold. */
+export const HOLD_MS = 250
+let holdWatch: ReturnType<typeof setInterval> | null = null
+const holdListeners = new Set<(hold: Hold) => void>()
+
+/**
+ * Watches the engine's thread for holds: a 50 ms tick that comes 250 ms late or more. Each is
+ * counted (`loopHoldSeconds`) with how the thread spent it — on a core (`loopHoldCpuSeconds`),
+ * ready and waiting for one (`loopHoldWaitingSeconds`), or else blocked — and handed to `onHold`
+ * until the function returned is called. The loop-delay gauges say that the thread was held; this
+ * says why: its own work (or the collector's on it), the machine's other work on the two cores
+ * (NATS, the embedded ClickHouse, the event reader), or a wait such as the collector's on its
+ * helper threads.
+ */
+export const watchHolds = (onHold: (hold: Hold) => void): (() => void) => {
+  holdListeners.add(onHold)
+  if (holdWatch === null) {
+    let last = performance.now()
+    let lastSchedule = threadSchedule()
+    holdWatch = setInterval(() => {
+      const now = performance.now()
+      const schedule = threadSchedule()
+      const late = now - last - HOLD_TICK_MS
+      if (late >= HOLD_MS) {
+        // What the thread did over the whole interval, the tick's own 50 ms with it, is at most the hold.
+        const share = (of: "cpu" | "waiting") =>
+          schedule === null || lastSchedule === null ? null : Math.max(0, Math.min(late, (schedule[of] - lastSchedule[of]) * 1000))
+        const hold: Hold = { heldMs: late, cpuMs: share("cpu"), waitingMs: share("waiting") }
+        loopHoldSeconds.unsafeUpdate(late / 1000, [])
+        if (hold.cpuMs !== null) loopHoldCpuSeconds.unsafeUpdate(hold.cpuMs / 1000, [])
+        if (hold.waitingMs !== null) loopHoldWaitingSeconds.unsafeUpdate(hold.waitingMs / 1000, [])
+        for (const listener of holdListeners) listener(hold)
+      }
+      last = now
+      lastSchedule = schedule
+    }, HOLD_TICK_MS)
+    holdWatch.unref()
+  }
+  return () => holdListeners.delete(onHold)
+}
+
+/**
  * The collector's pauses of the engine's thread, by kind, as prom-client's `nodejs_gc_duration_seconds`
  * (Node's `gc` performance entries): with a heap of member states, a major collection is the likeliest
  * thing to hold events up, and this tells it from a slow insert or a stalled broker.
@@ -203,6 +281,19 @@ export const renderPrometheus = Effect.map(Metric.snapshot, (pairs) => {
   lines.push("# HELP nodejs_external_memory_bytes memory outside the V8 heap held by JS objects (buffers, the embedded ClickHouse's results)")
   lines.push("# TYPE nodejs_external_memory_bytes gauge")
   lines.push(`nodejs_external_memory_bytes ${memory.external}`)
+  const cpu = process.cpuUsage()
+  lines.push("# HELP process_cpu_seconds_total user and system CPU time of the engine process, all its threads")
+  lines.push("# TYPE process_cpu_seconds_total counter")
+  lines.push(`process_cpu_seconds_total ${(cpu.user + cpu.system) / 1e6}`)
+  const schedule = threadSchedule()
+  if (schedule !== null) {
+    lines.push("# HELP memberflow_engine_thread_cpu_seconds_total time the engine's own thread was on a core (Linux); process_cpu_seconds_total counts every thread of the process")
+    lines.push("# TYPE memberflow_engine_thread_cpu_seconds_total counter")
+    lines.push(`memberflow_engine_thread_cpu_seconds_total ${schedule.cpu}`)
+    lines.push("# HELP memberflow_engine_thread_waiting_seconds_total time the engine's own thread was ready to run and waited for a core (Linux): the machine's other work had them")
+    lines.push("# TYPE memberflow_engine_thread_waiting_seconds_total counter")
+    lines.push(`memberflow_engine_thread_waiting_seconds_total ${schedule.waiting}`)
+  }
   lines.push(...loopDelayLines())
   lines.push(...gcMaxLines())
   return lines.join("\n") + "\n"
