@@ -173,7 +173,7 @@ export const IngestLive = Layer.scoped(
     Metrics.passHeldTotal.unsafeUpdate(0, [])
     yield* migrateLegacyTimers(count)
     const context = yield* Effect.context<Nats | Topology | Clickhouse | Timers>()
-    const sink = yield* makeRowSink(yield* Clickhouse, sinkRows)
+    const sink = yield* makeRowSink(yield* Clickhouse, sinkRows, yield* Settings.groupCommitMs)
     const readerOptions = { stream: topology.stream, subjectPrefix: topology.subjectPrefix, maxBytes, batchSize, batchWindow }
     const readers: EventReaders = (yield* ReaderKindConfig) === "thread"
       ? threadReaders(js, readerOptions)

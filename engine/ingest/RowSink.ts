@@ -13,6 +13,12 @@ import { retryForever } from "./Retry.ts"
  *
  * A batch's rows are encoded as they are offered, onto each table's lines for the next insert
  * (engine/store/RowBody.ts): what waits is bytes outside the heap, not objects the collector copies.
+ *
+ * A commit starts `minGapMs` after the previous one started at the soonest
+ * (`MEMBERFLOW_GROUP_COMMIT_MS`, 0 by default): an insert costs the embedded ClickHouse 20–30 ms of
+ * CPU whatever its size, and back to back under live traffic its inserts and merges took more of
+ * the machine's CPU than the engine's own thread; a gap trades that for latency (BENCHMARKS.md,
+ * 2026-12-07, morning).
  */
 
 export type TableRows = ReadonlyArray<readonly [table: string, rows: ReadonlyArray<unknown>]>
@@ -33,7 +39,7 @@ export interface RowSink {
   readonly stop: Effect.Effect<void>
 }
 
-export const makeRowSink = (clickhouse: Clickhouse["Type"], maxRows: number) =>
+export const makeRowSink = (clickhouse: Clickhouse["Type"], maxRows: number, minGapMs = 0) =>
   Effect.gen(function* () {
     /** The `done` of each batch offered since the insert under way started. */
     let queue: Array<() => void> = []
@@ -56,6 +62,8 @@ export const makeRowSink = (clickhouse: Clickhouse["Type"], maxRows: number) =>
       if (queued === 0 && inFlight === 0) for (const resume of idle.splice(0)) resume()
     }
 
+    /** When the last commit started: the next waits until `minGapMs` after it. */
+    let lastStart = Number.NEGATIVE_INFINITY
     const round = Effect.gen(function* () {
       if (queue.length === 0) {
         yield* Effect.async<void>((resume) => {
@@ -63,6 +71,9 @@ export const makeRowSink = (clickhouse: Clickhouse["Type"], maxRows: number) =>
         })
         wake = null
       }
+      const gap = lastStart + minGapMs - Date.now()
+      if (gap > 0) yield* Effect.sleep(gap)
+      lastStart = Date.now()
       const taken = queue
       const inserts = lines
       queue = []

@@ -47,6 +47,38 @@ describe("the row sink", () => {
   )
 
   it.live(
+    "with a gap between group commits (MEMBERFLOW_GROUP_COMMIT_MS), a steady flow goes in a few large inserts, not one per few rows, and every row lands",
+    () =>
+      Effect.gen(function* () {
+        const clickhouse = yield* Clickhouse
+        const gapMs = 300
+        const sink = yield* makeRowSink(clickhouse, 1_000_000, gapMs)
+        // When each batch was written: a group commit's batches are told theirs together, in one loop.
+        const writtenAt: Array<number> = []
+        let offered = 0
+        const started = performance.now()
+        while (performance.now() - started < 1_200) {
+          const n = offered++
+          yield* sink.offer([["rejected_events", [row(`gap-${n}`)]]], () => writtenAt.push(performance.now()))
+          yield* Effect.sleep("2 millis")
+        }
+        const elapsed = performance.now() - started
+        yield* sink.flushed
+        expect(writtenAt.length).toBe(offered)
+        const commits: Array<number> = []
+        for (const at of writtenAt) if (commits.length === 0 || at - commits[commits.length - 1]! > 5) commits.push(at)
+        // Back to back, a commit of a few rows into chDB takes tens of milliseconds: dozens of them
+        // in 1.2 s. With the gap, one at the first offer and then one each 300 ms at most.
+        expect(commits.length).toBeGreaterThanOrEqual(2)
+        expect(commits.length).toBeLessThanOrEqual(Math.ceil(elapsed / gapMs) + 2)
+        const counted = yield* clickhouse.query<{ n: number }>("SELECT toUInt32(count()) AS n FROM rejected_events FINAL WHERE rejection_id LIKE 'gap-%'")
+        expect(counted[0]?.n).toBe(offered)
+        yield* sink.stop
+      }).pipe(Effect.provide(tempClickhouseLayer())),
+    60_000
+  )
+
+  it.live(
     "an offer past the pending-rows limit waits for the inserts (counted in memberflow_row_sink_wait_seconds_total), and every row still lands",
     () =>
       Effect.gen(function* () {
