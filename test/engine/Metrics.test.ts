@@ -79,12 +79,12 @@ describe("Metrics", () => {
       const blocked = holds.find((hold) => hold.at >= blockedEnd)
       expect(busy?.heldMs).toBeGreaterThanOrEqual(250)
       expect(blocked?.heldMs).toBeGreaterThanOrEqual(250)
-      // Other test files share the two cores: a lower bound for the busy hold on a core, upper ones
-      // for the blocked hold (neither on a core nor waiting for one).
-      expect(busy?.cpuMs).toBeGreaterThanOrEqual(100)
+      // Other test files share the two cores (a full suite runs three at once): a low bound for the
+      // busy hold on a core, a lower one over the blocked hold (neither on a core nor waiting for one).
+      expect(busy?.cpuMs).toBeGreaterThanOrEqual(60)
       expect(busy?.waitingMs).toBeTypeOf("number")
-      expect(blocked?.cpuMs).toBeLessThanOrEqual(100)
-      expect(blocked?.waitingMs).toBeLessThanOrEqual(100)
+      expect(blocked?.cpuMs).toBeLessThanOrEqual(40)
+      expect(blocked?.waitingMs).toBeLessThanOrEqual(40)
 
       const held = counter(after, "memberflow_event_loop_held_seconds_total") - counter(before, "memberflow_event_loop_held_seconds_total")
       expect(held).toBeCloseTo(holds.reduce((sum, hold) => sum + hold.heldMs, 0) / 1000, 3)
@@ -95,7 +95,7 @@ describe("Metrics", () => {
       // The thread's CPU: at least the busy hold's, and no more than the whole process's.
       expect(after).toContain("# TYPE memberflow_engine_thread_cpu_seconds_total counter")
       const thread = gauge(after, "memberflow_engine_thread_cpu_seconds_total")
-      expect(thread - gauge(before, "memberflow_engine_thread_cpu_seconds_total")).toBeGreaterThanOrEqual(0.1)
+      expect(thread - gauge(before, "memberflow_engine_thread_cpu_seconds_total")).toBeGreaterThanOrEqual(0.06)
       expect(gauge(after, "process_cpu_seconds_total")).toBeGreaterThanOrEqual(thread)
       expect(gauge(after, "memberflow_engine_thread_waiting_seconds_total")).toBeGreaterThanOrEqual(0)
     }))
@@ -107,11 +107,12 @@ describe("Metrics", () => {
     while (Date.now() < until) {
       // busy
     }
+    // Under a full suite the thread may get a third of the 150 ms; asleep it gets next to none.
     const busy = threadSchedule()!
-    expect(busy.cpu - start!.cpu).toBeGreaterThan(0.05)
+    expect(busy.cpu - start!.cpu).toBeGreaterThan(0.02)
     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 200)
     const slept = threadSchedule()!
-    expect(slept.cpu - busy.cpu).toBeLessThan(0.05)
+    expect(slept.cpu - busy.cpu).toBeLessThan(0.01)
     expect(slept.waiting).toBeGreaterThanOrEqual(busy.waiting)
   })
 })
