@@ -29,12 +29,13 @@ import { publishFile } from "./Publisher.ts"
 import { migrate } from "./store/Migrations.ts"
 import { ensureTopology, Topology } from "./Topology.ts"
 import * as Settings from "./Settings.ts"
+import { ThreadPriorityLive } from "./ThreadPriority.ts"
 
 const ClickhouseLive = Clickhouse.layerConfig
 const NatsLive = Layer.merge(Nats.layer, Topology.layer)
 
 /** The engine: everything `memberflow run` starts, in dependency order. */
-export const EngineLive = Layer.mergeAll(MaintenanceLive, HttpLive, BroadcastsLive, DeliveryLive, ExperimentsLive).pipe(
+export const EngineLive = Layer.mergeAll(MaintenanceLive, HttpLive, BroadcastsLive, DeliveryLive, ExperimentsLive, ThreadPriorityLive).pipe(
   Layer.provideMerge(IngestLive),
   Layer.provideMerge(TimersLive),
   Layer.provideMerge(Layer.mergeAll(MemberStore.Default, MemberLookup.Default, ProgramRuntime.Default, JourneyRuntime.Default, Channels.layer(liveSenders), MessageLedger.Default)),

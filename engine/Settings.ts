@@ -56,6 +56,12 @@ export const pendingRows = whole("MEMBERFLOW_PENDING_ROWS", 100_000, 1, 100_000_
 // more latency; on this machine 200 ms took the embedded ClickHouse from about 0.55 to 0.2 s of CPU
 // a second in bench:ingest's live traffic, but did not make fewer events late (BENCHMARKS.md,
 // 2026-12-07, morning).
+/**
+ * The niceness of the process's threads but the engine's own and the event reader's
+ * (engine/ThreadPriority.ts); 0 leaves them. At 10, bench:ingest drained its backlog faster in
+ * six alternating runs of six (BENCHMARKS.md, 2026-12-07, morning).
+ */
+export const threadsNice = whole("MEMBERFLOW_THREADS_NICE", 10, 0, 19, "a whole number")
 export const groupCommitMs = whole("MEMBERFLOW_GROUP_COMMIT_MS", 0, 0, 60_000, "a whole number of milliseconds")
 export const passShare = Config.number("MEMBERFLOW_PASS_SHARE").pipe(
   Config.withDefault(0.3),
@@ -135,6 +141,7 @@ export const checkRunSettings: Effect.Effect<void, import("effect/ConfigError").
     checkpointMembers,
     pendingRows,
     groupCommitMs,
+    threadsNice,
     passShare,
     passTimerBurst,
     cacheMembers,

@@ -5,6 +5,7 @@ import { connectNats } from "../Nats.ts"
 import { readStream } from "./Batcher.ts"
 import { deliver, encodeDelivered, type PartitionFilter } from "./Delivered.ts"
 import type { ReaderCommand, ReaderReport, ReaderThreadOptions } from "./EventReader.ts"
+import { nameThisThread, READER_THREAD_NAME } from "../ThreadName.ts"
 
 /**
  * The event reader's thread (engine/ingest/EventReader.ts): its own NATS connection and ordered
@@ -17,6 +18,9 @@ import type { ReaderCommand, ReaderReport, ReaderThreadOptions } from "./EventRe
 const options = workerData as ReaderThreadOptions
 const port = parentPort
 if (port === null) throw new Error("engine/ingest/ReaderThread.ts runs as a worker thread only")
+// Named, so that `top -H` tells it apart, and so that MEMBERFLOW_THREADS_NICE leaves it at the
+// engine's priority: the engine's thread waits on its batches (engine/ThreadPriority.ts).
+nameThisThread(READER_THREAD_NAME)
 
 const post = (report: ReaderReport) => port.postMessage(report)
 const messageOf = (error: unknown): string => (error instanceof Error ? error.message : String(error))

@@ -50,6 +50,8 @@ describe("the engine's settings", () => {
       ["MEMBERFLOW_PENDING_ROWS", "0", /MEMBERFLOW_PENDING_ROWS must be a whole number of rows from 1/],
       ["MEMBERFLOW_GROUP_COMMIT_MS", "-1", /MEMBERFLOW_GROUP_COMMIT_MS must be a whole number of milliseconds from 0 to 60,000/],
       ["MEMBERFLOW_GROUP_COMMIT_MS", "0.5", /MEMBERFLOW_GROUP_COMMIT_MS/],
+      ["MEMBERFLOW_THREADS_NICE", "20", /MEMBERFLOW_THREADS_NICE must be a whole number from 0 to 19/],
+      ["MEMBERFLOW_THREADS_NICE", "-5", /MEMBERFLOW_THREADS_NICE must be a whole number from 0 to 19/],
       ["MEMBERFLOW_CACHE_MEMBERS", "-1", /MEMBERFLOW_CACHE_MEMBERS must be a whole number of member states from 0/],
       ["MEMBERFLOW_ACK_WAIT_MS", "10", /MEMBERFLOW_ACK_WAIT_MS must be a whole number of milliseconds from 1,000/],
       ["MEMBERFLOW_SMS_CONCURRENCY", "0", /MEMBERFLOW_SMS_CONCURRENCY must be a whole number of requests from 1 to 10,000/],

@@ -1,0 +1,92 @@
+import { readdirSync, readFileSync } from "node:fs"
+import { getPriority } from "node:os"
+import { Worker } from "node:worker_threads"
+import { afterAll, describe, expect, it } from "vitest"
+import { READER_THREAD_NAME } from "../../engine/ThreadName.ts"
+import { lowerOtherThreads } from "../../engine/ThreadPriority.ts"
+import { type EngineProcess, eventually, startEngine } from "../support/engine.ts"
+import { dropTopology, type TestTopology, uniqueTopology } from "../support/nats.ts"
+
+/** A worker thread that names itself (if asked) and reports its thread id. */
+const worker = (name: string | null): Promise<{ readonly thread: Worker; readonly tid: number }> =>
+  new Promise((ok, fail) => {
+    const thread = new Worker(
+      `const { parentPort, workerData } = require("node:worker_threads")
+       const fs = require("node:fs")
+       if (workerData.name !== null) fs.writeFileSync("/proc/thread-self/comm", workerData.name)
+       parentPort.postMessage(Number(fs.readlinkSync("/proc/thread-self").split("/").pop()))
+       setInterval(() => {}, 1000)`,
+      { eval: true, workerData: { name } }
+    )
+    thread.once("message", (tid: number) => ok({ thread, tid }))
+    thread.once("error", fail)
+  })
+
+/** Each thread of a process: its name and niceness, from /proc. */
+const threadsOf = (pid: number): Array<{ readonly tid: number; readonly name: string; readonly nice: number }> =>
+  readdirSync(`/proc/${pid}/task`).flatMap((task) => {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${task}/stat`, "latin1")
+      // After the name in parentheses: state is field 3, nice field 19.
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+      return [{ tid: Number(task), name: stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")")), nice: Number(fields[16]) }]
+    } catch {
+      return []
+    }
+  })
+
+describe("the engine's thread first when the cores are contended (MEMBERFLOW_THREADS_NICE)", () => {
+  const engines: Array<EngineProcess> = []
+  const topologies: Array<TestTopology> = []
+  afterAll(async () => {
+    await Promise.all(engines.map((engine) => engine.kill("SIGKILL")))
+    await Promise.all(topologies.map(dropTopology))
+  })
+
+  it("the process's other threads get the niceness, the engine's own and the event reader's keep theirs, and a second pass changes nothing", async () => {
+    const helper = await worker(null)
+    const reader = await worker(READER_THREAD_NAME)
+    try {
+      expect(getPriority(helper.tid)).toBe(0)
+      expect(lowerOtherThreads(7)).toBeGreaterThanOrEqual(1)
+      expect(getPriority(helper.tid)).toBe(7)
+      expect(getPriority(reader.tid)).toBe(0)
+      expect(getPriority(process.pid)).toBe(0)
+      expect(lowerOtherThreads(7)).toBe(0)
+      // 0 leaves every thread as it is.
+      expect(lowerOtherThreads(0)).toBe(0)
+    } finally {
+      await Promise.all([helper.thread.terminate(), reader.thread.terminate()])
+    }
+  })
+
+  it("`memberflow run` (MEMBERFLOW_THREADS_NICE 10 by default): every thread but the engine's and the reader's at 10, ClickHouse's started later too; with 0, none changed", async () => {
+    const topology = uniqueTopology("nice")
+    topologies.push(topology)
+    const engine = await startEngine({ ...topology.env }, "nice")
+    engines.push(engine)
+    const pid = engine.child.pid!
+    await eventually(
+      async () => {
+        const threads = threadsOf(pid)
+        const others = threads.filter((thread) => thread.tid !== pid && thread.name !== READER_THREAD_NAME)
+        return others.length > 0 && others.every((thread) => thread.nice === 10)
+      },
+      10_000,
+      "the other threads at nice 10"
+    )
+    const threads = threadsOf(pid)
+    expect(threads.find((thread) => thread.tid === pid)?.nice).toBe(0)
+    const readers = threads.filter((thread) => thread.name === READER_THREAD_NAME)
+    expect(readers).toHaveLength(1)
+    expect(readers[0]?.nice).toBe(0)
+    expect(engine.output()).toContain("the engine's other threads run at a lower priority")
+
+    // With 0 the engine changes no thread (ClickHouse's own may set theirs: run as root, its
+    // memory worker raises itself to -20).
+    const plain = await startEngine({ ...topology.env, MEMBERFLOW_THREADS_NICE: "0" }, "nice-off")
+    engines.push(plain)
+    expect(threadsOf(plain.child.pid!).filter((thread) => thread.nice === 10)).toEqual([])
+    expect(plain.output()).not.toContain("the engine's other threads run at a lower priority")
+  }, 90_000)
+})
