@@ -14,6 +14,7 @@ import { readdirSync, readFileSync, writeFileSync } from "node:fs"
 import { dropTopology, natsConnect, uniqueTopology } from "../test/support/nats.ts"
 import { drained as enginesDrained, startEngine, tempDir } from "../test/support/engine.ts"
 import { journeysDir } from "../test/support/journeys.ts"
+import { procStat } from "../test/support/proc.ts"
 import { StreamPublisher } from "../engine/nats/StreamPublisher.ts"
 import { makeEvent as makeBenchEvent } from "./events.ts"
 
@@ -76,7 +77,7 @@ const parseMetrics = (text: string) => {
     received: value("memberflow_events_received_total"),
     applied: value("memberflow_events_applied_total"),
     derived: value("memberflow_derived_events_published_total"),
-    /** Seconds the ingest loop waited, with the next batch applied, on earlier batches' writes (two being written already). */
+    /** Seconds the ingest loop waited, with the next batch applied, on earlier batches' writes (as many as are written at once being under way). */
     writeWait: value("memberflow_ingest_write_wait_seconds_total"),
     /** Member states written to KV by checkpoints. */
     checkpointed: value("memberflow_checkpoint_states_total"),
@@ -156,14 +157,9 @@ const natsPid = (() => {
   return null
 })()
 const natsCpuSeconds = (): number | null => {
-  if (natsPid === null) return null
-  try {
-    const stat = readFileSync(`/proc/${natsPid}/stat`, "latin1")
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
-    return (Number(fields[11]) + Number(fields[12])) / 100
-  } catch {
-    return null
-  }
+  const stat = natsPid === null ? null : procStat(`/proc/${natsPid}/stat`)
+  // utime and stime, in ticks of 1/100 s.
+  return stat === null ? null : (stat.field(14) + stat.field(15)) / 100
 }
 
 const main = async () => {

@@ -651,7 +651,7 @@ export const IngestLive = Layer.scoped(
             return builder.finish()
           })
         if (segments.length === 1) {
-          // The common case: apply now, write while the next batches are applied.
+          // The common case: apply now, write while the next batch (or batches: WRITES_IN_FLIGHT) is applied.
           const work = yield* apply(segments[0]!)
           for (const part of parts.values()) part.applied = Math.max(part.applied, through)
           const waiting = performance.now()

@@ -38,12 +38,12 @@ export const memberReads = Metric.counter("memberflow_member_reads_total", {
 })
 /**
  * The ingest loop's waits, with the next batch applied, for an earlier batch's writes (its derived
- * events acknowledged by JetStream, its rows taken by the ClickHouse sink) because two batches were
- * being written already (engine/Ingest.ts, `WRITES_IN_FLIGHT`). Time the engine's thread had events
+ * events acknowledged by JetStream, its rows taken by the ClickHouse sink) because `WRITES_IN_FLIGHT`
+ * batches (engine/Ingest.ts; one) were being written already. Time the engine's thread had events
  * to go on with and sat idle on NATS or ClickHouse instead.
  */
 export const writeWaitSeconds = Metric.counter("memberflow_ingest_write_wait_seconds_total", {
-  description: "time the ingest loop waited, with the next batch applied, for an earlier batch's writes (its derived events acknowledged by JetStream, its rows taken by the ClickHouse sink) because two batches were being written already",
+  description: "time the ingest loop waited, with the next batch applied, for an earlier batch's writes (its derived events acknowledged by JetStream, its rows taken by the ClickHouse sink) because as many batches as may be written at once were being written already",
   incremental: true
 })
 export const rowSinkWaitSeconds = Metric.counter("memberflow_row_sink_wait_seconds_total", {

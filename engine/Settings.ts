@@ -51,17 +51,17 @@ export const leaseMs = whole("MEMBERFLOW_LEASE_MS", 10_000, 1_000, DAY_MS, "a wh
 export const checkpointMs = whole("MEMBERFLOW_CHECKPOINT_MS", 60_000, 100, DAY_MS, "a whole number of milliseconds")
 export const checkpointMembers = whole("MEMBERFLOW_CHECKPOINT_MEMBERS", 200_000, 1, 100_000_000, "a whole number of member states")
 export const pendingRows = whole("MEMBERFLOW_PENDING_ROWS", 100_000, 1, 100_000_000, "a whole number of rows")
-// 0: each group commit starts as soon as the previous one is done. A gap makes fewer, larger inserts
-// (an insert costs the embedded ClickHouse 20–30 ms of CPU whatever its size) for up to that much
-// more latency; on this machine 200 ms took the embedded ClickHouse from about 0.55 to 0.2 s of CPU
-// a second in bench:ingest's live traffic, but did not make fewer events late (BENCHMARKS.md,
-// 2026-12-07, morning).
 /**
  * The niceness of the process's threads but the engine's own and the event reader's
  * (engine/ThreadPriority.ts); 0 leaves them. At 10, bench:ingest drained its backlog faster in
  * six alternating runs of six (BENCHMARKS.md, 2026-12-07, morning).
  */
 export const threadsNice = whole("MEMBERFLOW_THREADS_NICE", 10, 0, 19, "a whole number")
+// 0: each group commit starts as soon as the previous one is done. A gap makes fewer, larger inserts
+// (an insert costs the embedded ClickHouse 20–30 ms of CPU whatever its size) for up to that much
+// more latency; on this machine 200 ms took the embedded ClickHouse from about 0.55 to 0.2 s of CPU
+// a second in bench:ingest's live traffic, but did not make fewer events late (BENCHMARKS.md,
+// 2026-12-07, morning).
 export const groupCommitMs = whole("MEMBERFLOW_GROUP_COMMIT_MS", 0, 0, 60_000, "a whole number of milliseconds")
 export const passShare = Config.number("MEMBERFLOW_PASS_SHARE").pipe(
   Config.withDefault(0.3),

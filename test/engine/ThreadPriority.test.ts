@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync } from "node:fs"
+import { readdirSync } from "node:fs"
 import { getPriority } from "node:os"
 import { Worker } from "node:worker_threads"
 import { afterAll, describe, expect, it } from "vitest"
@@ -6,6 +6,7 @@ import { READER_THREAD_NAME } from "../../engine/ThreadName.ts"
 import { lowerOtherThreads } from "../../engine/ThreadPriority.ts"
 import { type EngineProcess, eventually, startEngine } from "../support/engine.ts"
 import { dropTopology, type TestTopology, uniqueTopology } from "../support/nats.ts"
+import { procStat } from "../support/proc.ts"
 
 /** A worker thread that names itself (if asked) and reports its thread id. */
 const worker = (name: string | null): Promise<{ readonly thread: Worker; readonly tid: number }> =>
@@ -25,14 +26,9 @@ const worker = (name: string | null): Promise<{ readonly thread: Worker; readonl
 /** Each thread of a process: its name and niceness, from /proc. */
 const threadsOf = (pid: number): Array<{ readonly tid: number; readonly name: string; readonly nice: number }> =>
   readdirSync(`/proc/${pid}/task`).flatMap((task) => {
-    try {
-      const stat = readFileSync(`/proc/${pid}/task/${task}/stat`, "latin1")
-      // After the name in parentheses: state is field 3, nice field 19.
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
-      return [{ tid: Number(task), name: stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")")), nice: Number(fields[16]) }]
-    } catch {
-      return []
-    }
+    const stat = procStat(`/proc/${pid}/task/${task}/stat`)
+    // Field 19 is the niceness.
+    return stat === null ? [] : [{ tid: Number(task), name: stat.name, nice: stat.field(19) }]
   })
 
 describe("the engine's thread first when the cores are contended (MEMBERFLOW_THREADS_NICE)", () => {
