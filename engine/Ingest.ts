@@ -4,6 +4,7 @@ import { Clock, Context, Effect, Fiber, Layer, Metric, Schedule } from "effect"
 import { Clickhouse } from "./Clickhouse.ts"
 import { type AppliedBatch, BatchBuilder, emptyBatch, eventPayload } from "./ingest/ApplyBatch.ts"
 import { nextCheckpoint, phaseAfter } from "./ingest/CheckpointChoice.ts"
+import { type Pace, paced, unpaced } from "./ingest/CheckpointPace.ts"
 import type { Delivered, DeliveredBatch } from "./ingest/Delivered.ts"
 import { EngineId } from "./ingest/EngineIdentity.ts"
 import { InOrder } from "./ingest/InOrder.ts"
@@ -43,6 +44,12 @@ export { retryForever } from "./ingest/RecordBatch.ts"
  * second while thousands of events waited (BENCHMARKS.md, 2026-12-07, early morning).
  */
 const WRITES_IN_FLIGHT = 1
+
+/**
+ * How long every batch read must have been a full one before the engine counts itself in a backlog
+ * and stops pacing its checkpoints (`checkpoint`): longer than the catching up after a pause.
+ */
+const BACKLOG_MS = 5_000
 
 /** Resumes after the I/O callbacks waiting now have run (`setImmediate`: the loop's check phase, after its poll). */
 const yieldToEventLoop = Effect.async<void>((resume) => {
@@ -103,6 +110,8 @@ interface Owned {
   replayTo: number
   lastCheckpoint: number
   flushing: Fiber.RuntimeFiber<void, unknown> | null
+  /** How fast the checkpoint being written goes (engine/ingest/CheckpointPace.ts); hurried by a hand-over. */
+  pace: Pace
   releasing: boolean
   subscription: Subscription
 }
@@ -150,6 +159,7 @@ export const IngestLive = Layer.scoped(
     const leaseMs = yield* Settings.leaseMs
     const checkpointMs = yield* Settings.checkpointMs
     const checkpointDirty = yield* Settings.checkpointMembers
+    const checkpointSpread = yield* Settings.checkpointSpread
     const sinkRows = yield* Settings.pendingRows
     const passShare = yield* Settings.passShare
     const timerBurst = yield* Settings.passTimerBurst
@@ -217,6 +227,10 @@ export const IngestLive = Layer.scoped(
     let lastRound = Date.now()
     /** When the last checkpoint started (engine/ingest/CheckpointChoice.ts, `minGapMs`). */
     let lastCheckpointStart = Number.NEGATIVE_INFINITY
+    /** Since when every batch read was a full one (`MEMBERFLOW_BATCH_SIZE` messages), or null. */
+    let fullSince: number | null = null
+    /** Full reads for `BACKLOG_MS` or longer: a backlog, worked through with no checkpoint paced. */
+    let catchingUp = false
 
     /** The event stream's last sequence now. */
     const streamEnd = use("stream info", () => jsm.streams.info(topology.stream)).pipe(Effect.map((info) => info.state.last_seq))
@@ -266,7 +280,7 @@ export const IngestLive = Layer.scoped(
       })
     type Barrier = Effect.Effect.Success<ReturnType<typeof barrier>>
 
-    const flushAndCommit = (partition: number, part: Owned, { snap, position, rowsWritten }: Barrier) =>
+    const flushAndCommit = (partition: number, part: Owned, { snap, position, rowsWritten }: Barrier, pace: Pace = unpaced) =>
       Effect.gen(function* () {
         // The rows of everything the states hold go in before the states: a state in KV says its
         // events are applied, and a replay after a crash skips them, rows and all. (States written
@@ -275,7 +289,7 @@ export const IngestLive = Layer.scoped(
         // tens of seconds in the 1,000,000-event benchmark, with the checkpoint's states held
         // meanwhile and the partition's replay growing.
         yield* rowsWritten
-        const conflicts = yield* store.flush(snap)
+        const conflicts = yield* store.flush(snap, pace)
         if (conflicts > 0) {
           yield* Effect.logWarning("another engine wrote members of this partition: giving it up").pipe(Effect.annotateLogs({ partition, conflicts }))
           control.lost.push(partition)
@@ -292,12 +306,20 @@ export const IngestLive = Layer.scoped(
         return true
       })
 
-    /** Starts a checkpoint of one partition: its `barrier` now, written in the background. */
-    const checkpoint = (partition: number, part: Owned) =>
+    /**
+     * Starts a checkpoint of one partition: its `barrier` now, written in the background, its states
+     * spread over `MEMBERFLOW_CHECKPOINT_SPREAD` of the partition's turn, unless it is pressed (too
+     * many changed states waiting) or the engine is working through a backlog. Spreading is for the
+     * live events' latency; in a backlog they are late already, and four runs of bench:ingest
+     * drained it 6–8% slower with every checkpoint paced (BENCHMARKS.md, 2026-12-07, midday).
+     */
+    const checkpoint = (partition: number, part: Owned, pressed: boolean) =>
       Effect.gen(function* () {
         const at = yield* barrier(partition, part)
         const started = Date.now()
-        part.flushing = yield* flushAndCommit(partition, part, at).pipe(
+        const pace = pressed || catchingUp ? unpaced : paced(at.snap.states.length, (checkpointMs / count) * (checkpointSpread / 100))
+        part.pace = pace
+        part.flushing = yield* flushAndCommit(partition, part, at, pace).pipe(
           Effect.tap((done) =>
             Effect.sync(() => {
               if (!done) return
@@ -328,6 +350,7 @@ export const IngestLive = Layer.scoped(
       Effect.gen(function* () {
         part.releasing = true
         yield* joinPrevious
+        part.pace.hurry()
         if (part.flushing !== null) yield* Fiber.await(part.flushing)
         if (!owned.has(partition)) return
         // As a checkpoint. With a pass under way, the position is before its marker (`committable`):
@@ -375,7 +398,7 @@ export const IngestLive = Layer.scoped(
         // not every member of the engine at once every interval (a pause that made events late).
         const stagger = Math.round((checkpointMs * partition) / count)
         const replayTo = end ?? position
-        owned.set(partition, { applied: position, processed: position, committed: position, replayTo, lastCheckpoint: now - stagger, flushing: null, releasing: false, subscription: subscribe(partition) })
+        owned.set(partition, { applied: position, processed: position, committed: position, replayTo, lastCheckpoint: now - stagger, flushing: null, pace: unpaced, releasing: false, subscription: subscribe(partition) })
         // The reader hands on only the owned partitions' events (engine/ingest/Delivered.ts): this
         // one's may have been left out already, so it reads again from the lowest position.
         restart = true
@@ -408,7 +431,7 @@ export const IngestLive = Layer.scoped(
         lastCheckpointStart = now
         part.lastCheckpoint = phaseAfter(part.lastCheckpoint, now, checkpointMs)
         yield* joinPrevious
-        yield* checkpoint(next.partition, part)
+        yield* checkpoint(next.partition, part, next.dirty >= checkpointDirty / count)
       }
     })
 
@@ -744,6 +767,14 @@ export const IngestLive = Layer.scoped(
           reader = null
           continue
         }
+        // Full reads for BACKLOG_MS on end are a backlog: no checkpoint is paced then (`checkpoint`).
+        // Not one full read: after a pause (a full collection) the engine catches up in full reads
+        // for a second or two, and a checkpoint at full speed then would make it later still.
+        if (batch.through - readerNext + 1 < batchSize) fullSince = null
+        else fullSince ??= Date.now()
+        const backlog = fullSince !== null && Date.now() - fullSince >= BACKLOG_MS
+        if (backlog && !catchingUp) for (const part of owned.values()) part.pace.hurry()
+        catchingUp = backlog
         readerNext = batch.through + 1
         pacer.events()
         // A batch in flight finishes before shutdown takes effect: SIGTERM drains.

@@ -1,6 +1,7 @@
 import { DeliverPolicy } from "@nats-io/jetstream"
 import type { KV } from "@nats-io/kv"
 import { Config, Data, Effect, Either, MetricLabel } from "effect"
+import { type Pace, unpaced } from "./ingest/CheckpointPace.ts"
 import { emptyState, type MemberState, parseState, parseStoredState } from "./member/MemberState.ts"
 import { casConflicts, memberReads, membersUnreadable, retries } from "./Metrics.ts"
 import { Nats } from "./Nats.ts"
@@ -477,16 +478,22 @@ export class MemberStore extends Effect.Service<MemberStore>()("memberflow/Membe
     }
 
     /**
-     * Writes a snapshot to KV, 256 at once, each a compare-and-set. Returns the number of states
-     * another writer had changed first (nonzero: the partition is no longer ours alone).
+     * Writes a snapshot to KV, up to 256 at once, each a compare-and-set, as fast as `pace` lets them
+     * start (engine/ingest/CheckpointPace.ts). Returns the number of states another writer had
+     * changed first (nonzero: the partition is no longer ours alone).
      */
-    const flush = (snap: Snapshot) =>
+    const flush = (snap: Snapshot, pace: Pace = unpaced) =>
       Effect.tryPromise({
         try: async () => {
           let conflicts = 0
           let next = 0
           const worker = async () => {
             while (next < snap.states.length) {
+              const turn = pace.turn(next)
+              if (turn !== undefined) {
+                await turn
+                continue
+              }
               const copy = snap.states[next++]!
               const { memberId, revision, dirty } = copy
               const key = memberKey(memberId)

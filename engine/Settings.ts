@@ -49,6 +49,12 @@ export const leaseMs = whole("MEMBERFLOW_LEASE_MS", 10_000, 1_000, DAY_MS, "a wh
 // JSON, KV writes and what they promote made about four times as many of bench:ingest's paced
 // events late (medians; BENCHMARKS.md, 2026-12-06 afternoon). A crash replays up to this much.
 export const checkpointMs = whole("MEMBERFLOW_CHECKPOINT_MS", 60_000, 100, DAY_MS, "a whole number of milliseconds")
+/**
+ * The share, in percent, of a partition's turn (the checkpoint interval ÷ partitions) over which its
+ * checkpoint's states are spread (engine/ingest/CheckpointPace.ts); 0 writes them as fast as NATS
+ * takes them, as before 2026-12-07, midday.
+ */
+export const checkpointSpread = whole("MEMBERFLOW_CHECKPOINT_SPREAD", 50, 0, 100, "a whole number of percent")
 export const checkpointMembers = whole("MEMBERFLOW_CHECKPOINT_MEMBERS", 200_000, 1, 100_000_000, "a whole number of member states")
 export const pendingRows = whole("MEMBERFLOW_PENDING_ROWS", 100_000, 1, 100_000_000, "a whole number of rows")
 /**
@@ -138,6 +144,7 @@ export const checkRunSettings: Effect.Effect<void, import("effect/ConfigError").
     partitions,
     leaseMs,
     checkpointMs,
+    checkpointSpread,
     checkpointMembers,
     pendingRows,
     groupCommitMs,

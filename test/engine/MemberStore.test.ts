@@ -1,10 +1,11 @@
 import { afterAll, describe, expect, it } from "@effect/vitest"
-import { ConfigProvider, Context, Effect, Layer, Metric, MetricLabel } from "effect"
+import { ConfigProvider, Context, Effect, Fiber, Layer, Metric, MetricLabel } from "effect"
 import { rm } from "node:fs/promises"
 import { readFileSync } from "node:fs"
 import { join } from "node:path"
 import { jetstreamManager } from "@nats-io/jetstream"
 import { Kvm } from "@nats-io/kv"
+import { paced } from "../../engine/ingest/CheckpointPace.ts"
 import { applyEvents, type Draft } from "../../engine/member/MemberState.ts"
 import { memberKey, MemberStore } from "../../engine/MemberStore.ts"
 import { memberReads } from "../../engine/Metrics.ts"
@@ -20,6 +21,9 @@ const layer = MemberStore.Default.pipe(
   Layer.provide(Layer.merge(Nats.layer, Topology.make({ stream: topology.stream, subjectPrefix: topology.subjectPrefix, membersBucket: `${topology.kvPrefix}_members` }))),
   Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map([["NATS_URL", NATS_URL], ["MEMBERFLOW_CACHE_MEMBERS", "10"]]))))
 )
+
+/** Real time passing (`it.effect` runs on the test clock, which `Effect.sleep` would wait on forever). */
+const wallSleep = (ms: number) => Effect.promise(() => new Promise((resolve) => setTimeout(resolve, ms)))
 
 /** The partition of a test member id: the number before its "|". */
 const partitionOf = (memberId: string) => Number(memberId.split("|")[0])
@@ -264,6 +268,43 @@ describe("the member store's cache", () => {
         change("barrier-b", 3, "成都")
         expect(yield* store.flush(store.snapshot(3))).toBe(0)
         expect((yield* store.stored("barrier-b"))?.attributes["city"]?.v).toBe("成都")
+      }).pipe(Effect.provide(layer)),
+    30_000
+  )
+
+  it.effect(
+    "a paced checkpoint (engine/ingest/CheckpointPace.ts) writes its states over the spread, each as it was at the barrier though batches change some of them meanwhile, and hurried it writes the rest at once",
+    () =>
+      Effect.gen(function* () {
+        const store = yield* MemberStore
+        const ids = Array.from({ length: 40 }, (_, i) => `paced-${i}`)
+        yield* store.load(ids.map((id) => [id, 6] as const))
+        const change = (id: string, version: number) => {
+          const state = store.take(id) as Draft
+          state.version = version
+          store.put(id, 6, state)
+        }
+        for (const id of ids) change(id, 1)
+        // Spread over 800 ms: the last state starts 780 ms in at the soonest.
+        const began = Date.now()
+        const flushing = yield* store.flush(store.snapshot(6), paced(ids.length, 800)).pipe(Effect.fork)
+        // A batch in the middle of it changes states written already and states still waiting.
+        yield* wallSleep(400)
+        for (const id of [ids[0]!, ids[39]!]) change(id, 2)
+        expect(yield* Fiber.join(flushing)).toBe(0)
+        expect(Date.now() - began).toBeGreaterThanOrEqual(779)
+        for (const id of ids) expect([id, (yield* store.stored(id))?.version]).toEqual([id, 1])
+        expect(store.dirtyCount(6)).toBe(2)
+        // The next one, hurried as a hand-over does, though spread over ten minutes: done at once
+        // (the test's timeout would fail it otherwise), the two changes in it.
+        for (const id of ids.slice(1, 39)) change(id, 3)
+        const pace = paced(ids.length, 600_000)
+        const next = yield* store.flush(store.snapshot(6), pace).pipe(Effect.fork)
+        yield* wallSleep(100)
+        pace.hurry()
+        expect(yield* Fiber.join(next)).toBe(0)
+        expect(store.dirtyCount(6)).toBe(0)
+        for (const id of ids) expect([id, (yield* store.stored(id))?.version]).toEqual([id, id === ids[0] || id === ids[39] ? 2 : 3])
       }).pipe(Effect.provide(layer)),
     30_000
   )

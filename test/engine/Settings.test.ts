@@ -46,6 +46,8 @@ describe("the engine's settings", () => {
       ["MEMBERFLOW_MAX_EVENT_BYTES", "10", /MEMBERFLOW_MAX_EVENT_BYTES must be a whole number of bytes from 256/],
       ["MEMBERFLOW_LEASE_MS", "50", /MEMBERFLOW_LEASE_MS must be a whole number of milliseconds from 1,000/],
       ["MEMBERFLOW_CHECKPOINT_MS", "0", /MEMBERFLOW_CHECKPOINT_MS must be a whole number of milliseconds from 100/],
+      ["MEMBERFLOW_CHECKPOINT_SPREAD", "101", /MEMBERFLOW_CHECKPOINT_SPREAD must be a whole number of percent from 0 to 100/],
+      ["MEMBERFLOW_CHECKPOINT_SPREAD", "half", /MEMBERFLOW_CHECKPOINT_SPREAD/],
       ["MEMBERFLOW_CHECKPOINT_MEMBERS", "-5", /MEMBERFLOW_CHECKPOINT_MEMBERS must be a whole number of member states from 1/],
       ["MEMBERFLOW_PENDING_ROWS", "0", /MEMBERFLOW_PENDING_ROWS must be a whole number of rows from 1/],
       ["MEMBERFLOW_GROUP_COMMIT_MS", "-1", /MEMBERFLOW_GROUP_COMMIT_MS must be a whole number of milliseconds from 0 to 60,000/],
