@@ -20,14 +20,17 @@ import { READER_THREAD_NAME } from "./ThreadName.ts"
 
 /**
  * Gives each thread of this process but the engine's own (the process's first) and the event
- * reader's the niceness `nice`, where it is lower. Returns how many were changed; 0 off Linux.
- * Threads come and go (ClickHouse's pools grow and shrink), so it is run again every few seconds.
+ * reader's the niceness `nice`, where it is lower, leaving those that started less than `minAgeMs`
+ * ago for a later look. Returns how many were changed; 0 off Linux. Threads come and go
+ * (ClickHouse's pools grow and shrink), so it is run again every few seconds.
  */
-export const lowerOtherThreads = (nice: number): number => {
+export const lowerOtherThreads = (nice: number, minAgeMs = 0): number => {
   if (nice <= 0) return 0
   let tasks: Array<string>
+  let uptimeMs: number
   try {
     tasks = readdirSync("/proc/self/task")
+    uptimeMs = Number(readFileSync("/proc/uptime", "latin1").split(" ")[0]) * 1000
   } catch {
     return 0
   }
@@ -36,6 +39,7 @@ export const lowerOtherThreads = (nice: number): number => {
     const tid = Number(task)
     if (tid === process.pid) continue
     try {
+      if (minAgeMs > 0 && uptimeMs - startedMs(task) < minAgeMs) continue
       if (readFileSync(`/proc/self/task/${task}/comm`, "latin1").trim() === READER_THREAD_NAME) continue
       // On Linux a thread id names that one thread to getpriority/setpriority.
       if (getPriority(tid) >= nice) continue
@@ -48,17 +52,34 @@ export const lowerOtherThreads = (nice: number): number => {
   return changed
 }
 
+/**
+ * When the thread started, in ms since boot: field 22 of its stat line, in clock ticks (USER_HZ, 100
+ * on Linux whatever the kernel's own tick). The name before it is in parentheses and may hold spaces.
+ */
+const startedMs = (task: string): number => {
+  const stat = readFileSync(`/proc/self/task/${task}/stat`, "latin1")
+  return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[22 - 3]) * 10
+}
+
 /** How often the threads are looked over again. */
 const RESCAN_MS = 2_000
+
+/**
+ * A thread is left alone for its first seconds. The event reader's thread names itself once its
+ * module has loaded, and a look between its start and its name lowered it for good (raising it
+ * again needs privileges): with the full test suite loading the machine, its start took long
+ * enough for that to be a real chance.
+ */
+const MIN_AGE_MS = 5_000
 
 /** `memberflow run`: the process's other threads at `MEMBERFLOW_THREADS_NICE` (10 by default; 0: left as they are). */
 export const ThreadPriorityLive = Layer.scopedDiscard(
   Effect.gen(function* () {
     const nice = yield* Settings.threadsNice
     if (nice === 0) return
-    const first = lowerOtherThreads(nice)
+    const first = lowerOtherThreads(nice, MIN_AGE_MS)
     yield* Effect.logInfo("the engine's other threads run at a lower priority").pipe(Effect.annotateLogs({ nice, threads: first }))
-    const timer = setInterval(() => lowerOtherThreads(nice), RESCAN_MS)
+    const timer = setInterval(() => lowerOtherThreads(nice, MIN_AGE_MS), RESCAN_MS)
     timer.unref()
     yield* Effect.addFinalizer(() => Effect.sync(() => clearInterval(timer)))
   })

@@ -56,20 +56,33 @@ describe("the engine's thread first when the cores are contended (MEMBERFLOW_THR
     }
   })
 
+  it("a thread younger than the least age is left for a later look (the reader names itself only once its module has loaded)", async () => {
+    const young = await worker(null)
+    try {
+      lowerOtherThreads(5, 60_000)
+      expect(getPriority(young.tid)).toBe(0)
+      lowerOtherThreads(5)
+      expect(getPriority(young.tid)).toBe(5)
+    } finally {
+      await young.thread.terminate()
+    }
+  })
+
   it("`memberflow run` (MEMBERFLOW_THREADS_NICE 10 by default): every thread but the engine's and the reader's at 10, ClickHouse's started later too; with 0, none changed", async () => {
     const topology = uniqueTopology("nice")
     topologies.push(topology)
     const engine = await startEngine({ ...topology.env }, "nice")
     engines.push(engine)
     const pid = engine.child.pid!
+    // A thread is lowered once it is 5 s old; the reader starts once the engine owns partitions.
     await eventually(
       async () => {
         const threads = threadsOf(pid)
         const others = threads.filter((thread) => thread.tid !== pid && thread.name !== READER_THREAD_NAME)
-        return others.length > 0 && others.every((thread) => thread.nice === 10)
+        return others.length > 0 && others.every((thread) => thread.nice === 10) && threads.some((thread) => thread.name === READER_THREAD_NAME)
       },
-      10_000,
-      "the other threads at nice 10"
+      30_000,
+      "the reader's thread there and the other threads at nice 10"
     )
     const threads = threadsOf(pid)
     expect(threads.find((thread) => thread.tid === pid)?.nice).toBe(0)
