@@ -337,6 +337,9 @@ export const IngestLive = Layer.scoped(
       const part = owned.get(partition)
       if (part === undefined) return
       owned.delete(partition)
+      // A spread checkpoint of it still under way ends at once: lost, the partition may soon have
+      // another owner, whose compare-and-sets a late write of ours would only get in the way of.
+      part.pace.hurry()
       // Its events need not be handed on any more.
       reader?.keep(new Set(owned.keys()))
       for (const passing of pending) passing.partitions.delete(partition)
