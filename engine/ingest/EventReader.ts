@@ -106,7 +106,7 @@ const CLOSE_MS = 2_000
  * known by that file, not by its folder's name: a bundle copied elsewhere (a folder not named
  * `dist`) looked for the sources beside it and read nothing, warning forever.
  */
-const spawn = (options: ReaderThreadOptions): Worker => {
+export const spawnReaderThread = (options: ReaderThreadOptions): Worker => {
   const here = import.meta.url
   const resourceLimits = { maxYoungGenerationSizeMb: READER_YOUNG_MB }
   const bundled = new URL("./reader.mjs", here)
@@ -200,8 +200,11 @@ class Inbox implements EventReader {
   }
 }
 
-/** Through the reader's thread, started at the first `open` and again after it died; closed with the scope. */
-export const workerReaders = (options: ReaderThreadOptions): Effect.Effect<EventReaders, never, Scope.Scope> =>
+/**
+ * Through the reader's thread, started at the first `open` and again after it died; closed with the
+ * scope. `startThread` makes the thread (a test holds on to it, to end it as a crash would).
+ */
+export const workerReaders = (options: ReaderThreadOptions, startThread: (options: ReaderThreadOptions) => Worker = spawnReaderThread): Effect.Effect<EventReaders, never, Scope.Scope> =>
   Effect.gen(function* () {
     let worker: Worker | null = null
     let gen = 0
@@ -209,7 +212,7 @@ export const workerReaders = (options: ReaderThreadOptions): Effect.Effect<Event
     let closed: (() => void) | null = null
 
     const start = (): Worker => {
-      const started = spawn(options)
+      const started = startThread(options)
       started.on("message", (report: ReaderReport) => {
         if (report.kind === "closed") {
           closed?.()
