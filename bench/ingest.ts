@@ -14,7 +14,7 @@ import { readdirSync, readFileSync, writeFileSync } from "node:fs"
 import { dropTopology, natsConnect, uniqueTopology } from "../test/support/nats.ts"
 import { drained as enginesDrained, startEngine, tempDir } from "../test/support/engine.ts"
 import { journeysDir } from "../test/support/journeys.ts"
-import { procStat } from "../test/support/proc.ts"
+import { procStat } from "../engine/ProcStat.ts"
 import { StreamPublisher } from "../engine/nats/StreamPublisher.ts"
 import { makeEvent as makeBenchEvent } from "./events.ts"
 

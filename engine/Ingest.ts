@@ -110,7 +110,7 @@ interface Owned {
   replayTo: number
   lastCheckpoint: number
   flushing: Fiber.RuntimeFiber<void, unknown> | null
-  /** How fast the checkpoint being written goes (engine/ingest/CheckpointPace.ts); hurried by a hand-over. */
+  /** How fast the checkpoint being written goes (engine/ingest/CheckpointPace.ts); hurried by a hand-over, the partition's loss or a backlog. */
   pace: Pace
   releasing: boolean
   subscription: Subscription
@@ -311,7 +311,7 @@ export const IngestLive = Layer.scoped(
      * spread over `MEMBERFLOW_CHECKPOINT_SPREAD` of the partition's turn, unless it is pressed (too
      * many changed states waiting) or the engine is working through a backlog. Spreading is for the
      * live events' latency; in a backlog they are late already, and four runs of bench:ingest
-     * drained it 6–8% slower with every checkpoint paced (BENCHMARKS.md, 2026-12-07, midday).
+     * drained it 5–7% slower with every checkpoint paced (BENCHMARKS.md, 2026-12-07, midday).
      */
     const checkpoint = (partition: number, part: Owned, pressed: boolean) =>
       Effect.gen(function* () {

@@ -93,6 +93,13 @@ const labelText = (tags: ReadonlyArray<{ readonly key: string; readonly value: s
 let loopDelay: IntervalHistogram | null = null
 const LOOP_SAMPLE_MS = 10
 
+/** One unlabelled sample read at the scrape, not kept in an Effect metric: its HELP, TYPE and value lines. */
+const sampleLines = (name: string, type: "gauge" | "counter", help: string, value: number): Array<string> => [
+  `# HELP ${name} ${help}`,
+  `# TYPE ${name} ${type}`,
+  `${name} ${value}`
+]
+
 const loopDelayLines = (): Array<string> => {
   if (loopDelay === null) {
     loopDelay = monitorEventLoopDelay({ resolution: LOOP_SAMPLE_MS })
@@ -102,12 +109,8 @@ const loopDelayLines = (): Array<string> => {
   // The histogram holds whole sampling intervals: what is over the interval is the delay.
   const seconds = (ns: number) => (Number.isFinite(ns) && histogram.count > 0 ? Math.max(0, ns - LOOP_SAMPLE_MS * 1e6) / 1e9 : 0)
   const lines = [
-    "# HELP nodejs_eventloop_lag_p99_seconds 99th percentile of the event loop's delay since the previous scrape",
-    "# TYPE nodejs_eventloop_lag_p99_seconds gauge",
-    `nodejs_eventloop_lag_p99_seconds ${seconds(histogram.percentile(99))}`,
-    "# HELP nodejs_eventloop_lag_max_seconds longest event loop delay since the previous scrape",
-    "# TYPE nodejs_eventloop_lag_max_seconds gauge",
-    `nodejs_eventloop_lag_max_seconds ${seconds(histogram.max)}`
+    ...sampleLines("nodejs_eventloop_lag_p99_seconds", "gauge", "99th percentile of the event loop's delay since the previous scrape", seconds(histogram.percentile(99))),
+    ...sampleLines("nodejs_eventloop_lag_max_seconds", "gauge", "longest event loop delay since the previous scrape", seconds(histogram.max))
   ]
   histogram.reset()
   return lines
@@ -225,11 +228,7 @@ export const observeGc = (): void => {
 }
 
 const gcMaxLines = (): Array<string> => {
-  const lines = [
-    "# HELP nodejs_gc_pause_max_seconds longest single collector pause since the previous scrape",
-    "# TYPE nodejs_gc_pause_max_seconds gauge",
-    `nodejs_gc_pause_max_seconds ${gcMaxMs / 1000}`
-  ]
+  const lines = sampleLines("nodejs_gc_pause_max_seconds", "gauge", "longest single collector pause since the previous scrape", gcMaxMs / 1000)
   gcMaxMs = 0
   return lines
 }
@@ -269,30 +268,16 @@ export const renderPrometheus = Effect.map(Metric.snapshot, (pairs) => {
     }
   }
   const memory = process.memoryUsage()
-  lines.push("# HELP process_resident_memory_bytes resident set size of the engine process")
-  lines.push("# TYPE process_resident_memory_bytes gauge")
-  lines.push(`process_resident_memory_bytes ${memory.rss}`)
-  lines.push("# HELP nodejs_heap_used_bytes V8 heap in use")
-  lines.push("# TYPE nodejs_heap_used_bytes gauge")
-  lines.push(`nodejs_heap_used_bytes ${memory.heapUsed}`)
-  lines.push("# HELP nodejs_heap_size_total_bytes V8 heap reserved (in use and free)")
-  lines.push("# TYPE nodejs_heap_size_total_bytes gauge")
-  lines.push(`nodejs_heap_size_total_bytes ${memory.heapTotal}`)
-  lines.push("# HELP nodejs_external_memory_bytes memory outside the V8 heap held by JS objects (buffers, the embedded ClickHouse's results)")
-  lines.push("# TYPE nodejs_external_memory_bytes gauge")
-  lines.push(`nodejs_external_memory_bytes ${memory.external}`)
+  lines.push(...sampleLines("process_resident_memory_bytes", "gauge", "resident set size of the engine process", memory.rss))
+  lines.push(...sampleLines("nodejs_heap_used_bytes", "gauge", "V8 heap in use", memory.heapUsed))
+  lines.push(...sampleLines("nodejs_heap_size_total_bytes", "gauge", "V8 heap reserved (in use and free)", memory.heapTotal))
+  lines.push(...sampleLines("nodejs_external_memory_bytes", "gauge", "memory outside the V8 heap held by JS objects (buffers, the embedded ClickHouse's results)", memory.external))
   const cpu = process.cpuUsage()
-  lines.push("# HELP process_cpu_seconds_total user and system CPU time of the engine process, all its threads")
-  lines.push("# TYPE process_cpu_seconds_total counter")
-  lines.push(`process_cpu_seconds_total ${(cpu.user + cpu.system) / 1e6}`)
+  lines.push(...sampleLines("process_cpu_seconds_total", "counter", "user and system CPU time of the engine process, all its threads", (cpu.user + cpu.system) / 1e6))
   const schedule = threadSchedule()
   if (schedule !== null) {
-    lines.push("# HELP memberflow_engine_thread_cpu_seconds_total time the engine's own thread was on a core (Linux); process_cpu_seconds_total counts every thread of the process")
-    lines.push("# TYPE memberflow_engine_thread_cpu_seconds_total counter")
-    lines.push(`memberflow_engine_thread_cpu_seconds_total ${schedule.cpu}`)
-    lines.push("# HELP memberflow_engine_thread_waiting_seconds_total time the engine's own thread was ready to run and waited for a core (Linux): the machine's other work had them")
-    lines.push("# TYPE memberflow_engine_thread_waiting_seconds_total counter")
-    lines.push(`memberflow_engine_thread_waiting_seconds_total ${schedule.waiting}`)
+    lines.push(...sampleLines("memberflow_engine_thread_cpu_seconds_total", "counter", "time the engine's own thread was on a core (Linux); process_cpu_seconds_total counts every thread of the process", schedule.cpu))
+    lines.push(...sampleLines("memberflow_engine_thread_waiting_seconds_total", "counter", "time the engine's own thread was ready to run and waited for a core (Linux): the machine's other work had them", schedule.waiting))
   }
   lines.push(...loopDelayLines())
   lines.push(...gcMaxLines())

@@ -1,6 +1,7 @@
 import { Effect, Layer } from "effect"
 import { readdirSync, readFileSync } from "node:fs"
 import { getPriority, setPriority } from "node:os"
+import { type ProcStat, procStat } from "./ProcStat.ts"
 import * as Settings from "./Settings.ts"
 import { READER_THREAD_NAME } from "./ThreadName.ts"
 
@@ -38,9 +39,10 @@ export const lowerOtherThreads = (nice: number, minAgeMs = 0): number => {
   for (const task of tasks) {
     const tid = Number(task)
     if (tid === process.pid) continue
+    const stat = procStat(`/proc/self/task/${task}/stat`)
+    // Gone meanwhile; or too young to tell (`MIN_AGE_MS`); or the reader's.
+    if (stat === null || (minAgeMs > 0 && uptimeMs - startedMs(stat) < minAgeMs) || stat.name === READER_THREAD_NAME) continue
     try {
-      if (minAgeMs > 0 && uptimeMs - startedMs(task) < minAgeMs) continue
-      if (readFileSync(`/proc/self/task/${task}/comm`, "latin1").trim() === READER_THREAD_NAME) continue
       // On Linux a thread id names that one thread to getpriority/setpriority.
       if (getPriority(tid) >= nice) continue
       setPriority(tid, nice)
@@ -52,14 +54,8 @@ export const lowerOtherThreads = (nice: number, minAgeMs = 0): number => {
   return changed
 }
 
-/**
- * When the thread started, in ms since boot: field 22 of its stat line, in clock ticks (USER_HZ, 100
- * on Linux whatever the kernel's own tick). The name before it is in parentheses and may hold spaces.
- */
-const startedMs = (task: string): number => {
-  const stat = readFileSync(`/proc/self/task/${task}/stat`, "latin1")
-  return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[22 - 3]) * 10
-}
+/** When the thread started, in ms since boot: field 22 of its stat line, in clock ticks (USER_HZ, 100 on Linux whatever the kernel's own tick). */
+const startedMs = (stat: ProcStat): number => stat.field(22) * 10
 
 /** How often the threads are looked over again. */
 const RESCAN_MS = 2_000

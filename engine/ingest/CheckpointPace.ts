@@ -18,11 +18,11 @@ export interface Pace {
    * ask again: other writers may have taken the turn).
    */
   readonly turn: (index: number) => Promise<void> | undefined
-  /** Lets every state go at once from now on (a hand-over or shutdown waits for this checkpoint). */
+  /** Lets every state go at once from now on: a hand-over or shutdown waits for this checkpoint, the partition was lost, or a backlog began. */
   readonly hurry: () => void
 }
 
-/** As fast as NATS takes them: hand-overs, shutdown, a partition pressed by too many changed states. */
+/** As fast as NATS takes them: hand-overs, shutdown, a partition pressed by too many changed states, a backlog. */
 export const unpaced: Pace = { turn: () => undefined, hurry: () => undefined }
 
 /** The least wait between two ticks, so that a tick lets several states go. */

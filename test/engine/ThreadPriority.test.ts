@@ -6,7 +6,7 @@ import { READER_THREAD_NAME } from "../../engine/ThreadName.ts"
 import { lowerOtherThreads } from "../../engine/ThreadPriority.ts"
 import { type EngineProcess, eventually, startEngine } from "../support/engine.ts"
 import { dropTopology, type TestTopology, uniqueTopology } from "../support/nats.ts"
-import { procStat } from "../support/proc.ts"
+import { procStat } from "../../engine/ProcStat.ts"
 
 /** A worker thread that names itself (if asked) and reports its thread id. */
 const worker = (name: string | null): Promise<{ readonly thread: Worker; readonly tid: number }> =>

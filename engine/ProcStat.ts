@@ -1,11 +1,19 @@
 import { readFileSync } from "node:fs"
 
 /**
- * A process's or thread's `/proc/…/stat` line (Linux): its name, and the fields after it by their
+ * A process's or thread's `/proc/…/stat` line (Linux; engine/ThreadPriority.ts, and the bench and
+ * tests that watch the engine's threads and nats-server): its name, and the fields after it by their
  * number in proc(5) (`field(14)` is utime); null when it is gone. The name is in parentheses and may
  * hold spaces, so the fields are counted from its closing one.
  */
-export const procStat = (path: string): { readonly name: string; readonly field: (n: number) => number } | null => {
+export interface ProcStat {
+  /** The process's or thread's name (`comm`: 15 bytes at most). */
+  readonly name: string
+  /** Field `n` of proc(5)'s stat line, as a number. */
+  readonly field: (n: number) => number
+}
+
+export const procStat = (path: string): ProcStat | null => {
   let stat: string
   try {
     stat = readFileSync(path, "latin1")
