@@ -22,9 +22,6 @@ const layer = MemberStore.Default.pipe(
   Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map([["NATS_URL", NATS_URL], ["MEMBERFLOW_CACHE_MEMBERS", "10"]]))))
 )
 
-/** Real time passing (`it.effect` runs on the test clock, which `Effect.sleep` would wait on forever). */
-const wallSleep = (ms: number) => Effect.promise(() => new Promise((resolve) => setTimeout(resolve, ms)))
-
 /** The partition of a test member id: the number before its "|". */
 const partitionOf = (memberId: string) => Number(memberId.split("|")[0])
 
@@ -272,7 +269,8 @@ describe("the member store's cache", () => {
     30_000
   )
 
-  it.effect(
+  // On the live clock: the pace runs on real time.
+  it.live(
     "a paced checkpoint (engine/ingest/CheckpointPace.ts) writes its states over the spread, each as it was at the barrier though batches change some of them meanwhile, and hurried it writes the rest at once",
     () =>
       Effect.gen(function* () {
@@ -289,7 +287,7 @@ describe("the member store's cache", () => {
         const began = Date.now()
         const flushing = yield* store.flush(store.snapshot(6), paced(ids.length, 800)).pipe(Effect.fork)
         // A batch in the middle of it changes states written already and states still waiting.
-        yield* wallSleep(400)
+        yield* Effect.sleep("400 millis")
         for (const id of [ids[0]!, ids[39]!]) change(id, 2)
         expect(yield* Fiber.join(flushing)).toBe(0)
         expect(Date.now() - began).toBeGreaterThanOrEqual(779)
@@ -300,7 +298,7 @@ describe("the member store's cache", () => {
         for (const id of ids.slice(1, 39)) change(id, 3)
         const pace = paced(ids.length, 600_000)
         const next = yield* store.flush(store.snapshot(6), pace).pipe(Effect.fork)
-        yield* wallSleep(100)
+        yield* Effect.sleep("100 millis")
         pace.hurry()
         expect(yield* Fiber.join(next)).toBe(0)
         expect(store.dirtyCount(6)).toBe(0)
