@@ -144,18 +144,14 @@ const boxBusySeconds = (): number => {
   return (fields.reduce((sum, n) => sum + n, 0) - idle) / 100
 }
 
-/** CPU seconds the local nats-server process has used (its pid found once by name), or null. */
+/** The local nats-server's pid, found once by name, or null. */
 const natsPid = (() => {
   for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue
-    try {
-      if (readFileSync(`/proc/${entry}/comm`, "latin1").trim() === "nats-server") return Number(entry)
-    } catch {
-      // gone meanwhile
-    }
+    if (/^\d+$/.test(entry) && procStat(`/proc/${entry}/stat`)?.name === "nats-server") return Number(entry)
   }
   return null
 })()
+/** CPU seconds the local nats-server process has used, or null. */
 const natsCpuSeconds = (): number | null => {
   const stat = natsPid === null ? null : procStat(`/proc/${natsPid}/stat`)
   // utime and stime, in ticks of 1/100 s.
