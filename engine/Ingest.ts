@@ -33,17 +33,22 @@ import * as Settings from "./Settings.ts"
 export { retryForever } from "./ingest/RecordBatch.ts"
 
 /**
- * Held at 1 (one batch written while the next is applied) since the review of 2026-12-07: with 2,
- * test/engine/Timers.test.ts timed out waiting for its 40 timer requests in three runs of three beside
- * PassOrder and Durability, where the code with 1 passed; not explained yet.
- *
  * Batches whose stage two (publishes acknowledged, rows handed to the sink) may be under way while
  * the next is applied. With one, the loop waited for the previous batch's acknowledgements after
  * applying each batch: after a history import, when nearly every event also publishes a derived
  * event, JetStream took 95–251 ms to acknowledge a batch's, and the loop sat idle 150–665 ms of a
- * second while thousands of events waited (BENCHMARKS.md, 2026-12-07, early morning).
+ * second while thousands of events waited (BENCHMARKS.md, 2026-12-07, early morning); on a slower
+ * machine up to 1.2 s of a second (2026-12-07, afternoon, the engine and NATS held to 1.4 cores).
+ * There, with two, the loop waited 0.2–0.8 s in twenty paced seconds against 2.2–3.8 s, and the
+ * paced events over 1 s were 0–0.8% against 0.4–2.7% in alternating runs (p99 under 1 s in every
+ * run with two, in half of those with one).
+ *
+ * With one at a time from the review of 2026-12-07 until that afternoon: with two,
+ * test/engine/Timers.test.ts had timed out waiting for its 40 timer requests in three runs of three
+ * beside PassOrder and Durability. Ten runs that morning and the runs of the afternoon did not
+ * reproduce it (BENCHMARKS.md); the cause was not found.
  */
-const WRITES_IN_FLIGHT = 1
+const WRITES_IN_FLIGHT = 2
 
 /**
  * How long every batch read must have been a full one before the engine counts itself in a backlog
