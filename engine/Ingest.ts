@@ -34,21 +34,20 @@ export { retryForever } from "./ingest/RecordBatch.ts"
 
 /**
  * Batches whose stage two (publishes acknowledged, rows handed to the sink) may be under way while
- * the next is applied. With one, the loop waited for the previous batch's acknowledgements after
+ * the next is applied. With one, the loop waits for the previous batch's acknowledgements after
  * applying each batch: after a history import, when nearly every event also publishes a derived
  * event, JetStream took 95–251 ms to acknowledge a batch's, and the loop sat idle 150–665 ms of a
- * second while thousands of events waited (BENCHMARKS.md, 2026-12-07, early morning); on a slower
- * machine up to 1.2 s of a second (2026-12-07, afternoon, the engine and NATS held to 1.4 cores).
- * There, with two, the loop waited 0.2–0.8 s in twenty paced seconds against 2.2–3.8 s, and the
- * paced events over 1 s were 0–0.8% against 0.4–2.7% in alternating runs (p99 under 1 s in every
- * run with two, in half of those with one).
+ * second while thousands of events waited (BENCHMARKS.md, 2026-12-07, early morning).
  *
- * With one at a time from the review of 2026-12-07 until that afternoon: with two,
- * test/engine/Timers.test.ts had timed out waiting for its 40 timer requests in three runs of three
- * beside PassOrder and Durability. Ten runs that morning and the runs of the afternoon did not
- * reproduce it (BENCHMARKS.md); the cause was not found.
+ * Two at once takes that wait away, but has not shown a gain where it counts (BENCHMARKS.md,
+ * 2026-12-07, afternoon). On a machine held to 1.4 cores (bench/slow-machine.sh) it had fewer paced
+ * events over 1 s in four alternating pairs of five. On this machine at bench:ingest's own paced
+ * rate (half the sustained one) it had more: 0–8.9% over 1 s in four runs (p99 under 1 s in two),
+ * against 0–0.9% in five runs with one (p99 under 1 s in all). Earlier, with two,
+ * test/engine/Timers.test.ts timed out beside PassOrder and Durability in three runs of three (not
+ * reproduced since; cause not found). So one.
  */
-const WRITES_IN_FLIGHT = 2
+const WRITES_IN_FLIGHT = 1
 
 /**
  * How long every batch read must have been a full one before the engine counts itself in a backlog

@@ -39,7 +39,7 @@ export const memberReads = Metric.counter("memberflow_member_reads_total", {
 /**
  * The ingest loop's waits, with the next batch applied, for an earlier batch's writes (its derived
  * events acknowledged by JetStream, its rows taken by the ClickHouse sink) because `WRITES_IN_FLIGHT`
- * batches (engine/Ingest.ts; two) were being written already. Time the engine's thread had events
+ * batches (engine/Ingest.ts; one) were being written already. Time the engine's thread had events
  * to go on with and sat idle on NATS or ClickHouse instead.
  */
 export const writeWaitSeconds = Metric.counter("memberflow_ingest_write_wait_seconds_total", {
