@@ -47,8 +47,12 @@ const ENGINES = Number(process.env["BENCH_ENGINES"] ?? 1)
 /** BENCH_JOURNEYS=0: the program alone (profiles, tiers, RFM, tags), no journeys — the pipeline of issue 2. */
 const JOURNEYS = process.env["BENCH_JOURNEYS"] !== "0"
 
-/** BENCH_CPU_PROFILE: the engines write CPU profiles (test/support/engine.ts); the paced seconds are then stamped with the profiles' clock. */
-const profiling = process.env["BENCH_CPU_PROFILE"] !== undefined
+/**
+ * BENCH_CPU_PROFILE: the engines write CPU profiles (test/support/engine.ts); the paced seconds are
+ * then stamped with the profiles' clock. So they are with BENCH_NODE_ARGS (bench/holds.mjs and
+ * bench/promoted.mjs write on that clock too).
+ */
+const profiling = process.env["BENCH_CPU_PROFILE"] !== undefined || (process.env["BENCH_NODE_ARGS"] ?? "").trim() !== ""
 
 const log = (line: string) => process.stdout.write(`${line}\n`)
 
