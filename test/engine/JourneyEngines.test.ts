@@ -78,9 +78,13 @@ describe("journeys with two engines on one stream", () => {
     )
     const ids = new Set(messages.map((m) => m.message_id))
     expect(ids.size).toBe(members.length * 2)
-    const enrollments = await union<{ enrollment_id: string; member_id: string }>(
-      "SELECT enrollment_id, member_id FROM journey_enrollments FINAL WHERE journey_id = 'two-engines'"
-    )
+    // The messages' rows are written by the engine that delivered them, the enrollments' by the
+    // engine that applied the trigger, each to its own ClickHouse in its own time: under the full
+    // suite's load an engine's enrollment rows once came after the other's second messages.
+    const enrollmentRows = () =>
+      union<{ enrollment_id: string; member_id: string }>("SELECT enrollment_id, member_id FROM journey_enrollments FINAL WHERE journey_id = 'two-engines'")
+    await eventually(async () => new Set((await enrollmentRows()).map((r) => r.member_id)).size >= members.length, 60_000, "every member's enrollment row")
+    const enrollments = await enrollmentRows()
     const perMember = new Map<string, Set<string>>()
     for (const row of enrollments) perMember.set(row.member_id, new Set([...(perMember.get(row.member_id) ?? []), row.enrollment_id]))
     expect(perMember.size).toBe(members.length)
