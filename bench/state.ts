@@ -5,14 +5,16 @@
  * the same states after a JSON round trip (what they would take with no spare room), then how much
  * each part of them takes (`BENCH_PARTS=0` leaves that out). With each of the two it prints how long a
  * full collection takes (median of five). `BENCH_JOURNEYS=1` runs the shipped
- * journeys too, as bench:apply does; `BENCH_DUMP=<member id>` prints that member's state.
+ * journeys too, as bench:apply does; `BENCH_ROWS=1` makes each event's member_profiles row as the
+ * engine does (what the rows keep beside the states is then in the heap measured);
+ * `BENCH_DUMP=<member id>` prints that member's state.
  */
 import { Effect } from "effect"
 import { join } from "node:path"
 import { type JourneySet, runJourneys } from "../engine/journeys/Apply.ts"
 import { brandConfig } from "../engine/journeys/Context.ts"
 import { loadJourneys } from "../engine/journeys/JourneyFile.ts"
-import { applyEvents, emptyState, type MemberState } from "../engine/member/MemberState.ts"
+import { applyEvents, emptyState, type MemberState, profileRow } from "../engine/member/MemberState.ts"
 import { loadProgram } from "../engine/program/ProgramFile.ts"
 import { versioned } from "../engine/JourneyRuntime.ts"
 import { decodedEvent, settled } from "./events.ts"
@@ -21,6 +23,7 @@ const EVENTS = Number(process.env["BENCH_EVENTS"] ?? 1_000_000)
 const MEMBERS = Number(process.env["BENCH_MEMBERS"] ?? 100_000)
 const PARTS = process.env["BENCH_PARTS"] !== "0"
 const JOURNEYS = process.env["BENCH_JOURNEYS"] === "1"
+const ROWS = process.env["BENCH_ROWS"] === "1"
 
 const gc = (globalThis as { gc?: () => void }).gc
 if (gc === undefined) throw new Error("run with node --expose-gc (npm run bench:state does)")
@@ -60,9 +63,10 @@ const main = Effect.gen(function* () {
     const applied = applyEvents(states.get(memberId) ?? emptyState(memberId), [event], ctx, base + i, { owned: true })
     const result = JOURNEYS ? runJourneys(applied, set, ctx, base + i, { owned: true }) : applied
     states.set(memberId, settled(result.state))
+    if (ROWS) profileRow(result.state, ctx, base + i)
   }
   const built = heapUsed() - before
-  console.log(`${EVENTS.toLocaleString("en")} events for ${states.size.toLocaleString("en")} members, journeys ${JOURNEYS ? "on" : "off"}`)
+  console.log(`${EVENTS.toLocaleString("en")} events for ${states.size.toLocaleString("en")} members, journeys ${JOURNEYS ? "on" : "off"}, profile rows ${ROWS ? "made" : "not made"}`)
   const dump = process.env["BENCH_DUMP"]
   if (dump !== undefined) console.log(JSON.stringify(states.get(dump), null, 1))
   console.log(`states as built: ${mb(built)} (${Math.round(built / states.size)} bytes per member), a full collection ${fullCollection()}`)

@@ -2,6 +2,7 @@ import type { DerivedEvent, MemberEvent } from "../../../schemas/Event.ts"
 import type { Program } from "../../../schemas/Program.ts"
 import type { Draft, MemberContext } from "../MemberState.ts"
 import { startingLevel, upgradeTo } from "../Tiers.ts"
+import { attributesChanged } from "./AttributesMemo.ts"
 import { addOrder, insertAt, isDated, orderIndex, recentCount, recentWith, UNDATED, writable } from "./Compact.ts"
 import { derive, shortHash } from "./Ids.ts"
 import { basisOf, type OrderFigures, orderFigures } from "./Reads.ts"
@@ -113,7 +114,10 @@ const applyAttributes = (d: Draft, e: MemberEvent, program: Program): void => {
       if (to !== undefined) setExternalTier(d, program, to, e.at)
     } else {
       const current = d.attributes[key]
-      if (current === undefined || current.at <= e.at) d.attributes[key] = { v: value, at: e.at }
+      if (current === undefined || current.at <= e.at) {
+        d.attributes[key] = { v: value, at: e.at }
+        attributesChanged(d.attributes)
+      }
     }
   }
 }

@@ -15,6 +15,7 @@ import {
   tierView,
   tierViewAt
 } from "./Reads.ts"
+import { rememberAttributesJson, rememberedAttributesJson } from "./AttributesMemo.ts"
 
 /** The member as others see it: the analyst row and the admin API answer. Contact points masked. */
 
@@ -33,33 +34,21 @@ const stringAttribute = (state: MemberState, key: string): string => {
   return typeof value === "string" ? value : ""
 }
 
-interface MaskedAttributes {
-  readonly keys: ReadonlyArray<string>
-  readonly values: ReadonlyArray<unknown>
-  readonly json: string
-}
-
-// The masked attributes' JSON by attributes object, for a member whose attribute values are all
-// plain scalars: the same keys and values (compared each time) give the same text, so a member's
-// row does not mask and serialise unchanged attributes again on every write.
-const maskedByAttributes = new WeakMap<MemberState["attributes"], MaskedAttributes>()
-
 const isPlain = (value: unknown): boolean =>
   value === null || typeof value === "string" || typeof value === "number" || typeof value === "boolean"
 
+/**
+ * The masked attributes' JSON, remembered while the attributes are unchanged (MemberState/AttributesMemo.ts)
+ * for a member whose attribute values are all plain scalars.
+ */
 const attributesJson = (state: MemberState): string => {
   const attributes = state.attributes
-  const keys = Object.keys(attributes)
-  const known = maskedByAttributes.get(attributes)
-  if (known !== undefined && known.keys.length === keys.length) {
-    let same = true
-    for (let i = 0; i < keys.length && same; i++) same = keys[i] === known.keys[i] && attributes[keys[i]!]?.v === known.values[i]
-    if (same) return known.json
-  }
+  const known = rememberedAttributesJson(attributes)
+  if (known !== undefined) return known
   const json = JSON.stringify(maskAttributes(freeAttributes(state)))
-  const values = keys.map((key) => attributes[key]?.v)
-  if (values.every(isPlain)) maskedByAttributes.set(attributes, { keys, values, json })
-  else maskedByAttributes.delete(attributes)
+  let plain = true
+  for (const key in attributes) if (!isPlain(attributes[key]?.v)) plain = false
+  if (plain) rememberAttributesJson(attributes, json)
   return json
 }
 

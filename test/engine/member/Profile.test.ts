@@ -45,6 +45,26 @@ describe("profile attributes", () => {
     expect(profileRow(all, ctx, NOW)).toMatchObject({ consent_sms: 0, consent_email: 0, consent_wechat: 0 })
   })
 
+  it("the row's attributes follow a change made in place to the engine's own state, and stay as they were when a late update loses", () => {
+    // The engine applies events to the state it holds (`owned`): the same state and attributes
+    // objects before and after, so the row's remembered attributes JSON must be forgotten on change.
+    const state = applyEvents(emptyState("m-1"), [registered], ctx, NOW, { owned: true }).state
+    const attributes = state.attributes
+    const city = (row: { attributes: string }) => (JSON.parse(row.attributes) as { city?: string }).city
+    expect(city(profileRow(state, ctx, NOW))).toBe("上海")
+    expect(city(profileRow(state, ctx, NOW))).toBe("上海")
+    const moved = applyEvents(state, [event("member.updated", NOW - DAY, { city: "杭州" })], ctx, NOW, { owned: true }).state
+    expect(moved).toBe(state)
+    expect(moved.attributes).toBe(attributes)
+    expect(city(profileRow(moved, ctx, NOW))).toBe("杭州")
+    // Older than the change above: it loses, and the row says what it said.
+    applyEvents(moved, [event("member.updated", NOW - 5 * DAY, { city: "北京" })], ctx, NOW, { owned: true })
+    expect(city(profileRow(moved, ctx, NOW))).toBe("杭州")
+    // A new attribute shows at once too.
+    applyEvents(moved, [event("member.updated", NOW, { nickname: "Lily" })], ctx, NOW, { owned: true })
+    expect((JSON.parse(profileRow(moved, ctx, NOW).attributes) as { nickname?: string }).nickname).toBe("Lily")
+  })
+
   it("points keep the latest balance by event time and the next expiry", () => {
     const state = applyEvents(emptyState("m-1"), [
       event("points.changed", NOW - DAY, { delta: 100, balance: 600, expiresAt: "2026-12-31" }),
