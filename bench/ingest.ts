@@ -48,11 +48,11 @@ const ENGINES = Number(process.env["BENCH_ENGINES"] ?? 1)
 const JOURNEYS = process.env["BENCH_JOURNEYS"] !== "0"
 
 /**
- * BENCH_CPU_PROFILE: the engines write CPU profiles (test/support/engine.ts); the paced seconds are
- * then stamped with the profiles' clock. So they are with BENCH_NODE_ARGS (bench/holds.mjs and
- * bench/promoted.mjs write on that clock too).
+ * Whether each paced second is stamped with the monotonic clock: with BENCH_CPU_PROFILE (the engines
+ * write CPU profiles on it: test/support/engine.ts) or any BENCH_NODE_ARGS (bench/holds.mjs and
+ * bench/promoted.mjs write on it too).
  */
-const profiling = process.env["BENCH_CPU_PROFILE"] !== undefined || (process.env["BENCH_NODE_ARGS"] ?? "").trim() !== ""
+const stampClock = process.env["BENCH_CPU_PROFILE"] !== undefined || (process.env["BENCH_NODE_ARGS"] ?? "").trim() !== ""
 
 const log = (line: string) => process.stdout.write(`${line}\n`)
 
@@ -337,7 +337,7 @@ const main = async () => {
         priorBox = box
         priorNats = nats
         prior = scraped
-        log(`  paced ${s + 1} s: ${((s + 1) * pacedRate).toLocaleString()} published, ${durable.toLocaleString()} durable (${late.toLocaleString()} of them written this second after more than 1 s); engines behind the stream by ${lags.map((l) => l.toLocaleString()).join(", ")};${lastDuringPass ? " a pass under way;" : ""} event loop held up to ${scraped.loopMaxMs} ms; collector ${gcThisSecond} ms, longest pause ${scraped.gcMaxMs} ms; ${derivedThisSecond.toLocaleString()} derived published; ${waitedThisSecond} ms waiting on earlier batches' writes; ${checkpointedThisSecond.toLocaleString()} states checkpointed; publishes acknowledged in ${ackMs} ms a batch (${acked} batches), ${sinkWaitMs} ms waiting for the row sink; ${cpuText}${profiling ? ` (monotonic ${(Number(process.hrtime.bigint() / 1000n) / 1e6).toFixed(2)} s, the profiles' clock)` : ""}`)
+        log(`  paced ${s + 1} s: ${((s + 1) * pacedRate).toLocaleString()} published, ${durable.toLocaleString()} durable (${late.toLocaleString()} of them written this second after more than 1 s); engines behind the stream by ${lags.map((l) => l.toLocaleString()).join(", ")};${lastDuringPass ? " a pass under way;" : ""} event loop held up to ${scraped.loopMaxMs} ms; collector ${gcThisSecond} ms, longest pause ${scraped.gcMaxMs} ms; ${derivedThisSecond.toLocaleString()} derived published; ${waitedThisSecond} ms waiting on earlier batches' writes; ${checkpointedThisSecond.toLocaleString()} states checkpointed; publishes acknowledged in ${ackMs} ms a batch (${acked} batches), ${sinkWaitMs} ms waiting for the row sink; ${cpuText}${stampClock ? ` (monotonic ${(Number(process.hrtime.bigint() / 1000n) / 1e6).toFixed(2)} s, the profiles' clock)` : ""}`)
       }
       const target = EVENTS + seconds * pacedRate
       while ((last = await metrics()).received < target || !(await drained())) await new Promise((r) => setTimeout(r, 250))
