@@ -289,6 +289,15 @@ const main = async () => {
       let withoutPass: Histogram | null = null
       let secondsDuringPass = 0
       let lastDuringPass = false
+      // The paced seconds apart by whether the engines published derived events at a quarter or more
+      // of the paced rate in them: after the history, each member's first live event moves its
+      // recency score (an rfm.changed) and often a tag, nearly one derived event per event for the
+      // first ten seconds or so, at twice the work (BENCHMARKS.md, 2026-12-07). Told apart so that
+      // steady live traffic and that burst each have their own figures; p99 above is over all of them.
+      let inBurst: Histogram | null = null
+      let outsideBurst: Histogram | null = null
+      let secondsInBurst = 0
+      let lastInBurst = false
       const insertsBefore = last.inserts
       const seconds = 20
       for (let s = 0; s < seconds; s++) {
@@ -322,6 +331,11 @@ const main = async () => {
         // The engine's own events published this second: after the history, each member's first live
         // event moves its recency score (an rfm.changed) and often a tag, nearly one per event at first.
         const derivedThisSecond = scraped.derived - prior.derived
+        lastInBurst = derivedThisSecond * 4 >= pacedRate
+        if (lastInBurst) {
+          inBurst = addDelta(inBurst, now, prior.latency)
+          secondsInBurst++
+        } else outsideBurst = addDelta(outsideBurst, now, prior.latency)
         // How long the engines' loops sat idle on NATS's acknowledgements or the ClickHouse sink this second.
         const waitedThisSecond = Math.round((scraped.writeWait - prior.writeWait) * 1000)
         const checkpointedThisSecond = scraped.checkpointed - prior.checkpointed
@@ -346,9 +360,12 @@ const main = async () => {
       // What was written after the last paced second belongs with it.
       if (lastDuringPass) duringPass = addDelta(duringPass, last.latency, prior.latency)
       else withoutPass = addDelta(withoutPass, last.latency, prior.latency)
+      if (lastInBurst) inBurst = addDelta(inBurst, last.latency, prior.latency)
+      else outsideBurst = addDelta(outsideBurst, last.latency, prior.latency)
       const part = (h: Histogram | null, n: number) =>
         h === null || n === 0 ? `${n} s, no events` : `${n} s, ${h.count.toLocaleString()} events: p50 ${quantile(h, null, 0.5)}, p99 ${quantile(h, null, 0.99)}, over 1 s ${slowerThan(h, { buckets: [], count: 0 }, 1).toLocaleString()}`
       log(`  while a pass over every member was under way: ${part(duringPass, secondsDuringPass)}; with none: ${part(withoutPass, seconds - secondsDuringPass)}`)
+      log(`  with derived events at a quarter of the paced rate or more (the first live events after the history): ${part(inBurst, secondsInBurst)}; the other seconds: ${part(outsideBurst, seconds - secondsInBurst)}`)
       // The whole distribution, bucket by bucket: the quantiles above only name a bucket's bound.
       const spread = last.latency.buckets.map(([le, c], i) => {
         const below = i === 0 ? 0 : last.latency.buckets[i - 1]![1] - (before.buckets[i - 1]?.[1] ?? 0)
