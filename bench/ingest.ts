@@ -290,10 +290,9 @@ const main = async () => {
       let secondsDuringPass = 0
       let lastDuringPass = false
       // The paced seconds apart by whether the engines published derived events at a quarter or more
-      // of the paced rate in them: after the history, each member's first live event moves its
-      // recency score (an rfm.changed) and often a tag, nearly one derived event per event for the
-      // first ten seconds or so, at twice the work (BENCHMARKS.md, 2026-12-07). Told apart so that
-      // steady live traffic and that burst each have their own figures; p99 above is over all of them.
+      // of the paced rate in them (the burst after the history: `derivedThisSecond` below), so that
+      // the burst and steady live traffic each have their own figures (by the second an event was
+      // written in, as for the pass). The headline p99 is over all of them.
       let inBurst: Histogram | null = null
       let outsideBurst: Histogram | null = null
       let secondsInBurst = 0
