@@ -128,6 +128,30 @@ const addDelta = (into: Histogram | null, h: Histogram, base: Histogram): Histog
   count: (into?.count ?? 0) + h.count - base.count
 })
 
+/**
+ * The paced seconds' latency told apart by a yes or no of each second: the events written in the
+ * seconds of each kind, and the count of the "yes" seconds. What was written after the last second
+ * goes with it (`addRest`).
+ */
+class SecondsApart {
+  yes: Histogram | null = null
+  no: Histogram | null = null
+  yesSeconds = 0
+  last = false
+
+  add(yes: boolean, h: Histogram, base: Histogram): void {
+    this.last = yes
+    if (yes) this.yesSeconds++
+    this.addRest(h, base)
+  }
+
+  /** Written since `base`, with the kind of the last second. */
+  addRest(h: Histogram, base: Histogram): void {
+    if (this.last) this.yes = addDelta(this.yes, h, base)
+    else this.no = addDelta(this.no, h, base)
+  }
+}
+
 /** Events written in `h` and not in `base` that took more than `seconds` (a bucket bound). */
 const slowerThan = (h: Histogram, base: Histogram, seconds: number): number => {
   const at = h.buckets.findIndex(([le]) => le === seconds)
@@ -285,18 +309,12 @@ const main = async () => {
       let priorNats = natsCpuSeconds()
       // The paced seconds apart by whether a pass over every member (the hourly sweep) was under way
       // at their start or end: the sweep is an hour's minute or so, and this phase can be all of it.
-      let duringPass: Histogram | null = null
-      let withoutPass: Histogram | null = null
-      let secondsDuringPass = 0
-      let lastDuringPass = false
+      const pass = new SecondsApart()
       // The paced seconds apart by whether the engines published derived events at a quarter or more
       // of the paced rate in them (the burst after the history: `derivedThisSecond` below), so that
       // the burst and steady live traffic each have their own figures (by the second an event was
       // written in, as for the pass). The headline p99 is over all of them.
-      let inBurst: Histogram | null = null
-      let outsideBurst: Histogram | null = null
-      let secondsInBurst = 0
-      let lastInBurst = false
+      const burst = new SecondsApart()
       const insertsBefore = last.inserts
       const seconds = 20
       for (let s = 0; s < seconds; s++) {
@@ -321,20 +339,12 @@ const main = async () => {
         const durable = now.count - before.count
         // When the late events were written: those over 1 s in this second (a stall shows as a spike).
         const late = slowerThan(now, prior.latency, 1)
-        lastDuringPass = prior.passes > 0 || scraped.passes > 0
-        if (lastDuringPass) {
-          duringPass = addDelta(duringPass, now, prior.latency)
-          secondsDuringPass++
-        } else withoutPass = addDelta(withoutPass, now, prior.latency)
+        pass.add(prior.passes > 0 || scraped.passes > 0, now, prior.latency)
         const gcThisSecond = Math.round(scraped.gcMs - prior.gcMs)
         // The engine's own events published this second: after the history, each member's first live
         // event moves its recency score (an rfm.changed) and often a tag, nearly one per event at first.
         const derivedThisSecond = scraped.derived - prior.derived
-        lastInBurst = derivedThisSecond * 4 >= pacedRate
-        if (lastInBurst) {
-          inBurst = addDelta(inBurst, now, prior.latency)
-          secondsInBurst++
-        } else outsideBurst = addDelta(outsideBurst, now, prior.latency)
+        burst.add(derivedThisSecond * 4 >= pacedRate, now, prior.latency)
         // How long the engines' loops sat idle on NATS's acknowledgements or the ClickHouse sink this second.
         const waitedThisSecond = Math.round((scraped.writeWait - prior.writeWait) * 1000)
         const checkpointedThisSecond = scraped.checkpointed - prior.checkpointed
@@ -350,21 +360,19 @@ const main = async () => {
         priorBox = box
         priorNats = nats
         prior = scraped
-        log(`  paced ${s + 1} s: ${((s + 1) * pacedRate).toLocaleString()} published, ${durable.toLocaleString()} durable (${late.toLocaleString()} of them written this second after more than 1 s); engines behind the stream by ${lags.map((l) => l.toLocaleString()).join(", ")};${lastDuringPass ? " a pass under way;" : ""} event loop held up to ${scraped.loopMaxMs} ms; collector ${gcThisSecond} ms, longest pause ${scraped.gcMaxMs} ms; ${derivedThisSecond.toLocaleString()} derived published; ${waitedThisSecond} ms waiting on earlier batches' writes; ${checkpointedThisSecond.toLocaleString()} states checkpointed; publishes acknowledged in ${ackMs} ms a batch (${acked} batches), ${sinkWaitMs} ms waiting for the row sink; ${cpuText}${stampClock ? ` (monotonic ${(Number(process.hrtime.bigint() / 1000n) / 1e6).toFixed(2)} s, the profiles' clock)` : ""}`)
+        log(`  paced ${s + 1} s: ${((s + 1) * pacedRate).toLocaleString()} published, ${durable.toLocaleString()} durable (${late.toLocaleString()} of them written this second after more than 1 s); engines behind the stream by ${lags.map((l) => l.toLocaleString()).join(", ")};${pass.last ? " a pass under way;" : ""} event loop held up to ${scraped.loopMaxMs} ms; collector ${gcThisSecond} ms, longest pause ${scraped.gcMaxMs} ms; ${derivedThisSecond.toLocaleString()} derived published; ${waitedThisSecond} ms waiting on earlier batches' writes; ${checkpointedThisSecond.toLocaleString()} states checkpointed; publishes acknowledged in ${ackMs} ms a batch (${acked} batches), ${sinkWaitMs} ms waiting for the row sink; ${cpuText}${stampClock ? ` (monotonic ${(Number(process.hrtime.bigint() / 1000n) / 1e6).toFixed(2)} s, the profiles' clock)` : ""}`)
       }
       const target = EVENTS + seconds * pacedRate
       while ((last = await metrics()).received < target || !(await drained())) await new Promise((r) => setTimeout(r, 250))
       paced = `latency at a paced ${pacedRate.toLocaleString()} events/s for ${seconds} s: p50 ${quantile(last.latency, before, 0.5)}, p99 ${quantile(last.latency, before, 0.99)}`
       log(paced)
       // What was written after the last paced second belongs with it.
-      if (lastDuringPass) duringPass = addDelta(duringPass, last.latency, prior.latency)
-      else withoutPass = addDelta(withoutPass, last.latency, prior.latency)
-      if (lastInBurst) inBurst = addDelta(inBurst, last.latency, prior.latency)
-      else outsideBurst = addDelta(outsideBurst, last.latency, prior.latency)
+      pass.addRest(last.latency, prior.latency)
+      burst.addRest(last.latency, prior.latency)
       const part = (h: Histogram | null, n: number) =>
         h === null || n === 0 ? `${n} s, no events` : `${n} s, ${h.count.toLocaleString()} events: p50 ${quantile(h, null, 0.5)}, p99 ${quantile(h, null, 0.99)}, over 1 s ${slowerThan(h, { buckets: [], count: 0 }, 1).toLocaleString()}`
-      log(`  while a pass over every member was under way: ${part(duringPass, secondsDuringPass)}; with none: ${part(withoutPass, seconds - secondsDuringPass)}`)
-      log(`  with derived events at a quarter of the paced rate or more (the first live events after the history): ${part(inBurst, secondsInBurst)}; the other seconds: ${part(outsideBurst, seconds - secondsInBurst)}`)
+      log(`  while a pass over every member was under way: ${part(pass.yes, pass.yesSeconds)}; with none: ${part(pass.no, seconds - pass.yesSeconds)}`)
+      log(`  with derived events at a quarter of the paced rate or more (the first live events after the history): ${part(burst.yes, burst.yesSeconds)}; the other seconds: ${part(burst.no, seconds - burst.yesSeconds)}`)
       // The whole distribution, bucket by bucket: the quantiles above only name a bucket's bound.
       const spread = last.latency.buckets.map(([le, c], i) => {
         const below = i === 0 ? 0 : last.latency.buckets[i - 1]![1] - (before.buckets[i - 1]?.[1] ?? 0)
