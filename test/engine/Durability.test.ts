@@ -1,8 +1,9 @@
-import { jetstream } from "@nats-io/jetstream"
+import { jetstream, jetstreamManager } from "@nats-io/jetstream"
 import type { NatsConnection } from "@nats-io/transport-node"
 import { isDeepStrictEqual } from "node:util"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { drained, type EngineProcess, eventually, startEngine, tempDir } from "../support/engine.ts"
+import { PASS_EVENT } from "../../engine/ingest/Passes.ts"
 import { dropTopology, type EventInput, natsConnect, publishEvents, type TestTopology, uniqueTopology } from "../support/nats.ts"
 
 const DAY = 86_400_000
@@ -71,6 +72,33 @@ const profiles = async (engine: EngineProcess, ids: Iterable<string>) => {
   return out
 }
 
+/**
+ * The engine's own events in the stream (source `memberflow`, pass markers aside): their ids, and the
+ * tag changes among them as `member_tags` keys them.
+ */
+const ownEvents = async (nc: NatsConnection, topology: TestTopology) => {
+  const last = (await (await jetstreamManager(nc)).streams.info(topology.stream)).state.last_seq
+  const ids: Array<string> = []
+  const tags: Array<string> = []
+  const messages = await (await jetstream(nc).consumers.get(topology.stream)).consume()
+  for await (const msg of messages) {
+    const event = msg.json<EventInput>()
+    if (event.source === "memberflow" && event.type !== PASS_EVENT) {
+      ids.push(event.id)
+      if (event.type === "tag.added" || event.type === "tag.removed") tags.push(`${event.id} ${String(event.properties?.["tag"])} ${event.type === "tag.added" ? "add" : "remove"}`)
+    }
+    if (msg.seq >= last) break
+  }
+  messages.stop()
+  return { ids: [...new Set(ids)].sort(), tags: [...new Set(tags)].sort() }
+}
+
+/** The engine's own events' rows in ClickHouse, as `ownEvents` gives the events. */
+const ownRows = async (engine: EngineProcess) => ({
+  ids: (await engine.sql<{ event_id: string }>("SELECT event_id FROM events FINAL WHERE source = 'memberflow'")).map((row) => row.event_id).sort(),
+  tags: (await engine.sql<{ key: string }>("SELECT concat(event_id, ' ', tag, ' ', op) AS key FROM member_tags FINAL")).map((row) => row.key).sort()
+})
+
 const metric = async (engine: EngineProcess, name: string) =>
   Number(new RegExp(`^${name} (\\S+)$`, "m").exec(String((await engine.get("/metrics")).body))?.[1] ?? 0)
 
@@ -119,6 +147,14 @@ describe("durability: crashes and several engines change nothing", () => {
     // ClickHouse holds each accepted event once (FINAL collapses a crash's re-write).
     const [row] = await second.sql<{ n: number }>("SELECT count() AS n FROM events FINAL WHERE type IN ('purchase', 'refund', 'member.registered')")
     expect(Number(row?.n)).toBe(events.length)
+    // And each of the engine's own events (tiers, tags, RFM) that is in the stream has its events row,
+    // each tag change its member_tags row: those the killed engine published in its last batches
+    // among them (the batch that makes an event writes its rows; the readers skip it).
+    await eventually(async () => isDeepStrictEqual(await ownRows(second), await ownEvents(nc, topology)), 60_000, "the engine's own events' rows").catch(() => undefined)
+    const own = await ownEvents(nc, topology)
+    expect(own.ids.length).toBeGreaterThan(MEMBERS)
+    expect(own.tags.length).toBeGreaterThan(0)
+    expect(await ownRows(second)).toEqual(own)
     await second.kill("SIGTERM")
   })
 
