@@ -11,6 +11,7 @@ import { Timers } from "./Timers.ts"
 import { JourneyRuntime } from "./JourneyRuntime.ts"
 import { MemberLookup } from "./MemberLookup.ts"
 import { observeGc, renderPrometheus, watchHolds } from "./Metrics.ts"
+import { unsubscribe, unsubscribePage } from "./Unsubscribe.ts"
 import { twilioStatusCallback } from "./Webhooks.ts"
 import { Nats } from "./Nats.ts"
 import { ProgramRuntime } from "./ProgramRuntime.ts"
@@ -61,6 +62,9 @@ export const HttpLive = Layer.unwrapEffect(
       HttpRouter.get("/healthz", HttpServerResponse.text("ok")),
       // Providers call these: their signature is the authentication, not the admin token.
       HttpRouter.post("/webhooks/twilio", twilioStatusCallback),
+      // Members follow these from their messages: the link's signature is the authentication.
+      HttpRouter.get("/unsubscribe", unsubscribePage),
+      HttpRouter.post("/unsubscribe", unsubscribe),
       HttpRouter.get(
         "/readyz",
         Effect.gen(function* () {

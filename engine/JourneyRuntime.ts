@@ -158,6 +158,9 @@ export class JourneyRuntime extends Effect.Service<JourneyRuntime>()("memberflow
     yield* Effect.logInfo("journeys loaded").pipe(
       Effect.annotateLogs({ journeys: initial.map((j) => `${j.journey.id}@${j.version}`).join(", "), brand: brand.name })
     )
+    if (brand.unsubscribeKey === null && initial.length > 0) {
+      yield* Effect.logWarning("unsubscribe links in messages are unsigned, and the engine refuses them: set MEMBERFLOW_UNSUBSCRIBE_KEY (README, configuration)")
+    }
 
     let seen = yield* Effect.promise(() => fingerprint(dir))
     const reload = Effect.gen(function* () {

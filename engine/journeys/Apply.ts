@@ -18,7 +18,7 @@ import { memberLocale, memberTimeZone, type OrderFigures, orderFigures, tierSinc
 import { derivedId, shortHash } from "../member/MemberState/Ids.ts"
 import { addSeen, NO_ENTRIES, writable, writableList } from "../member/MemberState/Compact.ts"
 import { isoOf, timeOf } from "../member/Instant.ts"
-import { type Brand, templateContext } from "./Context.ts"
+import { type Brand, templateContext, unsubscribeUrlOf } from "./Context.ts"
 import {
   type Action,
   emptySlot,
@@ -177,11 +177,14 @@ export const sendStep = (
     state.sent ?? []
   )
   if (decision.kind === "suppressed") return { row: row(decision.channel, "suppressed", decision.reason), request: null }
-  const context = templateContext(state, ctx, journey, action.variant, trigger, set.brand, now)
+  const first = decision.channels[0] ?? action.channel
+  const context = templateContext(state, ctx, journey, action.variant, trigger, set.brand, now, first)
   const options = { currency: ctx.program.currency, locale: memberLocale(state, ctx.program), timeZone, tierNames: tierNamesOf(ctx) }
   const messages: Array<OutgoingMessage> = []
   for (const channel of decision.channels) {
-    const composed = compose(set.templates, channel, action.template, context, options, {
+    // A fallback's unsubscribe link opts out of its own channel.
+    const forChannel = channel === first ? context : { ...context, unsubscribeUrl: unsubscribeUrlOf(set.brand, d.memberId, channel) }
+    const composed = compose(set.templates, channel, action.template, forChannel, options, {
       messageId: action.messageId,
       memberId: d.memberId,
       to: contactOf(state, channel) ?? ""

@@ -1,21 +1,31 @@
-import { Config } from "effect"
+import { Config, Option, type Redacted } from "effect"
 import type { MemberEvent } from "../../schemas/Event.ts"
 import type { Journey } from "../../schemas/Journey.ts"
 import type { TemplateContext } from "../../schemas/TemplateContext.ts"
 import type { MemberContext, MemberState } from "../member/MemberState.ts"
 import { memberLocale, tierView } from "../member/MemberState/Reads.ts"
+import { unsubscribeKeyConfig, unsubscribeUrl } from "../Unsubscribe.ts"
 
 export interface Brand {
   readonly name: string
-  /** Where unsubscribe links point; the member id is appended as `?member=`. */
+  /** Where unsubscribe links point (engine/Unsubscribe.ts): the member, the channel and a signature follow. */
   readonly unsubscribeBase: string
+  /** MEMBERFLOW_UNSUBSCRIBE_KEY: signs the links; null leaves them unsigned (and the engine refuses them). */
+  readonly unsubscribeKey: Redacted.Redacted | null
 }
 
-/** MEMBERFLOW_BRAND_NAME and MEMBERFLOW_PUBLIC_URL, as the engine and `simulate` both render with. */
+/** MEMBERFLOW_BRAND_NAME, MEMBERFLOW_PUBLIC_URL and MEMBERFLOW_UNSUBSCRIBE_KEY, as the engine and `simulate` both render with. */
 export const brandConfig: Config.Config<Brand> = Config.all({
   name: Config.string("MEMBERFLOW_BRAND_NAME").pipe(Config.withDefault("memberflow")),
-  publicUrl: Config.string("MEMBERFLOW_PUBLIC_URL").pipe(Config.withDefault("http://127.0.0.1:8787"))
-}).pipe(Config.map(({ name, publicUrl }) => ({ name, unsubscribeBase: `${publicUrl}/unsubscribe` })))
+  publicUrl: Config.string("MEMBERFLOW_PUBLIC_URL").pipe(Config.withDefault("http://127.0.0.1:8787")),
+  key: unsubscribeKeyConfig
+}).pipe(
+  Config.map(({ name, publicUrl, key }) => ({ name, unsubscribeBase: `${publicUrl.replace(/\/$/, "")}/unsubscribe`, unsubscribeKey: Option.getOrNull(key) }))
+)
+
+/** The member's unsubscribe link for a message on `channel`. */
+export const unsubscribeUrlOf = (brand: Brand, memberId: string, channel: string): string =>
+  unsubscribeUrl(brand.unsubscribeBase, brand.unsubscribeKey, memberId, channel)
 
 /** The variables a template is rendered with (schemas/TemplateContext.ts), from the member's state. */
 export const templateContext = (
@@ -25,7 +35,9 @@ export const templateContext = (
   variant: string,
   trigger: MemberEvent | undefined,
   brand: Brand,
-  now: number
+  now: number,
+  /** The channel the message goes on: its unsubscribe link opts the member out of that one. */
+  channel: string
 ): TemplateContext => {
   const tier = tierView(state, ctx.program, now)
   const keep = tier.level === null ? 0 : (tier.level.keepSpend ?? tier.level.minSpend)
@@ -49,7 +61,7 @@ export const templateContext = (
     journey: { id: journey.id, name: journey.name },
     variant,
     brand: { name: brand.name },
-    unsubscribeUrl: `${brand.unsubscribeBase}?member=${encodeURIComponent(state.memberId)}`,
+    unsubscribeUrl: unsubscribeUrlOf(brand, state.memberId, channel),
     event: trigger?.properties ?? {}
   }
 }

@@ -57,6 +57,16 @@ describe("the admin API and the CLI, as an operator uses them", () => {
     expect(await ready.json()).toMatchObject({ ready: true, nats: "ok", clickhouse: "ok", program: { loaded: true } })
   })
 
+  it("/unsubscribe without MEMBERFLOW_UNSUBSCRIBE_KEY refuses every link, saying so, and changes nothing", async () => {
+    for (const method of ["GET", "POST"]) {
+      const response = await request("/unsubscribe?member=lily&channel=sms&sig=AAAAAAAAAAAAAAAAAAAAAA", { method, ...(method === "POST" ? { body: "List-Unsubscribe=One-Click" } : {}) })
+      expect(response.status).toBe(404)
+      expect(await response.text()).toContain("Unsubscribe links are not set up on this server (MEMBERFLOW_UNSUBSCRIBE_KEY)")
+    }
+    expect(((await engine.get("/members/lily")).body as { consent: { sms: boolean } }).consent.sms).toBe(true)
+    expect(engine.output()).toContain("unsubscribe links in messages are unsigned, and the engine refuses them: set MEMBERFLOW_UNSUBSCRIBE_KEY")
+  })
+
   it("/metrics is Prometheus text with the memberflow_ counters", async () => {
     const response = await request("/metrics")
     expect(response.status).toBe(200)

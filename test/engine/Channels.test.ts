@@ -1,4 +1,5 @@
 import type { NatsConnection } from "@nats-io/transport-node"
+import { createHmac } from "node:crypto"
 import { afterAll, beforeAll, describe, it } from "vitest"
 import { type EngineProcess, eventually, startEngine, tempDir } from "../support/engine.ts"
 import {
@@ -83,9 +84,16 @@ const JOURNEYS: Record<string, string> = {
 `
   ),
   "ping.yaml": journey("ping", "transactional", "ping.test", "  - { id: ping, send: { channel: sms, template: t-hello } }\n"),
+  "letter.yaml": `${journey("letter", "marketing", "letter.test", "  - { id: letter, send: { channel: email, template: t-hello } }\n")}reentry: afterExit\n`,
   "promo.yaml": journey("promo", "marketing", "promo.test", "  - { id: offer, send: { channel: sms, template: t-hello, fallback: [email] } }\n"),
   "promo-later.yaml": journey("promo-later", "marketing", "promo_later.test", "  - { id: later, send: { channel: sms, template: t-hello } }\n")
 }
+
+/** Signs the unsubscribe links (MEMBERFLOW_UNSUBSCRIBE_KEY). */
+const UNSUBSCRIBE_KEY = "k3Yq8-unsubscribe-test-secret-Zr4"
+/** A link's signature computed here, as README documents it: HMAC-SHA256 of "unsubscribe\n<member>\n<channel>", base64url, 22 characters. */
+const signature = (memberId: string, channel: string) =>
+  createHmac("sha256", UNSUBSCRIBE_KEY).update(`unsubscribe\n${memberId}\n${channel}`).digest("base64url").slice(0, 22)
 
 const now = () => new Date().toISOString()
 const phoneOf = (n: number) => `+86139${String(n).padStart(8, "0")}`
@@ -150,6 +158,7 @@ describe.concurrent("messages leave through the live providers (SMTP, Twilio, We
         MEMBERFLOW_DATA_DIR: tempDir("channels"),
         MEMBERFLOW_PUBLIC_URL: proxy.url,
         MEMBERFLOW_BRAND_NAME: "Maison",
+        MEMBERFLOW_UNSUBSCRIBE_KEY: UNSUBSCRIBE_KEY,
         MEMBERFLOW_ACK_WAIT_MS: "3000"
       },
       "channels"
@@ -210,8 +219,9 @@ describe.concurrent("messages leave through the live providers (SMTP, Twilio, We
       const messageId = mail.parsed.messageId ?? ""
       expect(decodeMessageIdHeader(messageId)).toBe(row(m.id, "a-email")?.message_id)
       expect(row(m.id, "a-email")?.provider_message_id).toBe(messageId)
-      const unsubscribe = mail.parsed.headerLines.find((h) => h.key === "list-unsubscribe")?.line
-      expect(unsubscribe).toBe(`List-Unsubscribe: <${proxy.url}/unsubscribe?member=${m.id}>`)
+      // Unfolded (RFC 5322: a long header is folded onto more lines).
+      const unsubscribe = mail.parsed.headerLines.find((h) => h.key === "list-unsubscribe")?.line.replace(/\r\n/g, "")
+      expect(unsubscribe).toBe(`List-Unsubscribe: <${proxy.url}/unsubscribe?member=${m.id}&channel=email&sig=${signature(m.id, "email")}>`)
     }
 
     // SMS: the documented form fields, a StatusCallback naming the message; provider id = the SID.
@@ -374,6 +384,66 @@ describe.concurrent("messages leave through the live providers (SMTP, Twilio, We
     expect(after).toMatchObject({ status: "delivered", provider_message_id: sid })
     // journeys and engagement hear of it once (events.md: message.delivered)
     await eventually(async () => (await engine.sql("SELECT event_id FROM events WHERE type = 'message.delivered' AND member_id = 'w1'")).length === 1, 10_000, "message.delivered")
+  })
+
+  it("an email's unsubscribe link: GET asks to confirm and changes nothing, a forged one is refused, one-click POST opts the member out of email, and the next email is not sent", async ({ expect }) => {
+    const { smtp } = providers
+    // Marketing: consent applies. Shanghai time is outside this test's quiet hours (UTC members').
+    const u1: Member = { id: "u1", n: 601, timezone: "Asia/Shanghai" }
+    await publishEvents(nc, topology, [register(u1)])
+    await eventually(async () => ((await engine.get(`/members/${encodeURIComponent(u1.id)}`)).body as { consent?: { email: boolean } }).consent?.email === true, 10_000, "u1 registered with email consent")
+    await publishEvents(nc, topology, [trigger("letter.test", u1.id)])
+    await eventually(async () => smtp.received.some((mail) => mail.envelope.to.includes(emailOf(u1.id))), 30_000, "u1's first letter")
+    const mail = smtp.received.find((mail) => mail.envelope.to.includes(emailOf(u1.id)))!
+    const link = `${proxy.url}/unsubscribe?member=${encodeURIComponent(u1.id)}&channel=email&sig=${signature(u1.id, "email")}`
+    // The same link in the header (one-click, RFC 8058) and in the body.
+    expect(mail.parsed.headerLines.find((h) => h.key === "list-unsubscribe")?.line.replace(/\r\n/g, "")).toBe(`List-Unsubscribe: <${link}>`)
+    // RFC 8058's List-Unsubscribe-Post goes with an https link only: this public URL is http.
+    expect(mail.parsed.headerLines.find((h) => h.key === "list-unsubscribe-post")).toBeUndefined()
+    // (Handlebars escapes "&" and "=" in the attribute; a browser reads the same URL.)
+    expect(mail.parsed.html).toContain(`href="${link.replace(/&/g, "&amp;").replace(/=/g, "&#x3D;")}"`)
+    const consent = async () => ((await engine.get(`/members/${encodeURIComponent(u1.id)}`)).body as { consent: { email: boolean; sms: boolean } }).consent
+
+    // GET (a person, or a mail scanner fetching links): a page that asks to confirm, nothing changed.
+    const page = await fetch(link)
+    expect(page.status).toBe(200)
+    expect(page.headers.get("content-type")).toContain("text/html")
+    const html = await page.text()
+    expect(html).toContain('<form method="post">')
+    expect(html).toContain("Stop receiving emails from Maison?")
+    // Forged or broken links: refused, and nothing published.
+    const forged = [
+      [`${proxy.url}/unsubscribe?member=u2&channel=email&sig=${signature(u1.id, "email")}`, 403],
+      [`${proxy.url}/unsubscribe?member=${encodeURIComponent(u1.id)}&channel=sms&sig=${signature(u1.id, "email")}`, 403],
+      [`${proxy.url}/unsubscribe?member=${encodeURIComponent(u1.id)}&channel=email&sig=${signature(u1.id, "email").slice(1)}`, 403],
+      [`${proxy.url}/unsubscribe?member=${encodeURIComponent(u1.id)}&channel=email`, 400],
+      [`${proxy.url}/unsubscribe?member=${encodeURIComponent(u1.id)}&channel=fax&sig=${signature(u1.id, "fax")}`, 400]
+    ] as const
+    for (const [url, status] of forged) {
+      const answer = await fetch(url, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: "List-Unsubscribe=One-Click" })
+      expect([url, answer.status]).toEqual([url, status])
+      expect(await answer.text()).toMatch(/This unsubscribe link is (not valid|incomplete)/)
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1_000))
+    expect(await consent()).toMatchObject({ email: true, sms: true })
+
+    // One-click POST, as a mail client sends it: opted out of email only, as a consent.updated event.
+    const done = await fetch(link, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: "List-Unsubscribe=One-Click" })
+    expect(done.status).toBe(200)
+    expect(await done.text()).toContain("You will no longer receive emails from Maison.")
+    await eventually(async () => (await consent()).email === false, 10_000, "u1's email opt-out")
+    expect((await consent()).sms).toBe(true)
+    await eventually(async () => (await engine.sql("SELECT 1 FROM events WHERE member_id = 'u1' AND type = 'consent.updated'")).length === 1, 10_000, "the opt-out in events")
+    const [event] = await engine.sql<{ source: string; properties: string }>("SELECT source, properties FROM events WHERE member_id = 'u1' AND type = 'consent.updated'")
+    expect(event?.source).toBe("memberflow")
+    expect(JSON.parse(event?.properties ?? "{}")).toEqual({ channel: "email", granted: false, via: "unsubscribe link" })
+
+    // The next letter is not sent: the member has no other channel for it.
+    await publishEvents(nc, topology, [{ ...trigger("letter.test", u1.id), id: "letter-again-u1" }])
+    await settled("journey_id = 'letter' AND member_id = 'u1'", 2, "u1's second letter decided")
+    const rows = await messageRows(engine, "journey_id = 'letter' AND member_id = 'u1'")
+    expect(rows.map((row) => [row.status, row.reason]).sort()).toEqual([["sent", ""], ["suppressed", "no_reachable_channel (email: no consent)"]])
+    expect(smtp.received.filter((mail) => mail.envelope.to.includes(emailOf(u1.id)))).toHaveLength(1)
   })
 
   it("Twilio 21610 (the member replied STOP) falls back to email and records the SMS opt-out for every later send", async ({ expect }) => {

@@ -19,7 +19,7 @@ const set: JourneySet = {
   current: [{ journey: WAIT, version: "v1" }],
   versions: new Map([["v1", WAIT]]),
   templates: { email: new Map(), sms: new Map(), wechat: new Map() },
-  brand: { name: "test", unsubscribeBase: "http://127.0.0.1/unsubscribe" },
+  brand: { name: "test", unsubscribeBase: "http://127.0.0.1/unsubscribe", unsubscribeKey: null },
   winners: new Map()
 }
 

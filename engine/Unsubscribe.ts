@@ -1,0 +1,139 @@
+import { HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import { Clock, Config, Effect, Option, Redacted } from "effect"
+import { createHmac, timingSafeEqual } from "node:crypto"
+import { derivedId } from "./member/MemberState/Ids.ts"
+import { Nats } from "./Nats.ts"
+import { subjectOf, Topology } from "./Topology.ts"
+
+/**
+ * The unsubscribe links in messages (`{{unsubscribeUrl}}`, and an email's `List-Unsubscribe`):
+ * `<MEMBERFLOW_PUBLIC_URL>/unsubscribe?member=…&channel=…&sig=…`, signed with
+ * MEMBERFLOW_UNSUBSCRIBE_KEY so that nobody can opt a member out by guessing an id.
+ *
+ * `GET` shows a page that asks to confirm and changes nothing: mail scanners and link previews
+ * fetch links on their own, and would otherwise opt members out. `POST` opts out: the page's button,
+ * and a mail client's one-click unsubscribe (RFC 8058, body `List-Unsubscribe=One-Click`). The
+ * opt-out is a `consent.updated` event on the stream (events.md): it takes effect before any later
+ * send, like one from upstream, and is in the member's history and in `events`.
+ */
+
+export const UNSUBSCRIBE_CHANNELS = ["email", "sms", "wechat"] as const
+export type UnsubscribeChannel = (typeof UNSUBSCRIBE_CHANNELS)[number]
+
+/** MEMBERFLOW_UNSUBSCRIBE_KEY: signs and checks unsubscribe links; without it (or empty, as docker-compose passes an unset one) links are unsigned and refused. */
+export const unsubscribeKeyConfig: Config.Config<Option.Option<Redacted.Redacted>> = Config.option(Config.redacted("MEMBERFLOW_UNSUBSCRIBE_KEY")).pipe(
+  Config.map(Option.filter((key) => Redacted.value(key).length > 0)),
+  Config.validate({
+    message: "MEMBERFLOW_UNSUBSCRIBE_KEY must be at least 16 characters (a random secret)",
+    validation: (key) => Option.isNone(key) || Redacted.value(key.value).length >= 16
+  })
+)
+
+/** The link's signature: HMAC-SHA256 over the member and the channel, 128 bits in base64url. */
+export const unsubscribeSignature = (key: Redacted.Redacted, memberId: string, channel: string): string =>
+  createHmac("sha256", Redacted.value(key)).update(`unsubscribe\n${memberId}\n${channel}`, "utf8").digest("base64url").slice(0, 22)
+
+/** The member's link for `channel`: signed when there is a key. */
+export const unsubscribeUrl = (base: string, key: Redacted.Redacted | null, memberId: string, channel: string): string => {
+  const url = `${base}?member=${encodeURIComponent(memberId)}&channel=${channel}`
+  return key === null ? url : `${url}&sig=${unsubscribeSignature(key, memberId, channel)}`
+}
+
+export type LinkCheck =
+  | { readonly ok: true; readonly memberId: string; readonly channel: UnsubscribeChannel }
+  | { readonly ok: false; readonly status: 400 | 403; readonly reason: string }
+
+/** Checks a link's query (`URLSearchParams`) against the key, in constant time. */
+export const checkLink = (key: Redacted.Redacted, query: URLSearchParams): LinkCheck => {
+  const memberId = query.get("member") ?? ""
+  const channel = query.get("channel") ?? ""
+  const sig = query.get("sig") ?? ""
+  if (memberId.length === 0 || memberId.length > 128 || !(UNSUBSCRIBE_CHANNELS as ReadonlyArray<string>).includes(channel) || sig.length === 0) {
+    return { ok: false, status: 400, reason: "This unsubscribe link is incomplete. Please use the link from your message as it was sent." }
+  }
+  const expected = Buffer.from(unsubscribeSignature(key, memberId, channel))
+  const presented = Buffer.from(sig)
+  if (presented.length !== expected.length || !timingSafeEqual(presented, expected)) {
+    return { ok: false, status: 403, reason: "This unsubscribe link is not valid. Please use the link from your message as it was sent." }
+  }
+  return { ok: true, memberId, channel: channel as UnsubscribeChannel }
+}
+
+const CHANNEL_NAMES: Record<UnsubscribeChannel, { readonly zh: string; readonly en: string }> = {
+  email: { zh: "電子郵件", en: "emails" },
+  sms: { zh: "短信", en: "text messages" },
+  wechat: { zh: "微信消息", en: "WeChat messages" }
+}
+
+const escapeHtml = (text: string): string =>
+  text.replace(/[&<>"']/g, (c) => (c === "&" ? "&amp;" : c === "<" ? "&lt;" : c === ">" ? "&gt;" : c === '"' ? "&quot;" : "&#39;"))
+
+const page = (status: number, title: string, body: string) =>
+  HttpServerResponse.text(
+    `<!doctype html><html lang="zh-Hant"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><meta name="robots" content="noindex"><title>${escapeHtml(title)}</title></head>` +
+      `<body style="font-family:system-ui,sans-serif;max-width:32rem;margin:3rem auto;padding:0 1rem;color:#222">${body}</body></html>\n`,
+    { status, contentType: "text/html; charset=utf-8", headers: { "cache-control": "no-store", "referrer-policy": "no-referrer" } }
+  )
+
+const brandName = Config.string("MEMBERFLOW_BRAND_NAME").pipe(Config.withDefault("memberflow"))
+
+/** The query of the request's URL (path-relative: the host is not needed). */
+const queryOf = (url: string): URLSearchParams => new URL(url, "http://unsubscribe.invalid").searchParams
+
+const refused = (check: Extract<LinkCheck, { ok: false }>) => page(check.status, "Unsubscribe", `<p>${escapeHtml(check.reason)}</p>`)
+
+const notConfigured = page(404, "Unsubscribe", "<p>Unsubscribe links are not set up on this server (MEMBERFLOW_UNSUBSCRIBE_KEY).</p>")
+
+/** `GET /unsubscribe`: the confirmation page; nothing changes. */
+export const unsubscribePage = Effect.gen(function* () {
+  const request = yield* HttpServerRequest.HttpServerRequest
+  const key = yield* unsubscribeKeyConfig.pipe(Effect.orElseSucceed(() => Option.none()))
+  if (Option.isNone(key)) return notConfigured
+  const check = checkLink(key.value, queryOf(request.url))
+  if (!check.ok) return refused(check)
+  const brand = escapeHtml(yield* brandName.pipe(Effect.orElseSucceed(() => "memberflow")))
+  const names = CHANNEL_NAMES[check.channel]
+  // The form posts to this same URL (its query carries the signed link).
+  return page(
+    200,
+    "取消訂閱 · Unsubscribe",
+    `<h1 style="font-size:1.3rem">取消訂閱 · Unsubscribe</h1>` +
+      `<p>不再接收 ${brand} 的${names.zh}？</p><p>Stop receiving ${names.en} from ${brand}?</p>` +
+      `<form method="post"><button type="submit" style="font-size:1rem;padding:.5rem 1.2rem">確認取消訂閱 · Unsubscribe</button></form>`
+  )
+})
+
+/** `POST /unsubscribe`: the opt-out, published as `consent.updated` (a mail client's one-click or the page's button). */
+export const unsubscribe = Effect.gen(function* () {
+  const request = yield* HttpServerRequest.HttpServerRequest
+  const key = yield* unsubscribeKeyConfig.pipe(Effect.orElseSucceed(() => Option.none()))
+  if (Option.isNone(key)) return notConfigured
+  const check = checkLink(key.value, queryOf(request.url))
+  if (!check.ok) return refused(check)
+  const { js, use } = yield* Nats
+  const topology = yield* Topology
+  const now = yield* Clock.currentTimeMillis
+  const type = "consent.updated"
+  const id = derivedId("unsubscribe", check.memberId, check.channel, now)
+  const event = {
+    id,
+    type,
+    memberId: check.memberId,
+    occurredAt: new Date(now).toISOString(),
+    properties: { channel: check.channel, granted: false, via: "unsubscribe link" },
+    source: "memberflow"
+  }
+  const published = yield* use(`publish ${type}`, () => js.publish(subjectOf(topology, type), JSON.stringify(event), { msgID: id })).pipe(Effect.either)
+  if (published._tag === "Left") {
+    yield* Effect.logWarning("an unsubscribe could not be published").pipe(Effect.annotateLogs({ error: String(published.left) }))
+    return page(503, "Unsubscribe", "<p>We could not record this right now. Please try again in a minute.</p>")
+  }
+  yield* Effect.logInfo("member unsubscribed through a link").pipe(Effect.annotateLogs({ channel: check.channel, event: id }))
+  const brand = escapeHtml(yield* brandName.pipe(Effect.orElseSucceed(() => "memberflow")))
+  const names = CHANNEL_NAMES[check.channel]
+  return page(
+    200,
+    "已取消訂閱 · Unsubscribed",
+    `<h1 style="font-size:1.3rem">已取消訂閱 · Unsubscribed</h1><p>您將不再收到 ${brand} 的${names.zh}。</p><p>You will no longer receive ${names.en} from ${brand}.</p>`
+  )
+})
