@@ -4,6 +4,7 @@ import type { Journey } from "../../schemas/Journey.ts"
 import type { TemplateContext } from "../../schemas/TemplateContext.ts"
 import type { MemberContext, MemberState } from "../member/MemberState.ts"
 import { memberLocale, tierView } from "../member/MemberState/Reads.ts"
+import { httpPort } from "../Settings.ts"
 import { unsubscribeKeyConfig, unsubscribeUrl } from "../Unsubscribe.ts"
 
 export interface Brand {
@@ -17,10 +18,16 @@ export interface Brand {
 /** MEMBERFLOW_BRAND_NAME, MEMBERFLOW_PUBLIC_URL and MEMBERFLOW_UNSUBSCRIBE_KEY, as the engine and `simulate` both render with. */
 export const brandConfig: Config.Config<Brand> = Config.all({
   name: Config.string("MEMBERFLOW_BRAND_NAME").pipe(Config.withDefault("memberflow")),
-  publicUrl: Config.string("MEMBERFLOW_PUBLIC_URL").pipe(Config.withDefault("http://127.0.0.1:8787")),
+  publicUrl: Config.option(Config.string("MEMBERFLOW_PUBLIC_URL")),
+  // Lazily: engine/Settings.ts reaches this module again through the event reader (an import cycle).
+  port: Config.suspend(() => httpPort),
   key: unsubscribeKeyConfig
 }).pipe(
-  Config.map(({ name, publicUrl, key }) => ({ name, unsubscribeBase: `${publicUrl.replace(/\/$/, "")}/unsubscribe`, unsubscribeKey: Option.getOrNull(key) }))
+  Config.map(({ name, publicUrl, port, key }) => {
+    // Unset: this engine's own admin API, on its port (any free port, 0, cannot be known here: 8787).
+    const base = Option.getOrElse(publicUrl, () => `http://127.0.0.1:${port === 0 ? 8787 : port}`)
+    return { name, unsubscribeBase: `${base.replace(/\/$/, "")}/unsubscribe`, unsubscribeKey: Option.getOrNull(key) }
+  })
 )
 
 /** The member's unsubscribe link for a message on `channel`. */

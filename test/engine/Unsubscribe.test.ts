@@ -44,6 +44,9 @@ describe("unsubscribe links", () => {
     const unsigned = brandFrom({})
     if (unsigned._tag === "Left") throw new Error(String(unsigned.left))
     expect(unsubscribeUrlOf(unsigned.right, "m1", "sms")).toBe("http://127.0.0.1:8787/unsubscribe?member=m1&channel=sms")
+    // With no public URL, the engine's own admin API on its port.
+    const onPort = brandFrom({ MEMBERFLOW_HTTP_PORT: "9187" })
+    expect(onPort._tag === "Right" ? unsubscribeUrlOf(onPort.right, "m1", "email") : "refused").toBe("http://127.0.0.1:9187/unsubscribe?member=m1&channel=email")
     // Empty, as docker-compose passes one left unset: the same.
     const empty = brandFrom({ MEMBERFLOW_UNSUBSCRIBE_KEY: "" })
     expect(empty._tag === "Right" ? empty.right.unsubscribeKey : "refused").toBeNull()
