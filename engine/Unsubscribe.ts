@@ -1,5 +1,5 @@
 import { HttpServerRequest, HttpServerResponse } from "@effect/platform"
-import { Clock, Config, Effect, Option, Redacted } from "effect"
+import { Clock, Config, Effect, Either, Option, Redacted } from "effect"
 import { createHmac, timingSafeEqual } from "node:crypto"
 import { derivedId } from "./member/MemberState/Ids.ts"
 import { Nats } from "./Nats.ts"
@@ -84,15 +84,22 @@ const refused = (check: Extract<LinkCheck, { ok: false }>) => page(check.status,
 
 const notConfigured = page(404, "Unsubscribe", "<p>Unsubscribe links are not set up on this server (MEMBERFLOW_UNSUBSCRIBE_KEY).</p>")
 
-/** `GET /unsubscribe`: the confirmation page; nothing changes. */
-export const unsubscribePage = Effect.gen(function* () {
+/** The request's link, checked: the member, the channel and the brand's name for the page, or the answer that refuses it. */
+const linkOf = Effect.gen(function* () {
   const request = yield* HttpServerRequest.HttpServerRequest
   const key = yield* unsubscribeKeyConfig.pipe(Effect.orElseSucceed(() => Option.none()))
-  if (Option.isNone(key)) return notConfigured
+  if (Option.isNone(key)) return Either.left(notConfigured)
   const check = checkLink(key.value, queryOf(request.url))
-  if (!check.ok) return refused(check)
+  if (!check.ok) return Either.left(refused(check))
   const brand = escapeHtml(yield* brandName.pipe(Effect.orElseSucceed(() => "memberflow")))
-  const names = CHANNEL_NAMES[check.channel]
+  return Either.right({ memberId: check.memberId, channel: check.channel, brand, names: CHANNEL_NAMES[check.channel] })
+})
+
+/** `GET /unsubscribe`: the confirmation page; nothing changes. */
+export const unsubscribePage = Effect.gen(function* () {
+  const link = yield* linkOf
+  if (Either.isLeft(link)) return link.left
+  const { brand, names } = link.right
   // The form posts to this same URL (its query carries the signed link).
   return page(
     200,
@@ -105,22 +112,20 @@ export const unsubscribePage = Effect.gen(function* () {
 
 /** `POST /unsubscribe`: the opt-out, published as `consent.updated` (a mail client's one-click or the page's button). */
 export const unsubscribe = Effect.gen(function* () {
-  const request = yield* HttpServerRequest.HttpServerRequest
-  const key = yield* unsubscribeKeyConfig.pipe(Effect.orElseSucceed(() => Option.none()))
-  if (Option.isNone(key)) return notConfigured
-  const check = checkLink(key.value, queryOf(request.url))
-  if (!check.ok) return refused(check)
+  const link = yield* linkOf
+  if (Either.isLeft(link)) return link.left
+  const { memberId, channel, brand, names } = link.right
   const { js, use } = yield* Nats
   const topology = yield* Topology
   const now = yield* Clock.currentTimeMillis
   const type = "consent.updated"
-  const id = derivedId("unsubscribe", check.memberId, check.channel, now)
+  const id = derivedId("unsubscribe", memberId, channel, now)
   const event = {
     id,
     type,
-    memberId: check.memberId,
+    memberId,
     occurredAt: new Date(now).toISOString(),
-    properties: { channel: check.channel, granted: false, via: "unsubscribe link" },
+    properties: { channel, granted: false, via: "unsubscribe link" },
     source: "memberflow"
   }
   const published = yield* use(`publish ${type}`, () => js.publish(subjectOf(topology, type), JSON.stringify(event), { msgID: id })).pipe(Effect.either)
@@ -128,9 +133,7 @@ export const unsubscribe = Effect.gen(function* () {
     yield* Effect.logWarning("an unsubscribe could not be published").pipe(Effect.annotateLogs({ error: String(published.left) }))
     return page(503, "Unsubscribe", "<p>We could not record this right now. Please try again in a minute.</p>")
   }
-  yield* Effect.logInfo("member unsubscribed through a link").pipe(Effect.annotateLogs({ channel: check.channel, event: id }))
-  const brand = escapeHtml(yield* brandName.pipe(Effect.orElseSucceed(() => "memberflow")))
-  const names = CHANNEL_NAMES[check.channel]
+  yield* Effect.logInfo("member unsubscribed through a link").pipe(Effect.annotateLogs({ channel, event: id }))
   return page(
     200,
     "已取消訂閱 · Unsubscribed",
