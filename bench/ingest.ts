@@ -11,6 +11,7 @@
  */
 import { AckPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream"
 import { readdirSync, readFileSync, writeFileSync } from "node:fs"
+import { setPriority } from "node:os"
 import { dropTopology, natsConnect, uniqueTopology } from "../test/support/nats.ts"
 import { drained as enginesDrained, startEngine, tempDir } from "../test/support/engine.ts"
 import { journeysDir } from "../test/support/journeys.ts"
@@ -41,6 +42,13 @@ const PACED_SPREAD = process.env["BENCH_PACED_SPREAD"] === "1"
  * (BENCHMARKS.md).
  */
 const CLIENT_PUBLISH = process.env["BENCH_PUBLISHER"] === "client"
+/**
+ * BENCH_PUBLISHER_NICE=n: the bench's own thread (its publishing) at nice n for the paced seconds,
+ * back to 0 after them. The publisher stands in for upstream services on other machines; at nice 0
+ * it competes with the engine's thread as an equal (both in this session's scheduling group). Not
+ * set: as before (nice 0 throughout).
+ */
+const PUBLISHER_NICE = process.env["BENCH_PUBLISHER_NICE"] === undefined ? null : Number(process.env["BENCH_PUBLISHER_NICE"])
 /** Engine processes sharing the stream (scale-out); each has its own embedded ClickHouse. */
 const ENGINES = Number(process.env["BENCH_ENGINES"] ?? 1)
 
@@ -317,6 +325,8 @@ const main = async () => {
       const burst = new SecondsApart()
       const insertsBefore = last.inserts
       const seconds = 20
+      // The calling thread only (Linux): the engines, started before, keep their own.
+      if (PUBLISHER_NICE !== null) setPriority(PUBLISHER_NICE)
       for (let s = 0; s < seconds; s++) {
         const tick = performance.now()
         const batch: Array<Promise<unknown>> = []
@@ -364,6 +374,7 @@ const main = async () => {
       }
       const target = EVENTS + seconds * pacedRate
       while ((last = await metrics()).received < target || !(await drained())) await new Promise((r) => setTimeout(r, 250))
+      if (PUBLISHER_NICE !== null) setPriority(0)
       paced = `latency at a paced ${pacedRate.toLocaleString()} events/s for ${seconds} s: p50 ${quantile(last.latency, before, 0.5)}, p99 ${quantile(last.latency, before, 0.99)}`
       log(paced)
       // What was written after the last paced second belongs with it.
