@@ -24,8 +24,8 @@ export const brandConfig: Config.Config<Brand> = Config.all({
   key: unsubscribeKeyConfig
 }).pipe(
   Config.map(({ name, publicUrl, port, key }) => {
-    // Unset: this engine's own admin API, on its port (any free port, 0, cannot be known here: 8787).
-    const base = Option.getOrElse(publicUrl, () => `http://127.0.0.1:${port === 0 ? 8787 : port}`)
+    // Unset (or empty): this engine's own admin API, on its port (any free port, 0, cannot be known here: 8787).
+    const base = Option.getOrElse(Option.filter(publicUrl, (url) => url.trim() !== ""), () => `http://127.0.0.1:${port === 0 ? 8787 : port}`)
     return { name, unsubscribeBase: `${base.replace(/\/$/, "")}/unsubscribe`, unsubscribeKey: Option.getOrNull(key) }
   })
 )

@@ -45,8 +45,10 @@ describe("unsubscribe links", () => {
     if (unsigned._tag === "Left") throw new Error(String(unsigned.left))
     expect(unsubscribeUrlOf(unsigned.right, "m1", "sms")).toBe("http://127.0.0.1:8787/unsubscribe?member=m1&channel=sms")
     // With no public URL, the engine's own admin API on its port.
-    const onPort = brandFrom({ MEMBERFLOW_HTTP_PORT: "9187" })
-    expect(onPort._tag === "Right" ? unsubscribeUrlOf(onPort.right, "m1", "email") : "refused").toBe("http://127.0.0.1:9187/unsubscribe?member=m1&channel=email")
+    for (const env of [{ MEMBERFLOW_HTTP_PORT: "9187" }, { MEMBERFLOW_HTTP_PORT: "9187", MEMBERFLOW_PUBLIC_URL: " " }]) {
+      const onPort = brandFrom(env)
+      expect(onPort._tag === "Right" ? unsubscribeUrlOf(onPort.right, "m1", "email") : "refused").toBe("http://127.0.0.1:9187/unsubscribe?member=m1&channel=email")
+    }
     // Empty, as docker-compose passes one left unset: the same.
     const empty = brandFrom({ MEMBERFLOW_UNSUBSCRIBE_KEY: "" })
     expect(empty._tag === "Right" ? empty.right.unsubscribeKey : "refused").toBeNull()
