@@ -1,14 +1,15 @@
 import { HttpServerRequest, HttpServerResponse } from "@effect/platform"
-import { Clock, Config, Effect, Either, Option, Redacted } from "effect"
-import { createHmac, timingSafeEqual } from "node:crypto"
+import { Clock, Effect, Either } from "effect"
+import type { Channel } from "../schemas/Program.ts"
+import { brandConfig } from "./journeys/Context.ts"
 import { derivedId } from "./member/MemberState/Ids.ts"
 import { Nats } from "./Nats.ts"
+import { escapeHtml } from "./report/Html.ts"
 import { subjectOf, Topology } from "./Topology.ts"
+import { checkLink, type LinkCheck } from "./UnsubscribeLink.ts"
 
 /**
- * The unsubscribe links in messages (`{{unsubscribeUrl}}`, and an email's `List-Unsubscribe`):
- * `<MEMBERFLOW_PUBLIC_URL>/unsubscribe?member=…&channel=…&sig=…`, signed with
- * MEMBERFLOW_UNSUBSCRIBE_KEY so that nobody can opt a member out by guessing an id.
+ * `/unsubscribe`, where members follow the links in their messages (engine/UnsubscribeLink.ts).
  *
  * `GET` shows a page that asks to confirm and changes nothing: mail scanners and link previews
  * fetch links on their own, and would otherwise opt members out. `POST` opts out: the page's button,
@@ -17,56 +18,11 @@ import { subjectOf, Topology } from "./Topology.ts"
  * send, like one from upstream, and is in the member's history and in `events`.
  */
 
-export const UNSUBSCRIBE_CHANNELS = ["email", "sms", "wechat"] as const
-export type UnsubscribeChannel = (typeof UNSUBSCRIBE_CHANNELS)[number]
-
-/** MEMBERFLOW_UNSUBSCRIBE_KEY: signs and checks unsubscribe links; without it (or empty, as docker-compose passes an unset one) links are unsigned and refused. */
-export const unsubscribeKeyConfig: Config.Config<Option.Option<Redacted.Redacted>> = Config.option(Config.redacted("MEMBERFLOW_UNSUBSCRIBE_KEY")).pipe(
-  Config.map(Option.filter((key) => Redacted.value(key).length > 0)),
-  Config.validate({
-    message: "MEMBERFLOW_UNSUBSCRIBE_KEY must be at least 16 characters (a random secret)",
-    validation: (key) => Option.isNone(key) || Redacted.value(key.value).length >= 16
-  })
-)
-
-/** The link's signature: HMAC-SHA256 over the member and the channel, 128 bits in base64url. */
-export const unsubscribeSignature = (key: Redacted.Redacted, memberId: string, channel: string): string =>
-  createHmac("sha256", Redacted.value(key)).update(`unsubscribe\n${memberId}\n${channel}`, "utf8").digest("base64url").slice(0, 22)
-
-/** The member's link for `channel`: signed when there is a key. */
-export const unsubscribeUrl = (base: string, key: Redacted.Redacted | null, memberId: string, channel: string): string => {
-  const url = `${base}?member=${encodeURIComponent(memberId)}&channel=${channel}`
-  return key === null ? url : `${url}&sig=${unsubscribeSignature(key, memberId, channel)}`
-}
-
-export type LinkCheck =
-  | { readonly ok: true; readonly memberId: string; readonly channel: UnsubscribeChannel }
-  | { readonly ok: false; readonly status: 400 | 403; readonly reason: string }
-
-/** Checks a link's query (`URLSearchParams`) against the key, in constant time. */
-export const checkLink = (key: Redacted.Redacted, query: URLSearchParams): LinkCheck => {
-  const memberId = query.get("member") ?? ""
-  const channel = query.get("channel") ?? ""
-  const sig = query.get("sig") ?? ""
-  if (memberId.length === 0 || memberId.length > 128 || !(UNSUBSCRIBE_CHANNELS as ReadonlyArray<string>).includes(channel) || sig.length === 0) {
-    return { ok: false, status: 400, reason: "This unsubscribe link is incomplete. Please use the link from your message as it was sent." }
-  }
-  const expected = Buffer.from(unsubscribeSignature(key, memberId, channel))
-  const presented = Buffer.from(sig)
-  if (presented.length !== expected.length || !timingSafeEqual(presented, expected)) {
-    return { ok: false, status: 403, reason: "This unsubscribe link is not valid. Please use the link from your message as it was sent." }
-  }
-  return { ok: true, memberId, channel: channel as UnsubscribeChannel }
-}
-
-const CHANNEL_NAMES: Record<UnsubscribeChannel, { readonly zh: string; readonly en: string }> = {
+const CHANNEL_NAMES: Record<Channel, { readonly zh: string; readonly en: string }> = {
   email: { zh: "電子郵件", en: "emails" },
   sms: { zh: "短信", en: "text messages" },
   wechat: { zh: "微信消息", en: "WeChat messages" }
 }
-
-const escapeHtml = (text: string): string =>
-  text.replace(/[&<>"']/g, (c) => (c === "&" ? "&amp;" : c === "<" ? "&lt;" : c === ">" ? "&gt;" : c === '"' ? "&quot;" : "&#39;"))
 
 const page = (status: number, title: string, body: string) =>
   HttpServerResponse.text(
@@ -74,8 +30,6 @@ const page = (status: number, title: string, body: string) =>
       `<body style="font-family:system-ui,sans-serif;max-width:32rem;margin:3rem auto;padding:0 1rem;color:#222">${body}</body></html>\n`,
     { status, contentType: "text/html; charset=utf-8", headers: { "cache-control": "no-store", "referrer-policy": "no-referrer" } }
   )
-
-const brandName = Config.string("MEMBERFLOW_BRAND_NAME").pipe(Config.withDefault("memberflow"))
 
 /** The query of the request's URL (path-relative: the host is not needed). */
 const queryOf = (url: string): URLSearchParams => new URL(url, "http://unsubscribe.invalid").searchParams
@@ -87,12 +41,12 @@ const notConfigured = page(404, "Unsubscribe", "<p>Unsubscribe links are not set
 /** The request's link, checked: the member, the channel and the brand's name for the page, or the answer that refuses it. */
 const linkOf = Effect.gen(function* () {
   const request = yield* HttpServerRequest.HttpServerRequest
-  const key = yield* unsubscribeKeyConfig.pipe(Effect.orElseSucceed(() => Option.none()))
-  if (Option.isNone(key)) return Either.left(notConfigured)
-  const check = checkLink(key.value, queryOf(request.url))
+  // The brand as messages are rendered with it: its name and the key their links were signed with.
+  const brand = yield* brandConfig.pipe(Effect.orElseSucceed(() => null))
+  if (brand === null || brand.unsubscribeKey === null) return Either.left(notConfigured)
+  const check = checkLink(brand.unsubscribeKey, queryOf(request.url))
   if (!check.ok) return Either.left(refused(check))
-  const brand = escapeHtml(yield* brandName.pipe(Effect.orElseSucceed(() => "memberflow")))
-  return Either.right({ memberId: check.memberId, channel: check.channel, brand, names: CHANNEL_NAMES[check.channel] })
+  return Either.right({ memberId: check.memberId, channel: check.channel, brand: escapeHtml(brand.name), names: CHANNEL_NAMES[check.channel] })
 })
 
 /** `GET /unsubscribe`: the confirmation page; nothing changes. */

@@ -5,11 +5,11 @@ import type { TemplateContext } from "../../schemas/TemplateContext.ts"
 import type { MemberContext, MemberState } from "../member/MemberState.ts"
 import { memberLocale, tierView } from "../member/MemberState/Reads.ts"
 import { httpPort } from "../Settings.ts"
-import { unsubscribeKeyConfig, unsubscribeUrl } from "../Unsubscribe.ts"
+import { unsubscribeKeyConfig, unsubscribeUrl } from "../UnsubscribeLink.ts"
 
 export interface Brand {
   readonly name: string
-  /** Where unsubscribe links point (engine/Unsubscribe.ts): the member, the channel and a signature follow. */
+  /** Where unsubscribe links point (engine/UnsubscribeLink.ts): the member, the channel and a signature follow. */
   readonly unsubscribeBase: string
   /** MEMBERFLOW_UNSUBSCRIBE_KEY: signs the links; null leaves them unsigned (and the engine refuses them). */
   readonly unsubscribeKey: Redacted.Redacted | null

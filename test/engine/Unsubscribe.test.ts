@@ -2,10 +2,10 @@ import { ConfigProvider, Effect, Redacted } from "effect"
 import { createHmac } from "node:crypto"
 import { describe, expect, it } from "vitest"
 import { brandConfig, unsubscribeUrlOf } from "../../engine/journeys/Context.ts"
-import { checkLink } from "../../engine/Unsubscribe.ts"
+import { checkLink } from "../../engine/UnsubscribeLink.ts"
 
 /**
- * The unsubscribe links' signature and its check (engine/Unsubscribe.ts); the links end to end, from
+ * The unsubscribe links' signature and its check (engine/UnsubscribeLink.ts); the links end to end, from
  * an email to the member's consent, are in test/engine/Channels.test.ts.
  */
 
