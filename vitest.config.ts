@@ -1,4 +1,5 @@
 import { defineConfig } from "vitest/config"
+import { LongestFirst } from "./test/support/sequencer.ts"
 
 export default defineConfig({
   test: {
@@ -14,6 +15,8 @@ export default defineConfig({
     hookTimeout: 120_000,
     pool: "forks",
     maxWorkers: 3,
-    minWorkers: 1
+    minWorkers: 1,
+    // The end-to-end files that take a minute or more start first (test/support/sequencer.ts).
+    sequence: { sequencer: LongestFirst }
   }
 })
