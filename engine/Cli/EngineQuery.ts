@@ -1,7 +1,22 @@
 import { FetchHttpClient, HttpClient, HttpClientRequest } from "@effect/platform"
 import { Config, Data, Effect, Option, Redacted } from "effect"
 import { Clickhouse, DataDirConfig } from "../Clickhouse.ts"
+import { runningEngineOf } from "../ingest/EngineIdentity.ts"
 import * as Settings from "../Settings.ts"
+
+/** Why the statement failed when no engine answered and the folder's database, opened here, refused it. */
+const noEngine = (port: number, dataDir: string, cause: string, engine: number | null): string => {
+  const where = `no engine answered on http://127.0.0.1:${port}`
+  const first = cause.split("\n")[0]
+  if (/UNKNOWN_TABLE|Unknown table/i.test(cause)) {
+    return `${where}, and the database in ${dataDir} has no memberflow tables: start \`memberflow run\` (or \`memberflow migrate\`) with this MEMBERFLOW_DATA_DIR, or set MEMBERFLOW_HTTP_PORT to the running engine's port (${first})`
+  }
+  // chDB opens a folder in one process at a time, and only says it "failed to create connection".
+  if (engine !== null) {
+    return `${where}, and the database in ${dataDir} is open in the engine running with this MEMBERFLOW_DATA_DIR (process ${engine}): set MEMBERFLOW_HTTP_PORT to that engine's admin port (its log says "Listening on …")`
+  }
+  return `${where}; the database in ${dataDir} refused the statement: ${first}`
+}
 
 /** The running engine refused or failed the statement. */
 export class QueryFailed extends Data.TaggedError("QueryFailed")<{ readonly message: string }> {}
@@ -30,18 +45,14 @@ export const engineQuery = (sql: string) =>
       onNone: () =>
         Effect.flatMap(Clickhouse, (clickhouse) => clickhouse.readOnlyQuery(sql)).pipe(
           Effect.provide(Clickhouse.layerConfig),
-          // No engine answered and the database opened here has no memberflow tables: said so, not as
+          // No engine answered and the database opened here could not answer: said why, not as
           // ClickHouse's error with its causes (what `memberflow lift` printed on a fresh folder).
           Effect.catchTag("ClickhouseError", (error) =>
-            Effect.flatMap(DataDirConfig, (dataDir) =>
-              Effect.fail(
-                new QueryFailed({
-                  message: /UNKNOWN_TABLE|Unknown table/i.test(error.message)
-                    ? `no engine answered on http://127.0.0.1:${port}, and the database in ${dataDir} has no memberflow tables: start \`memberflow run\` (or \`memberflow migrate\`) with this MEMBERFLOW_DATA_DIR, or set MEMBERFLOW_HTTP_PORT to the running engine's port (${error.message.split("\n")[0]})`
-                    : `no engine answered on http://127.0.0.1:${port}; the database in ${dataDir} refused the statement: ${error.message.split("\n")[0]}`
-                })
-              )
-            )
+            Effect.gen(function* () {
+              const dataDir = yield* DataDirConfig
+              const engine = yield* Effect.sync(() => runningEngineOf(dataDir))
+              return yield* new QueryFailed({ message: noEngine(port, dataDir, error.message, engine) })
+            })
           )
         )
     })

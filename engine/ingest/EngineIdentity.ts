@@ -48,6 +48,12 @@ const readRecorded = (path: string): Recorded | null => {
   }
 }
 
+/** The live process other than this one recorded as the engine of `dataDir`, or null. */
+export const runningEngineOf = (dataDir: string): number | null => {
+  const pid = readRecorded(join(resolve(dataDir), "engine.json"))?.pid
+  return typeof pid === "number" && pid !== process.pid && alive(pid) ? pid : null
+}
+
 /** The engine id for this process, recorded in `dataDir` with its pid. */
 export const engineIdentity = (dataDir: string): Effect.Effect<string, EngineIdentityError> =>
   Effect.try({
@@ -56,8 +62,8 @@ export const engineIdentity = (dataDir: string): Effect.Effect<string, EngineIde
       mkdirSync(dir, { recursive: true })
       const path = join(dir, "engine.json")
       const recorded = readRecorded(path)
-      const pid = typeof recorded?.pid === "number" ? recorded.pid : null
-      if (pid !== null && pid !== process.pid && alive(pid)) {
+      const pid = runningEngineOf(dir)
+      if (pid !== null) {
         throw new EngineIdentityError({
           message: `MEMBERFLOW_DATA_DIR ${dir} is in use by process ${pid}: give each engine a data directory of its own`
         })

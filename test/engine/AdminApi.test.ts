@@ -13,13 +13,15 @@ describe("the admin API and the CLI, as an operator uses them", () => {
   let nc: NatsConnection
   let engine: EngineProcess
   let base: string
+  let dataDir: string
   const cliEnv = () => ({ ...topology.env, MEMBERFLOW_HTTP_PORT: String(engine.port), MEMBERFLOW_ADMIN_TOKEN: TOKEN })
 
   beforeAll(async () => {
     topology = uniqueTopology("adminapi")
     nc = await natsConnect()
+    dataDir = tempDir("adminapi")
     // With a token, binding to every interface is allowed.
-    engine = await startEngine({ ...topology.env, MEMBERFLOW_ADMIN_TOKEN: TOKEN, MEMBERFLOW_HTTP_HOST: "0.0.0.0" }, "adminapi")
+    engine = await startEngine({ ...topology.env, MEMBERFLOW_DATA_DIR: dataDir, MEMBERFLOW_ADMIN_TOKEN: TOKEN, MEMBERFLOW_HTTP_HOST: "0.0.0.0" }, "adminapi")
     base = `http://127.0.0.1:${engine.port}`
     await publishEvents(nc, topology, [
       {
@@ -172,6 +174,18 @@ describe("the admin API and the CLI, as an operator uses them", () => {
     const refused = await runCli(["query", "DROP TABLE events"], cliEnv())
     expect(refused.code).not.toBe(0)
     expect(refused.stdout + refused.stderr).toContain("found 'DROP'")
+  })
+
+  it("`memberflow query` on the running engine's folder but another port names the engine and the setting to fix, not chDB's refusal", async () => {
+    const elsewhere = String(await freePort())
+    const result = await runCli(["query", "SELECT count() FROM events"], { ...cliEnv(), MEMBERFLOW_DATA_DIR: dataDir, MEMBERFLOW_HTTP_PORT: elsewhere })
+    expect(result.code).not.toBe(0)
+    expect(result.stdout + result.stderr).toContain(
+      `no engine answered on http://127.0.0.1:${elsewhere}, and the database in ${dataDir} is open in the engine running with this MEMBERFLOW_DATA_DIR (process ${engine.child.pid}): set MEMBERFLOW_HTTP_PORT to that engine's admin port`
+    )
+    // The engine's folder is left as it was: it still answers on its own port.
+    const rows = await engine.sql<{ n: number }>("SELECT count() AS n FROM events FINAL WHERE member_id = 'lily'")
+    expect(rows[0]?.n).toBeGreaterThanOrEqual(2)
   })
 })
 
