@@ -158,7 +158,10 @@ describe("durability: crashes and several engines change nothing", () => {
     await second.kill("SIGTERM")
   })
 
-  it("two engines on one stream, one of them killed mid-run, give the same profiles as one", { timeout: 240_000 }, async () => {
+  // Its waits allow 300 s between them (60 + 60 + 120 + 60), four engine starts besides: on a slow
+  // hour of this shared machine (a fresh clone's run on 2026-12-07, every file about twice its
+  // usual time) 240 s ended it while its engines were still draining.
+  it("two engines on one stream, one of them killed mid-run, give the same profiles as one", { timeout: 420_000 }, async () => {
     const topology = uniqueTopology("twoengines")
     topologies.push(topology)
     const { events, replays, expected } = history()
