@@ -11,7 +11,7 @@ import { Timers } from "./Timers.ts"
 import { JourneyRuntime } from "./JourneyRuntime.ts"
 import { MemberLookup } from "./MemberLookup.ts"
 import { observeGc, renderPrometheus, watchHolds } from "./Metrics.ts"
-import { unsubscribe, unsubscribePage } from "./Unsubscribe.ts"
+import { resubscribe, unsubscribe, unsubscribePage } from "./Unsubscribe.ts"
 import { twilioStatusCallback } from "./Webhooks.ts"
 import { Nats } from "./Nats.ts"
 import { ProgramRuntime } from "./ProgramRuntime.ts"
@@ -65,6 +65,7 @@ export const HttpLive = Layer.unwrapEffect(
       // Members follow these from their messages: the link's signature is the authentication.
       HttpRouter.get("/unsubscribe", unsubscribePage),
       HttpRouter.post("/unsubscribe", unsubscribe),
+      HttpRouter.post("/resubscribe", resubscribe),
       HttpRouter.get(
         "/readyz",
         Effect.gen(function* () {
@@ -218,6 +219,8 @@ export const HttpLive = Layer.unwrapEffect(
       )
     )
     return router.pipe(
+      // A path or method nobody serves (a scanner's probe, a GET of a POST-only route): 404, not an error.
+      Effect.catchTag("RouteNotFound", () => Effect.succeed(json(404, { error: "not found" }))),
       Effect.catchAllCause((cause) => Effect.logError("admin request failed", cause).pipe(Effect.as(json(500, { error: "internal error" })))),
       HttpServer.serve(),
       HttpServer.withLogAddress,

@@ -16,6 +16,10 @@ import { checkLink, type LinkCheck } from "./UnsubscribeLink.ts"
  * and a mail client's one-click unsubscribe (RFC 8058, body `List-Unsubscribe=One-Click`). The
  * opt-out is a `consent.updated` event on the stream (events.md): it takes effect before any later
  * send, like one from upstream, and is in the member's history and in `events`.
+ *
+ * The page that says it is done offers to undo it (a member who clicked by mistake): a button that
+ * posts the same signed link to `/resubscribe`, which grants the channel's consent again the same
+ * way. Only a POST changes anything there too, and only with a link signed for that member.
  */
 
 const CHANNEL_NAMES: Record<Channel, { readonly zh: string; readonly en: string }> = {
@@ -44,9 +48,12 @@ const linkOf = Effect.gen(function* () {
   // The brand as messages are rendered with it: its name and the key their links were signed with.
   const brand = yield* brandConfig.pipe(Effect.orElseSucceed(() => null))
   if (brand === null || brand.unsubscribeKey === null) return Either.left(notConfigured)
-  const check = checkLink(brand.unsubscribeKey, queryOf(request.url))
+  const query = queryOf(request.url)
+  const check = checkLink(brand.unsubscribeKey, query)
   if (!check.ok) return Either.left(refused(check))
-  return Either.right({ memberId: check.memberId, channel: check.channel, brand: escapeHtml(brand.name), names: CHANNEL_NAMES[check.channel] })
+  // The link as checked, for the form that posts it on (the undo): its three parameters only.
+  const signed = new URLSearchParams({ member: check.memberId, channel: check.channel, sig: query.get("sig") ?? "" }).toString()
+  return Either.right({ memberId: check.memberId, channel: check.channel, signed, brand: escapeHtml(brand.name), names: CHANNEL_NAMES[check.channel] })
 })
 
 /** `GET /unsubscribe`: the confirmation page; nothing changes. */
@@ -64,33 +71,53 @@ export const unsubscribePage = Effect.gen(function* () {
   )
 })
 
+/** The member's consent for `channel`, as a `consent.updated` event from memberflow; false when NATS did not take it. */
+const publishConsent = (memberId: string, channel: Channel, granted: boolean, via: string) =>
+  Effect.gen(function* () {
+    const { js, use } = yield* Nats
+    const topology = yield* Topology
+    const now = yield* Clock.currentTimeMillis
+    const type = "consent.updated"
+    const id = derivedId(granted ? "resubscribe" : "unsubscribe", memberId, channel, now)
+    const event = { id, type, memberId, occurredAt: new Date(now).toISOString(), properties: { channel, granted, via }, source: "memberflow" }
+    const published = yield* use(`publish ${type}`, () => js.publish(subjectOf(topology, type), JSON.stringify(event), { msgID: id })).pipe(Effect.either)
+    if (published._tag === "Left") {
+      yield* Effect.logWarning(granted ? "a resubscribe could not be published" : "an unsubscribe could not be published").pipe(
+        Effect.annotateLogs({ error: String(published.left) })
+      )
+      return false
+    }
+    yield* Effect.logInfo(granted ? "member resubscribed through a link" : "member unsubscribed through a link").pipe(Effect.annotateLogs({ channel, event: id }))
+    return true
+  })
+
+const notRecorded = page(503, "Unsubscribe", "<p>We could not record this right now. Please try again in a minute.</p>")
+
 /** `POST /unsubscribe`: the opt-out, published as `consent.updated` (a mail client's one-click or the page's button). */
 export const unsubscribe = Effect.gen(function* () {
   const link = yield* linkOf
   if (Either.isLeft(link)) return link.left
-  const { memberId, channel, brand, names } = link.right
-  const { js, use } = yield* Nats
-  const topology = yield* Topology
-  const now = yield* Clock.currentTimeMillis
-  const type = "consent.updated"
-  const id = derivedId("unsubscribe", memberId, channel, now)
-  const event = {
-    id,
-    type,
-    memberId,
-    occurredAt: new Date(now).toISOString(),
-    properties: { channel, granted: false, via: "unsubscribe link" },
-    source: "memberflow"
-  }
-  const published = yield* use(`publish ${type}`, () => js.publish(subjectOf(topology, type), JSON.stringify(event), { msgID: id })).pipe(Effect.either)
-  if (published._tag === "Left") {
-    yield* Effect.logWarning("an unsubscribe could not be published").pipe(Effect.annotateLogs({ error: String(published.left) }))
-    return page(503, "Unsubscribe", "<p>We could not record this right now. Please try again in a minute.</p>")
-  }
-  yield* Effect.logInfo("member unsubscribed through a link").pipe(Effect.annotateLogs({ channel, event: id }))
+  const { memberId, channel, signed, brand, names } = link.right
+  if (!(yield* publishConsent(memberId, channel, false, "unsubscribe link"))) return notRecorded
+  // The undo posts the same link to /resubscribe, relative to this path (a prefix before it kept).
   return page(
     200,
     "已取消訂閱 · Unsubscribed",
-    `<h1 style="font-size:1.3rem">已取消訂閱 · Unsubscribed</h1><p>您將不再收到 ${brand} 的${names.zh}。</p><p>You will no longer receive ${names.en} from ${brand}.</p>`
+    `<h1 style="font-size:1.3rem">已取消訂閱 · Unsubscribed</h1><p>您將不再收到 ${brand} 的${names.zh}。</p><p>You will no longer receive ${names.en} from ${brand}.</p>` +
+      `<p style="margin-top:2rem;color:#555">不小心取消了？ · Unsubscribed by mistake?</p>` +
+      `<form method="post" action="resubscribe?${escapeHtml(signed)}"><button type="submit" style="font-size:.9rem;padding:.4rem 1rem">重新訂閱 · Resubscribe</button></form>`
+  )
+})
+
+/** `POST /resubscribe`: the undo of an unsubscribe, the channel's consent granted again by the member's own signed link. */
+export const resubscribe = Effect.gen(function* () {
+  const link = yield* linkOf
+  if (Either.isLeft(link)) return link.left
+  const { memberId, channel, brand, names } = link.right
+  if (!(yield* publishConsent(memberId, channel, true, "unsubscribe link, undone"))) return notRecorded
+  return page(
+    200,
+    "已重新訂閱 · Subscribed again",
+    `<h1 style="font-size:1.3rem">已重新訂閱 · Subscribed again</h1><p>您將再次收到 ${brand} 的${names.zh}。</p><p>You will receive ${names.en} from ${brand} again.</p>`
   )
 })

@@ -59,6 +59,16 @@ describe("the admin API and the CLI, as an operator uses them", () => {
     expect(await ready.json()).toMatchObject({ ready: true, nats: "ok", clickhouse: "ok", program: { loaded: true } })
   })
 
+  it("a path or method nobody serves answers 404, with no error logged", async () => {
+    const before = engine.output().split("\n").filter((line) => line.includes("admin request failed")).length
+    for (const [path, method] of [["/favicon.ico", "GET"], ["/wp-login.php", "POST"], ["/resubscribe", "GET"], ["/healthz", "DELETE"]] as const) {
+      const answer = await request(path, { method })
+      expect([path, method, answer.status]).toEqual([path, method, 404])
+      expect(await answer.json()).toEqual({ error: "not found" })
+    }
+    expect(engine.output().split("\n").filter((line) => line.includes("admin request failed")).length).toBe(before)
+  })
+
   it("/unsubscribe without MEMBERFLOW_UNSUBSCRIBE_KEY refuses every link, saying so, and changes nothing", async () => {
     for (const method of ["GET", "POST"]) {
       const response = await request("/unsubscribe?member=lily&channel=sms&sig=AAAAAAAAAAAAAAAAAAAAAA", { method, ...(method === "POST" ? { body: "List-Unsubscribe=One-Click" } : {}) })

@@ -386,7 +386,7 @@ describe.concurrent("messages leave through the live providers (SMTP, Twilio, We
     await eventually(async () => (await engine.sql("SELECT event_id FROM events WHERE type = 'message.delivered' AND member_id = 'w1'")).length === 1, 10_000, "message.delivered")
   })
 
-  it("an email's unsubscribe link: GET asks to confirm and changes nothing, a forged one is refused, one-click POST opts the member out of email, and the next email is not sent", async ({ expect }) => {
+  it("an email's unsubscribe link: GET asks to confirm and changes nothing, a forged one is refused, one-click POST opts the member out of email, the next email is not sent, and the page's undo subscribes the member again", async ({ expect }) => {
     const { smtp } = providers
     // Marketing: consent applies. Shanghai time is outside this test's quiet hours (UTC members').
     const u1: Member = { id: "u1", n: 601, timezone: "Asia/Shanghai" }
@@ -430,7 +430,8 @@ describe.concurrent("messages leave through the live providers (SMTP, Twilio, We
     // One-click POST, as a mail client sends it: opted out of email only, as a consent.updated event.
     const done = await fetch(link, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: "List-Unsubscribe=One-Click" })
     expect(done.status).toBe(200)
-    expect(await done.text()).toContain("You will no longer receive emails from Maison.")
+    const donePage = await done.text()
+    expect(donePage).toContain("You will no longer receive emails from Maison.")
     await eventually(async () => (await consent()).email === false, 10_000, "u1's email opt-out")
     expect((await consent()).sms).toBe(true)
     await eventually(async () => (await engine.sql("SELECT 1 FROM events WHERE member_id = 'u1' AND type = 'consent.updated'")).length === 1, 10_000, "the opt-out in events")
@@ -444,6 +445,30 @@ describe.concurrent("messages leave through the live providers (SMTP, Twilio, We
     const rows = await messageRows(engine, "journey_id = 'letter' AND member_id = 'u1'")
     expect(rows.map((row) => [row.status, row.reason]).sort()).toEqual([["sent", ""], ["suppressed", "no_reachable_channel (email: no consent)"]])
     expect(smtp.received.filter((mail) => mail.envelope.to.includes(emailOf(u1.id)))).toHaveLength(1)
+
+    // Unsubscribed by mistake: the page that said it was done posts the same signed link to
+    // /resubscribe. Only a POST with a link signed for this member grants the consent again.
+    const undo = /<form method="post" action="([^"]+)">/.exec(donePage)?.[1]?.replace(/&amp;/g, "&")
+    expect(undo).toBe(`resubscribe?member=${encodeURIComponent(u1.id)}&channel=email&sig=${signature(u1.id, "email")}`)
+    const undoUrl = new URL(undo!, link).toString()
+    expect((await fetch(undoUrl)).status).toBe(404)
+    const otherMember = await fetch(`${proxy.url}/resubscribe?member=u2&channel=email&sig=${signature(u1.id, "email")}`, { method: "POST" })
+    expect(otherMember.status).toBe(403)
+    await new Promise((resolve) => setTimeout(resolve, 1_000))
+    expect((await consent()).email).toBe(false)
+    const again = await fetch(undoUrl, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: "" })
+    expect(again.status).toBe(200)
+    expect(await again.text()).toContain("You will receive emails from Maison again.")
+    await eventually(async () => (await consent()).email === true, 10_000, "u1's email consent granted again")
+    await eventually(async () => (await engine.sql("SELECT 1 FROM events WHERE member_id = 'u1' AND type = 'consent.updated'")).length === 2, 10_000, "the undo in events")
+    const undone = await engine.sql<{ properties: string }>("SELECT properties FROM events WHERE member_id = 'u1' AND type = 'consent.updated' ORDER BY occurred_at")
+    expect(undone.map((row) => JSON.parse(row.properties) as unknown)).toEqual([
+      { channel: "email", granted: false, via: "unsubscribe link" },
+      { channel: "email", granted: true, via: "unsubscribe link, undone" }
+    ])
+    // And the next letter goes out again.
+    await publishEvents(nc, topology, [{ ...trigger("letter.test", u1.id), id: "letter-third-u1" }])
+    await eventually(async () => smtp.received.filter((mail) => mail.envelope.to.includes(emailOf(u1.id))).length === 2, 30_000, "u1's letter after the undo")
   })
 
   it("Twilio 21610 (the member replied STOP) falls back to email and records the SMS opt-out for every later send", async ({ expect }) => {
