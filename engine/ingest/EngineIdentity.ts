@@ -48,11 +48,14 @@ const readRecorded = (path: string): Recorded | null => {
   }
 }
 
-/** The live process other than this one recorded as the engine of `dataDir`, or null. */
-export const runningEngineOf = (dataDir: string): number | null => {
-  const pid = readRecorded(join(resolve(dataDir), "engine.json"))?.pid
+/** The recorded process, when it is alive and not this one. */
+const otherLive = (recorded: Recorded | null): number | null => {
+  const pid = recorded?.pid
   return typeof pid === "number" && pid !== process.pid && alive(pid) ? pid : null
 }
+
+/** The live process other than this one recorded as the engine of `dataDir`, or null. */
+export const runningEngineOf = (dataDir: string): number | null => otherLive(readRecorded(join(resolve(dataDir), "engine.json")))
 
 /** The engine id for this process, recorded in `dataDir` with its pid. */
 export const engineIdentity = (dataDir: string): Effect.Effect<string, EngineIdentityError> =>
@@ -62,7 +65,7 @@ export const engineIdentity = (dataDir: string): Effect.Effect<string, EngineIde
       mkdirSync(dir, { recursive: true })
       const path = join(dir, "engine.json")
       const recorded = readRecorded(path)
-      const pid = runningEngineOf(dir)
+      const pid = otherLive(recorded)
       if (pid !== null) {
         throw new EngineIdentityError({
           message: `MEMBERFLOW_DATA_DIR ${dir} is in use by process ${pid}: give each engine a data directory of its own`
