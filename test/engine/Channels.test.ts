@@ -1,7 +1,7 @@
 import type { NatsConnection } from "@nats-io/transport-node"
-import { createHmac } from "node:crypto"
 import { afterAll, beforeAll, describe, it } from "vitest"
 import { type EngineProcess, eventually, startEngine, tempDir } from "../support/engine.ts"
+import { linkSignature } from "../support/unsubscribe.ts"
 import {
   ANALYST_TABLES,
   callbackMessageId,
@@ -91,9 +91,7 @@ const JOURNEYS: Record<string, string> = {
 
 /** Signs the unsubscribe links (MEMBERFLOW_UNSUBSCRIBE_KEY). */
 const UNSUBSCRIBE_KEY = "k3Yq8-unsubscribe-test-secret-Zr4"
-/** A link's signature computed here, as README documents it: HMAC-SHA256 of "unsubscribe\n<member>\n<channel>", base64url, 22 characters. */
-const signature = (memberId: string, channel: string) =>
-  createHmac("sha256", UNSUBSCRIBE_KEY).update(`unsubscribe\n${memberId}\n${channel}`).digest("base64url").slice(0, 22)
+const signature = (memberId: string, channel: string) => linkSignature(UNSUBSCRIBE_KEY, memberId, channel)
 
 const now = () => new Date().toISOString()
 const phoneOf = (n: number) => `+86139${String(n).padStart(8, "0")}`

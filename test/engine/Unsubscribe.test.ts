@@ -1,8 +1,8 @@
 import { ConfigProvider, Effect, Redacted } from "effect"
-import { createHmac } from "node:crypto"
 import { describe, expect, it } from "vitest"
 import { brandConfig, unsubscribeUrlOf } from "../../engine/journeys/Context.ts"
 import { checkLink } from "../../engine/UnsubscribeLink.ts"
+import { linkSignature } from "../support/unsubscribe.ts"
 
 /**
  * The unsubscribe links' signature and its check (engine/UnsubscribeLink.ts); the links end to end, from
@@ -10,8 +10,7 @@ import { checkLink } from "../../engine/UnsubscribeLink.ts"
  */
 
 const KEY = "0123456789abcdef-unsubscribe"
-const independent = (memberId: string, channel: string) =>
-  createHmac("sha256", KEY).update(`unsubscribe\n${memberId}\n${channel}`).digest("base64url").slice(0, 22)
+const independent = (memberId: string, channel: string) => linkSignature(KEY, memberId, channel)
 
 const brandFrom = (env: Record<string, string>) =>
   Effect.runSync(Effect.either(Effect.withConfigProvider(brandConfig, ConfigProvider.fromMap(new Map(Object.entries(env))))))
