@@ -8,7 +8,7 @@ import { type Pace, paced, unpaced } from "./ingest/CheckpointPace.ts"
 import type { Delivered, DeliveredBatch } from "./ingest/Delivered.ts"
 import { EngineId } from "./ingest/EngineIdentity.ts"
 import { InOrder } from "./ingest/InOrder.ts"
-import { type EventReader, type EventReaders, ReaderKindConfig, threadReaders, workerReaders } from "./ingest/EventReader.ts"
+import { type EventReader, type EventReaders, threadReaders, workerReaders } from "./ingest/EventReader.ts"
 import { Leases, partitionCount } from "./ingest/Leases.ts"
 import { partitionOf, partitionOfSequence } from "./ingest/Partition.ts"
 import { PassPacer } from "./ingest/PassPacer.ts"
@@ -189,7 +189,7 @@ export const IngestLive = Layer.scoped(
     const context = yield* Effect.context<Nats | Topology | Clickhouse | Timers>()
     const sink = yield* makeRowSink(yield* Clickhouse, sinkRows, yield* Settings.groupCommitMs)
     const readerOptions = { stream: topology.stream, subjectPrefix: topology.subjectPrefix, maxBytes, batchSize, batchWindow }
-    const readers: EventReaders = (yield* ReaderKindConfig) === "thread"
+    const readers: EventReaders = (yield* Settings.ReaderKindConfig) === "thread"
       ? threadReaders(js, readerOptions)
       : yield* workerReaders({ ...readerOptions, nats: plainSettings(yield* NatsSettingsConfig) })
     /** Every member of the partitions (MemberStore `membersOf`), its listing paced as pass work. */

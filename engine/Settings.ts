@@ -1,6 +1,5 @@
 import { Config, Effect } from "effect"
 import { ChannelsModeConfig } from "../channels/Channels.ts"
-import { ReaderKindConfig } from "./ingest/EventReader.ts"
 
 /**
  * The engine's settings from the environment, each with its range, in one place.
@@ -124,6 +123,14 @@ export const httpPort = whole("MEMBERFLOW_HTTP_PORT", 8787, 0, 65_535, "a TCP po
 // Names (engine/Topology.ts): the defaults are events.md's contract.
 export const stream = named("MEMBERFLOW_STREAM", "MEMBER_EVENTS", STREAM_NAME, 'a JetStream stream name: no whitespace, ".", "*", ">", "/" or "\\"')
 export const kvPrefix = named("MEMBERFLOW_KV_PREFIX", "memberflow", BUCKET_NAME, 'the start of KV bucket names: letters, digits, "_" and "-" only')
+/**
+ * How the event stream is read (engine/ingest/EventReader.ts): on a worker thread of its own, or on
+ * the engine's thread (`thread`, the reader of before).
+ */
+export type ReaderKind = "worker" | "thread"
+
+export const ReaderKindConfig: Config.Config<ReaderKind> = Config.literal("worker", "thread")("MEMBERFLOW_READER").pipe(Config.withDefault("worker" as const))
+
 export const subjectPrefix = Config.string("MEMBERFLOW_SUBJECT_PREFIX").pipe(
   Config.withDefault("events"),
   Config.validate({
@@ -164,8 +171,8 @@ export const checkRunSettings: Effect.Effect<void, import("effect/ConfigError").
     stream,
     kvPrefix,
     subjectPrefix,
-    // Defined beside the code that reads them; checked here all the same.
     ReaderKindConfig,
+    // Defined beside the code that reads it; checked here all the same.
     ChannelsModeConfig
   ])
 )

@@ -1,5 +1,5 @@
 import type { JetStreamClient } from "@nats-io/jetstream"
-import { Config, Effect, type Scope } from "effect"
+import { Effect, type Scope } from "effect"
 import { existsSync } from "node:fs"
 import { fileURLToPath } from "node:url"
 import { Worker } from "node:worker_threads"
@@ -35,10 +35,6 @@ export interface EventReaders {
   /** Reads the stream from sequence `from`, handing on the events of `filter`'s partitions; the reader opened before stops. */
   readonly open: (from: number, filter: PartitionFilter) => Promise<EventReader>
 }
-
-export type ReaderKind = "worker" | "thread"
-
-export const ReaderKindConfig: Config.Config<ReaderKind> = Config.literal("worker", "thread")("MEMBERFLOW_READER").pipe(Config.withDefault("worker" as const))
 
 export interface ReaderOptions {
   readonly stream: string
