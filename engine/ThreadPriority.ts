@@ -3,7 +3,7 @@ import { readdirSync, readFileSync } from "node:fs"
 import { getPriority, setPriority } from "node:os"
 import { type ProcStat, procStat } from "./ProcStat.ts"
 import * as Settings from "./Settings.ts"
-import { READER_THREAD_NAME } from "./ThreadName.ts"
+import { READER_THREAD_NAME, readersStartingSince } from "./ThreadName.ts"
 
 /**
  * The engine's own thread first, when the machine's cores are contended (Linux).
@@ -21,9 +21,10 @@ import { READER_THREAD_NAME } from "./ThreadName.ts"
 
 /**
  * Gives each thread of this process but the engine's own (the process's first) and the event
- * reader's the niceness `nice`, where it is lower, leaving those that started less than `minAgeMs`
- * ago for a later look. Returns how many were changed; 0 off Linux. Threads come and go
- * (ClickHouse's pools grow and shrink), so it is run again every few seconds.
+ * reader's the niceness `nice`, where it is lower, leaving for a later look those that started less
+ * than `minAgeMs` ago or since a reader's thread was started that has not named itself yet
+ * (engine/ThreadName.ts, `readerStarting`). Returns how many were changed; 0 off Linux. Threads come
+ * and go (ClickHouse's pools grow and shrink), so it is run again every few seconds.
  */
 export const lowerOtherThreads = (nice: number, minAgeMs = 0): number => {
   if (nice <= 0) return 0
@@ -35,13 +36,16 @@ export const lowerOtherThreads = (nice: number, minAgeMs = 0): number => {
   } catch {
     return 0
   }
+  // A thread's start is counted in ticks of 10 ms: one started in the same tick as the reader's is left too.
+  const readerSince = readersStartingSince()
+  const unnamedFrom = readerSince === null ? Number.POSITIVE_INFINITY : readerSince - 10
   let changed = 0
   for (const task of tasks) {
     const tid = Number(task)
     if (tid === process.pid) continue
     const stat = procStat(`/proc/self/task/${task}/stat`)
-    // Gone meanwhile; or too young to tell (`MIN_AGE_MS`); or the reader's.
-    if (stat === null || (minAgeMs > 0 && uptimeMs - startedMs(stat) < minAgeMs) || stat.name === READER_THREAD_NAME) continue
+    // Gone meanwhile; or too young to tell (`MIN_AGE_MS`), or maybe a reader's not named yet; or the reader's.
+    if (stat === null || (minAgeMs > 0 && uptimeMs - startedMs(stat) < minAgeMs) || startedMs(stat) >= unnamedFrom || stat.name === READER_THREAD_NAME) continue
     try {
       // On Linux a thread id names that one thread to getpriority/setpriority.
       if (getPriority(tid) >= nice) continue
@@ -63,8 +67,10 @@ const RESCAN_MS = 2_000
 /**
  * A thread is left alone for its first seconds. The event reader's thread names itself once its
  * module has loaded, and a look between its start and its name lowered it for good (raising it
- * again needs privileges): with the full test suite loading the machine, its start took long
- * enough for that to be a real chance.
+ * again needs privileges). That wait alone was not enough: with the full test suite loading the
+ * machine, a reader run from the sources took longer than it, and ran at nice 10 from then on. So
+ * every thread started since a reader's start is also left alone until the reader has said it is
+ * named (engine/ThreadName.ts, `readerStarting`); the wait stays for threads of other kinds.
  */
 const MIN_AGE_MS = 5_000
 

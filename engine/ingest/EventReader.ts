@@ -6,6 +6,7 @@ import { Worker } from "node:worker_threads"
 import type { PlainNatsSettings } from "../Nats.ts"
 import { readStream } from "./Batcher.ts"
 import { decodeDelivered, type Delivered, deliver, type DeliveredBatch, type PartitionFilter } from "./Delivered.ts"
+import { readerStarting } from "../ThreadName.ts"
 
 /**
  * The event stream read from a position, in batches of decoded events (engine/ingest/Delivered.ts).
@@ -65,6 +66,8 @@ export type ReaderReport =
   | { readonly kind: "end"; readonly gen: number }
   | { readonly kind: "error"; readonly gen: number; readonly message: string }
   | { readonly kind: "closed" }
+  /** Its first word: the thread has named itself (engine/ThreadName.ts, `readerStarting`). */
+  | { readonly kind: "named" }
 
 /** On the engine's thread: the consumer's messages through the engine's own connection. */
 export const threadReaders = (js: JetStreamClient, options: ReaderOptions): EventReaders => {
@@ -208,8 +211,13 @@ export const workerReaders = (options: ReaderThreadOptions, startThread: (option
     let closed: (() => void) | null = null
 
     const start = (): Worker => {
+      const named = readerStarting()
       const started = startThread(options)
       started.on("message", (report: ReaderReport) => {
+        if (report.kind === "named") {
+          named()
+          return
+        }
         if (report.kind === "closed") {
           closed?.()
           return
@@ -221,6 +229,7 @@ export const workerReaders = (options: ReaderThreadOptions, startThread: (option
       })
       started.on("error", (error) => inbox?.fail(error))
       started.on("exit", (code) => {
+        named()
         if (worker === started) worker = null
         inbox?.fail(new Error(`the event reader's thread exited (code ${code})`))
         closed?.()

@@ -23,6 +23,7 @@ if (port === null) throw new Error("engine/ingest/ReaderThread.ts runs as a work
 nameThisThread(READER_THREAD_NAME)
 
 const post = (report: ReaderReport) => port.postMessage(report)
+post({ kind: "named" })
 const messageOf = (error: unknown): string => (error instanceof Error ? error.message : String(error))
 
 let connecting: Promise<NatsConnection> | null = null

@@ -1,8 +1,10 @@
+import { Effect, Exit, Scope } from "effect"
 import { readdirSync } from "node:fs"
 import { getPriority } from "node:os"
 import { Worker } from "node:worker_threads"
 import { afterAll, describe, expect, it } from "vitest"
-import { READER_THREAD_NAME } from "../../engine/ThreadName.ts"
+import { workerReaders } from "../../engine/ingest/EventReader.ts"
+import { READER_THREAD_NAME, readersStartingSince } from "../../engine/ThreadName.ts"
 import { lowerOtherThreads } from "../../engine/ThreadPriority.ts"
 import { type EngineProcess, eventually, startEngine } from "../support/engine.ts"
 import { dropTopology, type TestTopology, uniqueTopology } from "../support/nats.ts"
@@ -65,6 +67,58 @@ describe("the engine's thread first when the cores are contended (MEMBERFLOW_THR
       expect(getPriority(young.tid)).toBe(5)
     } finally {
       await young.thread.terminate()
+    }
+  })
+
+  it("a reader's thread slow to name itself keeps its priority, and so does any thread started meanwhile until it has named itself", async () => {
+    const older = await worker(null)
+    // The reader's stand-in: it says its thread id, then waits for the word to name itself, as a
+    // reader whose module loads slowly would.
+    const shared = new Int32Array(new SharedArrayBuffer(8))
+    const scope = Effect.runSync(Scope.make())
+    const threads: Array<Worker> = []
+    const meanwhile: Array<Worker> = []
+    try {
+      const readers = await Effect.runPromise(
+        workerReaders({ stream: "unused", subjectPrefix: "unused", maxBytes: 1024, batchSize: 10, batchWindow: 5, nats: { servers: ["nats://127.0.0.1:1"], token: undefined, credsFile: undefined } }, () => {
+          const thread = new Worker(
+            `const { parentPort, workerData } = require("node:worker_threads")
+             const fs = require("node:fs")
+             const shared = new Int32Array(workerData.shared)
+             Atomics.store(shared, 0, Number(fs.readlinkSync("/proc/thread-self").split("/").pop()))
+             Atomics.wait(shared, 1, 0)
+             fs.writeFileSync("/proc/thread-self/comm", workerData.name)
+             parentPort.postMessage({ kind: "named" })
+             parentPort.on("message", (command) => { if (command.kind === "close") parentPort.postMessage({ kind: "closed" }) })`,
+            { eval: true, workerData: { shared: shared.buffer, name: READER_THREAD_NAME } }
+          )
+          threads.push(thread)
+          return thread
+        }).pipe(Scope.extend(scope))
+      )
+      await readers.open(1, { count: 1, owned: new Set([0]) })
+      await eventually(async () => Atomics.load(shared, 0) !== 0, 10_000, "the reader's stand-in to start")
+      const reader = Atomics.load(shared, 0)
+      const other = await worker(null)
+      meanwhile.push(other.thread)
+      expect(readersStartingSince()).not.toBeNull()
+      // No least age: only the reader's start keeps the young threads from being lowered.
+      lowerOtherThreads(6)
+      expect(getPriority(older.tid)).toBe(6)
+      expect(getPriority(reader)).toBe(0)
+      expect(getPriority(other.tid)).toBe(0)
+
+      Atomics.store(shared, 1, 1)
+      Atomics.notify(shared, 1)
+      await eventually(async () => readersStartingSince() === null, 10_000, "the reader's stand-in to name itself")
+      lowerOtherThreads(6)
+      expect(getPriority(reader)).toBe(0)
+      expect(getPriority(other.tid)).toBe(6)
+    } finally {
+      Atomics.store(shared, 1, 1)
+      Atomics.notify(shared, 1)
+      await Effect.runPromise(Scope.close(scope, Exit.void))
+      await Promise.all([older.thread.terminate(), ...meanwhile.map((thread) => thread.terminate()), ...threads.map((thread) => thread.terminate())])
     }
   })
 
