@@ -3,7 +3,8 @@ import { NodeHttpServer } from "@effect/platform-node"
 import { Clock, Config, ConfigError, Effect, Layer, Option, Redacted, Runtime } from "effect"
 import { createServer, type Server } from "node:http"
 import { isLoopback, tokenMatches } from "./AdminAuth.ts"
-import { Clickhouse } from "./Clickhouse.ts"
+import { Clickhouse, DataDirConfig } from "./Clickhouse.ts"
+import { recordAdminPort } from "./ingest/EngineIdentity.ts"
 import type { JourneySlot } from "./journeys/Machine.ts"
 import { publicProfile } from "./member/MemberState.ts"
 import { Ingest } from "./Ingest.ts"
@@ -218,12 +219,24 @@ export const HttpLive = Layer.unwrapEffect(
         })
       )
     )
+    // Where the CLI finds this engine (engine/Cli/EngineQuery.ts): the port bound, whatever was asked (0: any).
+    const dataDir = yield* DataDirConfig
+    const recordPort = Layer.effectDiscard(
+      Effect.gen(function* () {
+        const { address } = yield* HttpServer.HttpServer
+        if (address._tag !== "TcpAddress") return
+        yield* recordAdminPort(dataDir, address.port).pipe(
+          Effect.catchAll((error) => Effect.logWarning("the CLI will not find this engine's admin API by its data directory").pipe(Effect.annotateLogs({ reason: error.message })))
+        )
+      })
+    )
     return router.pipe(
       // A path or method nobody serves (a scanner's probe, a GET of a POST-only route): 404, not an error.
       Effect.catchTag("RouteNotFound", () => Effect.succeed(json(404, { error: "not found" }))),
       Effect.catchAllCause((cause) => Effect.logError("admin request failed", cause).pipe(Effect.as(json(500, { error: "internal error" })))),
       HttpServer.serve(),
       HttpServer.withLogAddress,
+      Layer.merge(recordPort),
       Layer.provide(
         NodeHttpServer.layer(() => {
           const server = createServer()

@@ -1,11 +1,11 @@
 import { FetchHttpClient, HttpClient, HttpClientRequest } from "@effect/platform"
 import { Config, Data, Effect, Option, Redacted } from "effect"
 import { Clickhouse, DataDirConfig } from "../Clickhouse.ts"
-import { runningEngineOf } from "../ingest/EngineIdentity.ts"
+import { type RunningEngine, runningEngineOf } from "../ingest/EngineIdentity.ts"
 import * as Settings from "../Settings.ts"
 
 /** Why the statement failed when no engine answered and the folder's database, opened here, refused it. */
-const noEngine = (port: number, dataDir: string, cause: string, engine: number | null): string => {
+const noEngine = (port: number, dataDir: string, cause: string, engine: RunningEngine | null): string => {
   const where = `no engine answered on http://127.0.0.1:${port}`
   const first = cause.split("\n")[0]
   if (/UNKNOWN_TABLE|Unknown table/i.test(cause)) {
@@ -13,7 +13,8 @@ const noEngine = (port: number, dataDir: string, cause: string, engine: number |
   }
   // chDB opens a folder in one process at a time, and only says it "failed to create connection".
   if (engine !== null) {
-    return `${where}, and the database in ${dataDir} is open in the engine running with this MEMBERFLOW_DATA_DIR (process ${engine}): set MEMBERFLOW_HTTP_PORT to that engine's admin port (its log says "Listening on …")`
+    const set = engine.httpPort === null ? `set MEMBERFLOW_HTTP_PORT to that engine's admin port (its log says "Listening on …")` : `it listens on port ${engine.httpPort}: set MEMBERFLOW_HTTP_PORT to that, or leave it unset`
+    return `${where}, and the database in ${dataDir} is open in the engine running with this MEMBERFLOW_DATA_DIR (process ${engine.pid}): ${set}`
   }
   return `${where}; the database in ${dataDir} refused the statement: ${first}`
 }
@@ -22,13 +23,26 @@ const noEngine = (port: number, dataDir: string, cause: string, engine: number |
 export class QueryFailed extends Data.TaggedError("QueryFailed")<{ readonly message: string }> {}
 
 /**
+ * The admin port to ask: MEMBERFLOW_HTTP_PORT when it is set to a port; otherwise (unset, or 0: any
+ * free port) the one the engine running with MEMBERFLOW_DATA_DIR recorded when it began to listen
+ * (engine/ingest/EngineIdentity.ts), else the default.
+ */
+const adminPort = Effect.gen(function* () {
+  const configured = yield* Settings.httpPort
+  const set = Option.isSome(yield* Config.option(Config.string("MEMBERFLOW_HTTP_PORT")))
+  if (set && configured !== 0) return configured
+  const engine = runningEngineOf(yield* DataDirConfig)
+  return engine?.httpPort ?? (configured === 0 ? 8787 : configured)
+})
+
+/**
  * Read-only SQL for the CLI (`memberflow query`, `memberflow lift`): the embedded database belongs
  * to the running engine, so the statement goes to its admin API (`POST /sql`) first; with no engine
  * answering, the CLI opens the database itself. Both paths run the same read-only guard.
  */
 export const engineQuery = (sql: string) =>
   Effect.gen(function* () {
-    const port = yield* Settings.httpPort
+    const port = yield* adminPort
     const token = yield* Config.option(Config.redacted("MEMBERFLOW_ADMIN_TOKEN"))
     const client = yield* HttpClient.HttpClient
     const viaEngine = yield* HttpClientRequest.post(`http://127.0.0.1:${port}/sql`).pipe(

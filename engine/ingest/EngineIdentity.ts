@@ -5,7 +5,8 @@ import { join, resolve } from "node:path"
 import { DataDirConfig } from "../Clickhouse.ts"
 
 /**
- * Which engine this process is, kept in its data directory (`engine.json`: the id and the pid).
+ * Which engine this process is, kept in its data directory (`engine.json`: the id, the pid and, once
+ * the admin API listens, its port).
  *
  * A process that starts where a killed one ran is that engine again: it takes back the partitions
  * the dead process still holds in their leases at once, instead of waiting a lease time for them to
@@ -21,6 +22,7 @@ export class EngineIdentityError extends Data.TaggedError("EngineIdentityError")
 interface Recorded {
   readonly id?: unknown
   readonly pid?: unknown
+  readonly httpPort?: unknown
 }
 
 const alive = (pid: number): boolean => {
@@ -54,8 +56,45 @@ const otherLive = (recorded: Recorded | null): number | null => {
   return typeof pid === "number" && pid !== process.pid && alive(pid) ? pid : null
 }
 
+const recordedPath = (dataDir: string): string => join(resolve(dataDir), "engine.json")
+
+/** Written whole or not at all: a reader never sees half a file. */
+const writeRecorded = (path: string, recorded: Recorded): void => {
+  const temporary = `${path}.${process.pid}.tmp`
+  writeFileSync(temporary, JSON.stringify(recorded))
+  renameSync(temporary, path)
+}
+
+/** The engine running with `dataDir`: its process and, once it listens, its admin API's port. */
+export interface RunningEngine {
+  readonly pid: number
+  readonly httpPort: number | null
+}
+
 /** The live process other than this one recorded as the engine of `dataDir`, or null. */
-export const runningEngineOf = (dataDir: string): number | null => otherLive(readRecorded(join(resolve(dataDir), "engine.json")))
+export const runningEngineOf = (dataDir: string): RunningEngine | null => {
+  const recorded = readRecorded(recordedPath(dataDir))
+  const pid = otherLive(recorded)
+  if (pid === null) return null
+  const port = recorded?.httpPort
+  return { pid, httpPort: typeof port === "number" && Number.isInteger(port) && port > 0 && port < 65536 ? port : null }
+}
+
+/**
+ * Adds the port the admin API listens on to this process's record, for the CLI (`memberflow query`,
+ * `lift`, `report`) to find the engine of a data directory whatever its MEMBERFLOW_HTTP_PORT (0
+ * among them: any free port). Only over this process's own record.
+ */
+export const recordAdminPort = (dataDir: string, httpPort: number): Effect.Effect<void, EngineIdentityError> =>
+  Effect.try({
+    try: () => {
+      const path = recordedPath(dataDir)
+      const recorded = readRecorded(path)
+      if (recorded?.pid !== process.pid) throw new Error(`${path} is not this process's (${process.pid}) record`)
+      writeRecorded(path, { id: recorded.id, pid: process.pid, httpPort })
+    },
+    catch: (error) => new EngineIdentityError({ message: `cannot record the admin API's port in ${dataDir}: ${(error as Error).message}` })
+  })
 
 /** The engine id for this process, recorded in `dataDir` with its pid. */
 export const engineIdentity = (dataDir: string): Effect.Effect<string, EngineIdentityError> =>
@@ -63,7 +102,7 @@ export const engineIdentity = (dataDir: string): Effect.Effect<string, EngineIde
     try: () => {
       const dir = resolve(dataDir)
       mkdirSync(dir, { recursive: true })
-      const path = join(dir, "engine.json")
+      const path = recordedPath(dir)
       const recorded = readRecorded(path)
       const pid = otherLive(recorded)
       if (pid !== null) {
@@ -72,9 +111,7 @@ export const engineIdentity = (dataDir: string): Effect.Effect<string, EngineIde
         })
       }
       const id = typeof recorded?.id === "string" && /^[\w-]{1,64}$/.test(recorded.id) ? recorded.id : randomUUID()
-      const temporary = `${path}.${process.pid}.tmp`
-      writeFileSync(temporary, JSON.stringify({ id, pid: process.pid }))
-      renameSync(temporary, path)
+      writeRecorded(path, { id, pid: process.pid })
       return id
     },
     catch: (error) =>

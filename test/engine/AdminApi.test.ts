@@ -186,12 +186,24 @@ describe("the admin API and the CLI, as an operator uses them", () => {
     expect(refused.stdout + refused.stderr).toContain("found 'DROP'")
   })
 
-  it("`memberflow query` on the running engine's folder but another port names the engine and the setting to fix, not chDB's refusal", async () => {
+  it("`memberflow query` with the running engine's folder finds the engine by it, whatever port it took (0: any free one)", async () => {
+    // This engine was started with MEMBERFLOW_HTTP_PORT=0 (test/support/engine.ts): the port is its own choice.
+    const { MEMBERFLOW_HTTP_PORT: _ignored, ...withoutPort } = cliEnv()
+    const sql = "SELECT member_id, toString(amount) AS amount FROM events FINAL WHERE member_id = 'lily' AND type = 'purchase'"
+    for (const env of [{ ...withoutPort, MEMBERFLOW_DATA_DIR: dataDir }, { ...withoutPort, MEMBERFLOW_DATA_DIR: dataDir, MEMBERFLOW_HTTP_PORT: "0" }]) {
+      // Only the engine can answer: chDB refuses a second process the folder it has open.
+      const found = await runCli(["query", "--format", "json", sql], env)
+      expect(found.code, found.stderr).toBe(0)
+      expect(found.stdout.trim().split("\n").map((line) => JSON.parse(line) as unknown)).toEqual([{ member_id: "lily", amount: "1200" }])
+    }
+  })
+
+  it("`memberflow query` on the running engine's folder but another port names the engine, its port and the setting to fix, not chDB's refusal", async () => {
     const elsewhere = String(await freePort())
     const result = await runCli(["query", "SELECT count() FROM events"], { ...cliEnv(), MEMBERFLOW_DATA_DIR: dataDir, MEMBERFLOW_HTTP_PORT: elsewhere })
     expect(result.code).not.toBe(0)
     expect(result.stdout + result.stderr).toContain(
-      `no engine answered on http://127.0.0.1:${elsewhere}, and the database in ${dataDir} is open in the engine running with this MEMBERFLOW_DATA_DIR (process ${engine.child.pid}): set MEMBERFLOW_HTTP_PORT to that engine's admin port`
+      `no engine answered on http://127.0.0.1:${elsewhere}, and the database in ${dataDir} is open in the engine running with this MEMBERFLOW_DATA_DIR (process ${engine.child.pid}): it listens on port ${engine.port}: set MEMBERFLOW_HTTP_PORT to that, or leave it unset`
     )
     // The engine's folder is left as it was: it still answers on its own port.
     const rows = await engine.sql<{ n: number }>("SELECT count() AS n FROM events FINAL WHERE member_id = 'lily'")
