@@ -2,7 +2,7 @@
 // npm run build: bundles the CLI and the engine into dist/engine/main.mjs with esbuild, the engine's
 // event reader thread into dist/engine/reader.mjs (engine/ingest/EventReader.ts), and lists the
 // files they were built from in dist/engine/inputs.json (bin/bundle.js runs the bundle only while
-// none of them has changed). chDB stays outside: it loads a native library.
+// none of them has changed). chDB and the twilio SDK stay outside (see `external`).
 import { build } from "esbuild"
 import { existsSync, mkdirSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
@@ -22,7 +22,9 @@ const bundleOf = (entryPoint, outfile) => build({
   platform: "node",
   format: "esm",
   target: "node20",
-  external: ["chdb"],
+  // chDB loads a native library. The twilio SDK is half the bundle by size and loaded only at the
+  // first SMS through Twilio (channels/sms/TwilioSms.ts): from node_modules, as a Docker image has it.
+  external: ["chdb", "twilio"],
   metafile: true,
   // Stack traces name the bundle's lines; `node --enable-source-maps bin/memberflow.js …` (or
   // MEMBERFLOW_NO_BUNDLE=1) names the sources' instead. Off by default: reading the map costs a

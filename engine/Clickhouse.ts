@@ -5,8 +5,6 @@ import {
   type ClickHouseSettings,
   createClient
 } from "@clickhouse/client"
-import { drainPending } from "chdb"
-import { createChdbConnection } from "chdb/connection"
 import { Config, Context, Data, Effect, Layer, Option, Redacted, type Scope } from "effect"
 import type { ConfigError } from "effect/ConfigError"
 import * as NodePath from "node:path"
@@ -183,6 +181,13 @@ const embeddedBackend = (dataDir: string): Effect.Effect<Backend, ClickhouseErro
   Effect.gen(function*() {
     const makeError = errorFactory(undefined)
     const path = NodePath.resolve(dataDir, "clickhouse")
+    // Loaded here, not with the module: loading chDB maps its native library (~0.15–0.2 s of a start),
+    // which the CLI's commands without a database (publish, validate, simulate, --help) and an
+    // engine on a ClickHouse server never need.
+    const [{ drainPending }, { createChdbConnection }] = yield* Effect.tryPromise({
+      try: () => Promise.all([import("chdb"), import("chdb/connection")]),
+      catch: (cause) => makeError("load chDB", cause)
+    })
     // Runs after both sessions closed: only then is the process free to open another directory.
     yield* Effect.addFinalizer(() =>
       Effect.tryPromise(() => drainPending()).pipe(Effect.catchAll((cause) => Effect.logWarning("chDB drain failed", messageOf(cause))))

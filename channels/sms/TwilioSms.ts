@@ -1,8 +1,8 @@
 import { Clock, Config, ConfigError, Data, Effect, Either, Option, Redacted } from "effect"
-import twilio from "twilio"
+import type twilio from "twilio"
 import type { MessageListInstanceCreateOptions } from "twilio/lib/rest/api/v2010/account/message.js"
 import type { ChannelSender, SendOutcome, SmsMessage } from "../Channel.ts"
-import { OriginClient } from "./TwilioSms/OriginClient.ts"
+import { originClientClass } from "./TwilioSms/OriginClient.ts"
 import { outcomeOf, type Secrets } from "./TwilioSms/Outcomes.ts"
 
 /**
@@ -41,6 +41,17 @@ const httpUrl = (text: string): Either.Either<URL, string> =>
     Either.filterOrLeft((url) => url.protocol === "http:" || url.protocol === "https:", () => "not an http(s) URL")
   )
 
+type TwilioClient = ReturnType<typeof twilio>
+
+/**
+ * The SDK, loaded once per process at its first use: it is half of the engine's bundle by size,
+ * so it stays out of the bundle (bin/build.js) and out of every start, sandbox and tests among them
+ * (README, dependencies). A failed load is kept: node_modules does not change under a running process.
+ */
+let sdk: Promise<{ readonly twilio: typeof twilio; readonly OriginClient: ReturnType<typeof originClientClass> }> | null = null
+const loadSdk = () =>
+  (sdk ??= import("twilio").then((module) => ({ twilio: module.default, OriginClient: originClientClass(module.default.RequestClient) })))
+
 /**
  * The sender never fails. Settings the types cannot rule out (a SID the SDK refuses, no sender,
  * a bad API URL) make every send Permanent with a fallback, naming the setting; the config
@@ -48,16 +59,26 @@ const httpUrl = (text: string): Either.Either<URL, string> =>
  */
 export const makeTwilioSms = (options: TwilioSmsOptions): ChannelSender<SmsMessage> => {
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS
-  const client = Either.gen(function*() {
+  const settings = Either.gen(function*() {
     const apiUrl = yield* httpUrl(options.apiUrl ?? DEFAULT_API_URL).pipe(Either.mapLeft((why) => `TWILIO_API_URL is ${why}`))
     if (options.from === undefined && options.messagingServiceSid === undefined) {
       return yield* Either.left("neither TWILIO_FROM nor TWILIO_MESSAGING_SERVICE_SID is set")
     }
-    return yield* Either.try({
-      try: () => twilio(options.accountSid, Redacted.value(options.authToken), { httpClient: new OriginClient(apiUrl, timeoutMs), autoRetry: false }),
-      catch: (cause) => `client refused its settings (${cause instanceof Error ? cause.message : String(cause)})`
-    })
+    return apiUrl
   })
+  let made: Promise<Either.Either<TwilioClient, string>> | null = null
+  // Settles, never rejects: what went wrong is the Left.
+  const clientOf = (): Promise<Either.Either<TwilioClient, string>> =>
+    (made ??= Either.isLeft(settings)
+      ? Promise.resolve(Either.left(settings.left))
+      : loadSdk().then(
+        ({ twilio, OriginClient }) =>
+          Either.try({
+            try: () => twilio(options.accountSid, Redacted.value(options.authToken), { httpClient: new OriginClient(settings.right, timeoutMs), autoRetry: false }),
+            catch: (cause) => `client refused its settings (${cause instanceof Error ? cause.message : String(cause)})`
+          }),
+        (cause: unknown) => Either.left(`the SDK could not be loaded (${cause instanceof Error ? cause.message : String(cause)})`)
+      ))
 
   const secretsOf = (message: SmsMessage): Secrets => ({ to: message.to, body: message.body, authToken: Redacted.value(options.authToken) })
 
@@ -70,6 +91,7 @@ export const makeTwilioSms = (options: TwilioSmsOptions): ChannelSender<SmsMessa
   })
 
   const send = Effect.fn("TwilioSms.send")(function*(message: SmsMessage) {
+    const client = yield* Effect.promise(clientOf)
     if (Either.isLeft(client)) {
       return { _tag: "Permanent", reason: `twilio: ${client.left}`, fallback: true, optOut: false } satisfies SendOutcome
     }
@@ -85,6 +107,7 @@ export const makeTwilioSms = (options: TwilioSmsOptions): ChannelSender<SmsMessa
   })
 
   const recover = Effect.fn("TwilioSms.recover")(function*(message: SmsMessage, since: number) {
+    const client = yield* Effect.promise(clientOf)
     if (Either.isLeft(client)) return yield* new TwilioRecoverError({ reason: `twilio: ${client.left}` })
     const sdk = client.right
     // Not filtered by DateSent: a message Twilio took but still holds in its queue has no sent date

@@ -1,5 +1,6 @@
 import { Data, Either, Option, ParseResult, Redacted, Schema } from "effect"
-import twilio from "twilio"
+// The SDK's webhook module alone: the SDK's main module is loaded only when an SMS goes out (TwilioSms.ts).
+import { validateRequest } from "twilio/lib/webhooks/webhooks.js"
 
 /**
  * Twilio's status callbacks (`POST /webhooks/twilio?messageId=…`, channels.md): accepted only with
@@ -31,7 +32,7 @@ export const verifyTwilioSignature = (input: {
 }): boolean =>
   input.signature !== undefined && input.signature.length > 0 &&
   // the SDK parses the URL and throws on one it cannot: that is a refusal, not a crash
-  Either.try(() => twilio.validateRequest(Redacted.value(input.authToken), input.signature ?? "", input.url, input.params)).pipe(
+  Either.try(() => validateRequest(Redacted.value(input.authToken), input.signature ?? "", input.url, input.params)).pipe(
     Either.getOrElse(() => false)
   )
 

@@ -1,5 +1,4 @@
 import { Data, Predicate } from "effect"
-import twilio from "twilio"
 import type RequestClient from "twilio/lib/base/RequestClient.js"
 import type * as Http from "twilio/lib/http/response.js"
 
@@ -25,23 +24,28 @@ export const rebase = (apiUrl: URL, uri: string): string => {
  * (create, list, and the list's next pages, whose URIs the SDK makes absolute on api.twilio.com)
  * goes to TWILIO_API_URL instead, keeping any path prefix, so regional edges, proxies and local
  * servers all work.
+ *
+ * Made with the SDK's class once the SDK is loaded (TwilioSms.ts loads it at the first send): the
+ * SDK is half of the engine's bundle by size, kept out of it and out of every start (README,
+ * dependencies).
  */
-export class OriginClient extends twilio.RequestClient {
-  readonly apiUrl: URL
+export const originClientClass = (Base: typeof RequestClient) =>
+  class OriginClient extends Base {
+    readonly apiUrl: URL
 
-  constructor(apiUrl: URL, timeoutMs: number) {
-    super({ timeout: timeoutMs, keepAlive: true })
-    this.apiUrl = apiUrl
-  }
+    constructor(apiUrl: URL, timeoutMs: number) {
+      super({ timeout: timeoutMs, keepAlive: true })
+      this.apiUrl = apiUrl
+    }
 
-  override request<TData>(opts: RequestClient.RequestOptions<TData>): Promise<Http.default<TData>> {
-    return super.request({ ...opts, uri: rebase(this.apiUrl, opts.uri) }).then((response) =>
-      response.statusCode >= 400
-        ? Promise.reject(new TwilioAnswer({ status: response.statusCode, body: response.body, headers: plainHeaders(response.headers) }))
-        : response
-    )
+    override request<TData>(opts: RequestClient.RequestOptions<TData>): Promise<Http.default<TData>> {
+      return super.request({ ...opts, uri: rebase(this.apiUrl, opts.uri) }).then((response) =>
+        response.statusCode >= 400
+          ? Promise.reject(new TwilioAnswer({ status: response.statusCode, body: response.body, headers: plainHeaders(response.headers) }))
+          : response
+      )
+    }
   }
-}
 
 /** axios hands over AxiosHeaders; its JSON copy has the names as Node received them (lower case). */
 const plainHeaders = (headers: unknown): Readonly<Record<string, unknown>> => {
