@@ -22,8 +22,8 @@ const bundleOf = (entryPoint, outfile) => build({
   platform: "node",
   format: "esm",
   target: "node20",
-  // chDB loads a native library. The twilio SDK is half the bundle by size and loaded only at the
-  // first SMS through Twilio (channels/sms/TwilioSms.ts): from node_modules, as a Docker image has it.
+  // chDB loads a native library. The twilio SDK is half the bundle by size and loaded only once the
+  // Twilio sender is made (channels/sms/TwilioSms.ts): from node_modules, as a Docker image has it.
   external: ["chdb", "twilio"],
   metafile: true,
   // Stack traces name the bundle's lines; `node --enable-source-maps bin/memberflow.js …` (or

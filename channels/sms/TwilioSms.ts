@@ -79,6 +79,10 @@ export const makeTwilioSms = (options: TwilioSmsOptions): ChannelSender<SmsMessa
           }),
         (cause: unknown) => Either.left(`the SDK could not be loaded (${cause instanceof Error ? cause.message : String(cause)})`)
       ))
+  // Loaded from the sender's making on, in the background (an engine with Twilio configured, at its
+  // start): a first send would otherwise wait for it, ~0.2 s or more on a busy machine, its ledger
+  // entry already written.
+  void clientOf()
 
   const secretsOf = (message: SmsMessage): Secrets => ({ to: message.to, body: message.body, authToken: Redacted.value(options.authToken) })
 

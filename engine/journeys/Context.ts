@@ -19,8 +19,7 @@ export interface Brand {
 export const brandConfig: Config.Config<Brand> = Config.all({
   name: Config.string("MEMBERFLOW_BRAND_NAME").pipe(Config.withDefault("memberflow")),
   publicUrl: Config.option(Config.string("MEMBERFLOW_PUBLIC_URL")),
-  // Lazily: engine/Settings.ts reaches this module again through the event reader (an import cycle).
-  port: Config.suspend(() => httpPort),
+  port: httpPort,
   key: unsubscribeKeyConfig
 }).pipe(
   Config.map(({ name, publicUrl, port, key }) => {
