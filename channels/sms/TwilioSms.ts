@@ -57,7 +57,7 @@ const loadSdk = () =>
  * a bad API URL) make every send Permanent with a fallback, naming the setting; the config
  * reader below refuses them at start-up instead, so in the engine this is only a safety net.
  */
-export const makeTwilioSms = (options: TwilioSmsOptions): ChannelSender<SmsMessage> => {
+export const makeTwilioSms = (options: TwilioSmsOptions): ChannelSender<SmsMessage> & { readonly ready: Effect.Effect<void> } => {
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS
   const settings = Either.gen(function*() {
     const apiUrl = yield* httpUrl(options.apiUrl ?? DEFAULT_API_URL).pipe(Either.mapLeft((why) => `TWILIO_API_URL is ${why}`))
@@ -74,15 +74,17 @@ export const makeTwilioSms = (options: TwilioSmsOptions): ChannelSender<SmsMessa
       : loadSdk().then(
         ({ twilio, OriginClient }) =>
           Either.try({
-            try: () => twilio(options.accountSid, Redacted.value(options.authToken), { httpClient: new OriginClient(settings.right, timeoutMs), autoRetry: false }),
+            try: () => {
+              const client = twilio(options.accountSid, Redacted.value(options.authToken), { httpClient: new OriginClient(settings.right, timeoutMs), autoRetry: false })
+              // The SDK loads its REST modules at the first use of each (a few hundred files from
+              // disk for the Messages resource): here, not inside the first send.
+              void client.messages
+              return client
+            },
             catch: (cause) => `client refused its settings (${cause instanceof Error ? cause.message : String(cause)})`
           }),
         (cause: unknown) => Either.left(`the SDK could not be loaded (${cause instanceof Error ? cause.message : String(cause)})`)
       ))
-  // Loaded from the sender's making on, in the background (an engine with Twilio configured, at its
-  // start): a first send would otherwise wait for it, ~0.2 s or more on a busy machine, its ledger
-  // entry already written.
-  void clientOf()
 
   const secretsOf = (message: SmsMessage): Secrets => ({ to: message.to, body: message.body, authToken: Redacted.value(options.authToken) })
 
@@ -127,7 +129,12 @@ export const makeTwilioSms = (options: TwilioSmsOptions): ChannelSender<SmsMessa
     return sent.find((candidate) => candidate.body === message.body && candidate.dateCreated.getTime() >= since - 1_000)?.sid ?? null
   })
 
-  return { channel: "sms", send, recover }
+  // The SDK loaded and its client made (or what stops it found): `makeTwilioSmsFromConfig` waits for
+  // this, so that an engine with Twilio configured is ready only once the SDK is. A first send would
+  // otherwise load it (0.5 s or more on a busy machine) with its ledger entry already written.
+  const ready = Effect.asVoid(Effect.promise(clientOf))
+
+  return { channel: "sms", send, recover, ready }
 }
 
 const present = (value: Option.Option<string>): Option.Option<string> => Option.filter(value, (text) => text.trim().length > 0)
@@ -194,7 +201,13 @@ export const TwilioSmsConfig: Config.Config<Option.Option<TwilioSmsOptions>> = C
 }).pipe(Config.mapOrFail(fromEnv))
 
 /** The SMS sender from the environment: `None` when SMS is not configured. */
-export const makeTwilioSmsFromConfig: Effect.Effect<Option.Option<ChannelSender<SmsMessage>>, ConfigError.ConfigError> = Effect.map(
+export const makeTwilioSmsFromConfig: Effect.Effect<Option.Option<ChannelSender<SmsMessage>>, ConfigError.ConfigError> = Effect.flatMap(
   TwilioSmsConfig,
-  Option.map(makeTwilioSms)
+  Option.match({
+    onNone: () => Effect.succeedNone,
+    onSome: (options) => {
+      const sender = makeTwilioSms(options)
+      return Effect.as(sender.ready, Option.some(sender))
+    }
+  })
 )
