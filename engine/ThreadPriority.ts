@@ -1,9 +1,9 @@
 import { Effect, Layer } from "effect"
-import { readdirSync, readFileSync } from "node:fs"
+import { readdirSync } from "node:fs"
 import { getPriority, setPriority } from "node:os"
 import { type ProcStat, procStat } from "./ProcStat.ts"
 import * as Settings from "./Settings.ts"
-import { READER_THREAD_NAME, readersStartingSince } from "./ThreadName.ts"
+import { READER_THREAD_NAME, readersStartingSince, uptimeMs } from "./ThreadName.ts"
 
 /**
  * The engine's own thread first, when the machine's cores are contended (Linux).
@@ -29,13 +29,13 @@ import { READER_THREAD_NAME, readersStartingSince } from "./ThreadName.ts"
 export const lowerOtherThreads = (nice: number, minAgeMs = 0): number => {
   if (nice <= 0) return 0
   let tasks: Array<string>
-  let uptimeMs: number
   try {
     tasks = readdirSync("/proc/self/task")
-    uptimeMs = Number(readFileSync("/proc/uptime", "latin1").split(" ")[0]) * 1000
   } catch {
     return 0
   }
+  const now = uptimeMs()
+  if (now === null) return 0
   // A thread's start is counted in ticks of 10 ms: one started in the same tick as the reader's is left too.
   const readerSince = readersStartingSince()
   const unnamedFrom = readerSince === null ? Number.POSITIVE_INFINITY : readerSince - 10
@@ -45,7 +45,7 @@ export const lowerOtherThreads = (nice: number, minAgeMs = 0): number => {
     if (tid === process.pid) continue
     const stat = procStat(`/proc/self/task/${task}/stat`)
     // Gone meanwhile; or too young to tell (`MIN_AGE_MS`), or maybe a reader's not named yet; or the reader's.
-    if (stat === null || (minAgeMs > 0 && uptimeMs - startedMs(stat) < minAgeMs) || startedMs(stat) >= unnamedFrom || stat.name === READER_THREAD_NAME) continue
+    if (stat === null || (minAgeMs > 0 && now - startedMs(stat) < minAgeMs) || startedMs(stat) >= unnamedFrom || stat.name === READER_THREAD_NAME) continue
     try {
       // On Linux a thread id names that one thread to getpriority/setpriority.
       if (getPriority(tid) >= nice) continue

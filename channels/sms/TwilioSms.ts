@@ -44,9 +44,10 @@ const httpUrl = (text: string): Either.Either<URL, string> =>
 type TwilioClient = ReturnType<typeof twilio>
 
 /**
- * The SDK, loaded once per process at its first use: it is half of the engine's bundle by size,
- * so it stays out of the bundle (bin/build.js) and out of every start, sandbox and tests among them
- * (README, dependencies). A failed load is kept: node_modules does not change under a running process.
+ * The SDK, loaded once per process when a sender first asks for it (`ready`, at an engine's start
+ * with Twilio configured): it is half of the engine's bundle by size, so it stays out of the bundle
+ * (bin/build.js) and out of every start without Twilio, sandbox and most tests among them (README,
+ * Commands). A failed load is kept: node_modules does not change under a running process.
  */
 let sdk: Promise<{ readonly twilio: typeof twilio; readonly OriginClient: ReturnType<typeof originClientClass> }> | null = null
 const loadSdk = () =>

@@ -1,5 +1,5 @@
 import { Data, Either, Option, ParseResult, Redacted, Schema } from "effect"
-// The SDK's webhook module alone: the SDK's main module is loaded only when an SMS goes out (TwilioSms.ts).
+// The SDK's webhook module alone: the SDK's main module is loaded only with a Twilio sender (TwilioSms.ts).
 import { validateRequest } from "twilio/lib/webhooks/webhooks.js"
 
 /**

@@ -25,9 +25,9 @@ export const rebase = (apiUrl: URL, uri: string): string => {
  * goes to TWILIO_API_URL instead, keeping any path prefix, so regional edges, proxies and local
  * servers all work.
  *
- * Made with the SDK's class once the SDK is loaded (TwilioSms.ts loads it at the first send): the
- * SDK is half of the engine's bundle by size, kept out of it and out of every start (README,
- * dependencies).
+ * Made with the SDK's class once the SDK is loaded (TwilioSms.ts, when a Twilio sender is made): the
+ * SDK is half of the engine's bundle by size, kept out of it and out of every start without Twilio
+ * (README, Commands).
  */
 export const originClientClass = (Base: typeof RequestClient) =>
   class OriginClient extends Base {
