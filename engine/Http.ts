@@ -4,7 +4,7 @@ import { Clock, Config, ConfigError, Effect, Layer, Option, Redacted, Runtime } 
 import { createServer, type Server } from "node:http"
 import { isLoopback, tokenMatches } from "./AdminAuth.ts"
 import { Clickhouse, DataDirConfig } from "./Clickhouse.ts"
-import { recordAdminPort } from "./ingest/EngineIdentity.ts"
+import { recordAdminAddress } from "./ingest/EngineIdentity.ts"
 import type { JourneySlot } from "./journeys/Machine.ts"
 import { publicProfile } from "./member/MemberState.ts"
 import { Ingest } from "./Ingest.ts"
@@ -28,7 +28,7 @@ const json = (status: number, body: unknown) => HttpServerResponse.unsafeJson(bo
 export const HttpLive = Layer.unwrapEffect(
   Effect.gen(function* () {
     const port = yield* Settings.httpPort
-    const host = yield* Config.string("MEMBERFLOW_HTTP_HOST").pipe(Config.withDefault("127.0.0.1"))
+    const host = yield* Settings.httpHost
     const token = yield* Config.option(Config.redacted("MEMBERFLOW_ADMIN_TOKEN"))
     if (Option.isNone(token) && !isLoopback(host)) {
       return yield* Effect.fail(
@@ -219,13 +219,13 @@ export const HttpLive = Layer.unwrapEffect(
         })
       )
     )
-    // Where the CLI finds this engine (engine/Cli/EngineQuery.ts): the port bound, whatever was asked (0: any).
+    // Where the CLI finds this engine (engine/Cli/EngineQuery.ts): the host and the port bound, whatever was asked (0: any).
     const dataDir = yield* DataDirConfig
     const recordPort = Layer.effectDiscard(
       Effect.gen(function* () {
         const { address } = yield* HttpServer.HttpServer
         if (address._tag !== "TcpAddress") return
-        yield* recordAdminPort(dataDir, address.port).pipe(
+        yield* recordAdminAddress(dataDir, host, address.port).pipe(
           Effect.catchAll((error) => Effect.logWarning("the CLI will not find this engine's admin API by its data directory").pipe(Effect.annotateLogs({ reason: error.message })))
         )
       })

@@ -119,6 +119,8 @@ export const experimentsCheckMs = whole("MEMBERFLOW_EXPERIMENTS_CHECK_MS", 600_0
 
 // The admin API (engine/Http.ts, engine/Cli/EngineQuery.ts): 0 takes any free port.
 export const httpPort = whole("MEMBERFLOW_HTTP_PORT", 8787, 0, 65_535, "a TCP port number")
+/** Where the admin API binds: anything but loopback needs MEMBERFLOW_ADMIN_TOKEN (engine/Http.ts). */
+export const httpHost = Config.string("MEMBERFLOW_HTTP_HOST").pipe(Config.withDefault("127.0.0.1"))
 
 // Names (engine/Topology.ts): the defaults are events.md's contract.
 export const stream = named("MEMBERFLOW_STREAM", "MEMBER_EVENTS", STREAM_NAME, 'a JetStream stream name: no whitespace, ".", "*", ">", "/" or "\\"')

@@ -1,12 +1,13 @@
 import { FetchHttpClient, HttpClient, HttpClientRequest } from "@effect/platform"
 import { Config, Data, Effect, Option, Redacted } from "effect"
+import { urlHostFor } from "../AdminAuth.ts"
 import { Clickhouse, DataDirConfig } from "../Clickhouse.ts"
 import { type RunningEngine, runningEngineOf } from "../ingest/EngineIdentity.ts"
 import * as Settings from "../Settings.ts"
 
 /** Why the statement failed when no engine answered and the folder's database, opened here, refused it. */
-const noEngine = (port: number, dataDir: string, cause: string, engine: RunningEngine | null): string => {
-  const where = `no engine answered on http://127.0.0.1:${port}`
+const noEngine = (origin: string, dataDir: string, cause: string, engine: RunningEngine | null): string => {
+  const where = `no engine answered on ${origin}`
   const first = cause.split("\n")[0]
   if (/UNKNOWN_TABLE|Unknown table/i.test(cause)) {
     return `${where}, and the database in ${dataDir} has no memberflow tables: start \`memberflow run\` (or \`memberflow migrate\`) with this MEMBERFLOW_DATA_DIR, or set MEMBERFLOW_HTTP_PORT to the running engine's port (${first})`
@@ -23,16 +24,20 @@ const noEngine = (port: number, dataDir: string, cause: string, engine: RunningE
 export class QueryFailed extends Data.TaggedError("QueryFailed")<{ readonly message: string }> {}
 
 /**
- * The admin port to ask: MEMBERFLOW_HTTP_PORT when it is set to a port; otherwise (unset, or 0: any
- * free port) the one the engine running with MEMBERFLOW_DATA_DIR recorded when it began to listen
- * (engine/ingest/EngineIdentity.ts), else the default.
+ * The admin API to ask, as `http://host:port`. The port: MEMBERFLOW_HTTP_PORT when it is set to a
+ * port; otherwise (unset, or 0: any free port) the one the engine running with MEMBERFLOW_DATA_DIR
+ * recorded when it began to listen (engine/ingest/EngineIdentity.ts), else the default. The host:
+ * MEMBERFLOW_HTTP_HOST when set, else the one that engine recorded, else loopback; one that means
+ * every interface (0.0.0.0) is asked on loopback.
  */
-const adminPort = Effect.gen(function* () {
-  const configured = yield* Settings.httpPort
-  const set = Option.isSome(yield* Config.option(Config.string("MEMBERFLOW_HTTP_PORT")))
-  if (set && configured !== 0) return configured
+const adminOrigin = Effect.gen(function* () {
   const engine = runningEngineOf(yield* DataDirConfig)
-  return engine?.httpPort ?? (configured === 0 ? 8787 : configured)
+  const configured = yield* Settings.httpPort
+  const portSet = Option.isSome(yield* Config.option(Config.string("MEMBERFLOW_HTTP_PORT")))
+  const port = portSet && configured !== 0 ? configured : (engine?.httpPort ?? (configured === 0 ? 8787 : configured))
+  const hostSet = Option.isSome(yield* Config.option(Config.string("MEMBERFLOW_HTTP_HOST")))
+  const host = hostSet ? yield* Settings.httpHost : (engine?.httpHost ?? (yield* Settings.httpHost))
+  return `http://${urlHostFor(host)}:${port}`
 })
 
 /**
@@ -42,10 +47,10 @@ const adminPort = Effect.gen(function* () {
  */
 export const engineQuery = (sql: string) =>
   Effect.gen(function* () {
-    const port = yield* adminPort
+    const origin = yield* adminOrigin
     const token = yield* Config.option(Config.redacted("MEMBERFLOW_ADMIN_TOKEN"))
     const client = yield* HttpClient.HttpClient
-    const viaEngine = yield* HttpClientRequest.post(`http://127.0.0.1:${port}/sql`).pipe(
+    const viaEngine = yield* HttpClientRequest.post(`${origin}/sql`).pipe(
       HttpClientRequest.bodyText(sql, "text/plain"),
       Option.isSome(token) ? HttpClientRequest.bearerToken(Redacted.value(token.value)) : (r) => r,
       client.execute,
@@ -65,7 +70,7 @@ export const engineQuery = (sql: string) =>
             Effect.gen(function* () {
               const dataDir = yield* DataDirConfig
               const engine = yield* Effect.sync(() => runningEngineOf(dataDir))
-              return yield* new QueryFailed({ message: noEngine(port, dataDir, error.message, engine) })
+              return yield* new QueryFailed({ message: noEngine(origin, dataDir, error.message, engine) })
             })
           )
         )

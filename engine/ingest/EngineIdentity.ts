@@ -6,7 +6,7 @@ import { DataDirConfig } from "../Clickhouse.ts"
 
 /**
  * Which engine this process is, kept in its data directory (`engine.json`: the id, the pid and, once
- * the admin API listens, its port).
+ * the admin API listens, its host and port).
  *
  * A process that starts where a killed one ran is that engine again: it takes back the partitions
  * the dead process still holds in their leases at once, instead of waiting a lease time for them to
@@ -23,6 +23,7 @@ interface Recorded {
   readonly id?: unknown
   readonly pid?: unknown
   readonly httpPort?: unknown
+  readonly httpHost?: unknown
 }
 
 const alive = (pid: number): boolean => {
@@ -65,10 +66,12 @@ const writeRecorded = (path: string, recorded: Recorded): void => {
   renameSync(temporary, path)
 }
 
-/** The engine running with `dataDir`: its process and, once it listens, its admin API's port. */
+/** The engine running with `dataDir`: its process and, once it listens, its admin API's address. */
 export interface RunningEngine {
   readonly pid: number
   readonly httpPort: number | null
+  /** MEMBERFLOW_HTTP_HOST as it bound (0.0.0.0 for every interface, say). */
+  readonly httpHost: string | null
 }
 
 /** The live process other than this one recorded as the engine of `dataDir`, or null. */
@@ -77,23 +80,28 @@ export const runningEngineOf = (dataDir: string): RunningEngine | null => {
   const pid = otherLive(recorded)
   if (pid === null) return null
   const port = recorded?.httpPort
-  return { pid, httpPort: typeof port === "number" && Number.isInteger(port) && port > 0 && port < 65536 ? port : null }
+  const host = recorded?.httpHost
+  return {
+    pid,
+    httpPort: typeof port === "number" && Number.isInteger(port) && port > 0 && port < 65536 ? port : null,
+    httpHost: typeof host === "string" ? host : null
+  }
 }
 
 /**
- * Adds the port the admin API listens on to this process's record, for the CLI (`memberflow query`,
- * `lift`, `report`) to find the engine of a data directory whatever its MEMBERFLOW_HTTP_PORT (0
- * among them: any free port). Only over this process's own record.
+ * Adds where the admin API listens to this process's record, for the CLI (`memberflow query`,
+ * `lift`, `report`) to find the engine of a data directory whatever its MEMBERFLOW_HTTP_HOST and
+ * MEMBERFLOW_HTTP_PORT (0 among them: any free port). Only over this process's own record.
  */
-export const recordAdminPort = (dataDir: string, httpPort: number): Effect.Effect<void, EngineIdentityError> =>
+export const recordAdminAddress = (dataDir: string, httpHost: string, httpPort: number): Effect.Effect<void, EngineIdentityError> =>
   Effect.try({
     try: () => {
       const path = recordedPath(dataDir)
       const recorded = readRecorded(path)
       if (recorded?.pid !== process.pid) throw new Error(`${path} is not this process's (${process.pid}) record`)
-      writeRecorded(path, { id: recorded.id, pid: process.pid, httpPort })
+      writeRecorded(path, { id: recorded.id, pid: process.pid, httpPort, httpHost })
     },
-    catch: (error) => new EngineIdentityError({ message: `cannot record the admin API's port in ${dataDir}: ${(error as Error).message}` })
+    catch: (error) => new EngineIdentityError({ message: `cannot record the admin API's address in ${dataDir}: ${(error as Error).message}` })
   })
 
 /** The engine id for this process, recorded in `dataDir` with its pid. */

@@ -4,7 +4,8 @@ import type { Journey } from "../../schemas/Journey.ts"
 import type { TemplateContext } from "../../schemas/TemplateContext.ts"
 import type { MemberContext, MemberState } from "../member/MemberState.ts"
 import { memberLocale, tierView } from "../member/MemberState/Reads.ts"
-import { httpPort } from "../Settings.ts"
+import { urlHostFor } from "../AdminAuth.ts"
+import { httpHost, httpPort } from "../Settings.ts"
 import { unsubscribeKeyConfig, unsubscribeUrl } from "../UnsubscribeLink.ts"
 
 export interface Brand {
@@ -19,12 +20,13 @@ export interface Brand {
 export const brandConfig: Config.Config<Brand> = Config.all({
   name: Config.string("MEMBERFLOW_BRAND_NAME").pipe(Config.withDefault("memberflow")),
   publicUrl: Config.option(Config.string("MEMBERFLOW_PUBLIC_URL")),
+  host: httpHost,
   port: httpPort,
   key: unsubscribeKeyConfig
 }).pipe(
-  Config.map(({ name, publicUrl, port, key }) => {
-    // Unset (or empty): this engine's own admin API, on its port (any free port, 0, cannot be known here: 8787).
-    const base = Option.getOrElse(Option.filter(publicUrl, (url) => url.trim() !== ""), () => `http://127.0.0.1:${port === 0 ? 8787 : port}`)
+  Config.map(({ name, publicUrl, host, port, key }) => {
+    // Unset (or empty): this engine's own admin API, at its host and port (any free port, 0, cannot be known here: 8787).
+    const base = Option.getOrElse(Option.filter(publicUrl, (url) => url.trim() !== ""), () => `http://${urlHostFor(host)}:${port === 0 ? 8787 : port}`)
     return { name, unsubscribeBase: `${base.replace(/\/$/, "")}/unsubscribe`, unsubscribeKey: Option.getOrNull(key) }
   })
 )

@@ -231,6 +231,31 @@ describe("the admin API's binding rules and `memberflow migrate`", () => {
     }
   })
 
+  it("`memberflow query` asks the engine at the host it bound, named or recorded, not only at 127.0.0.1", { timeout: 120_000 }, async () => {
+    // 127.0.0.2 is loopback (no token needed) but not 127.0.0.1: an engine there does not answer on 127.0.0.1.
+    const topology = uniqueTopology("adminhost")
+    const dataDir = tempDir("adminhost")
+    const engine = await startEngine({ ...topology.env, MEMBERFLOW_DATA_DIR: dataDir, MEMBERFLOW_HTTP_HOST: "127.0.0.2" }, "adminhost")
+    try {
+      const sql = "SELECT name FROM system.tables WHERE database = currentDatabase() AND name = 'member_profiles'"
+      const named = { ...topology.env, MEMBERFLOW_DATA_DIR: dataDir, MEMBERFLOW_HTTP_HOST: "127.0.0.2", MEMBERFLOW_HTTP_PORT: String(engine.port) }
+      const { MEMBERFLOW_HTTP_HOST: _host, MEMBERFLOW_HTTP_PORT: _port, ...recorded } = named
+      // Only the engine can answer: chDB refuses a second process the folder it has open.
+      for (const env of [named, recorded]) {
+        const found = await runCli(["query", "--format", "json", sql], env)
+        expect(found.code, found.stderr).toBe(0)
+        expect(found.stdout.trim()).toBe(JSON.stringify({ name: "member_profiles" }))
+      }
+      // Another host named: that is where it asks, and the message says so.
+      const elsewhere = await runCli(["query", sql], { ...named, MEMBERFLOW_HTTP_HOST: "127.0.0.3" })
+      expect(elsewhere.code).not.toBe(0)
+      expect(elsewhere.stdout + elsewhere.stderr).toContain(`no engine answered on http://127.0.0.3:${engine.port}, and the database in ${dataDir} is open in the engine running`)
+    } finally {
+      await engine.kill("SIGTERM")
+      await dropTopology(topology)
+    }
+  })
+
   // four CLI processes, each starting the TypeScript loader and chDB: slow on a busy machine
   it("`memberflow migrate` creates the tables in a fresh data directory and is idempotent", { timeout: 180_000 }, async () => {
     const env = { MEMBERFLOW_DATA_DIR: tempDir("adminmigrate"), MEMBERFLOW_HTTP_PORT: String(await freePort()) }

@@ -2,7 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Either } from "effect"
 import fc from "fast-check"
 import { compose } from "../../channels/Compose.ts"
-import { isLoopback, tokenMatches } from "../../engine/AdminAuth.ts"
+import { isLoopback, tokenMatches, urlHostFor } from "../../engine/AdminAuth.ts"
 import { parseTemplate, type Templates } from "../../engine/journeys/Templates.ts"
 import { exampleContext, type TemplateContext } from "../../schemas/TemplateContext.ts"
 
@@ -117,5 +117,14 @@ describe("the admin token comparison", () => {
     for (const host of ["0.0.0.0", "::", "192.168.1.10", "10.0.0.1", "example.com", "127.attacker.example", "127.0.0.1.example.com"]) {
       expect(isLoopback(host), host).toBe(false)
     }
+  })
+
+  it("an admin API bound to every interface is asked on loopback; one bound to an address or name, there", () => {
+    for (const host of ["0.0.0.0", "::", "[::]", " 0.0.0.0 "]) expect(urlHostFor(host), host).toBe("127.0.0.1")
+    expect(urlHostFor("127.0.0.2")).toBe("127.0.0.2")
+    expect(urlHostFor("10.0.0.5")).toBe("10.0.0.5")
+    expect(urlHostFor("::1")).toBe("[::1]")
+    expect(urlHostFor("fd00::5")).toBe("[fd00::5]")
+    expect(urlHostFor("admin.internal")).toBe("admin.internal")
   })
 })

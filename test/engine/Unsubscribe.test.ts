@@ -48,6 +48,11 @@ describe("unsubscribe links", () => {
       const onPort = brandFrom(env)
       expect(onPort._tag === "Right" ? unsubscribeUrlOf(onPort.right, "m1", "email") : "refused").toBe("http://127.0.0.1:9187/unsubscribe?member=m1&channel=email")
     }
+    // At its own host too: the address it binds, loopback for every interface.
+    for (const [host, origin] of [["10.0.0.5", "http://10.0.0.5:9187"], ["0.0.0.0", "http://127.0.0.1:9187"], ["fd00::5", "http://[fd00::5]:9187"]] as const) {
+      const onHost = brandFrom({ MEMBERFLOW_HTTP_PORT: "9187", MEMBERFLOW_HTTP_HOST: host })
+      expect(onHost._tag === "Right" ? unsubscribeUrlOf(onHost.right, "m1", "email") : "refused", host).toBe(`${origin}/unsubscribe?member=m1&channel=email`)
+    }
     // Empty, as docker-compose passes one left unset: the same.
     const empty = brandFrom({ MEMBERFLOW_UNSUBSCRIBE_KEY: "" })
     expect(empty._tag === "Right" ? empty.right.unsubscribeKey : "refused").toBeNull()

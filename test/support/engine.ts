@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs"
 import { createServer } from "node:net"
 import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
+import { urlHostFor } from "../../engine/AdminAuth.ts"
 import { ENGINE_NODE_FLAGS } from "../../engine/NodeFlags.ts"
 
 export const ROOT = resolve(import.meta.dirname, "../..")
@@ -121,13 +122,14 @@ export const startEngine = async (env: Record<string, string>, label = "engine",
     if (exitCode !== "running") throw new Error(`engine exited (${exitCode}) before ready:\n${output}`)
     // Its own "Listening on" line first, a named port too: until this engine has bound it, another
     // process may hold it and answer /readyz in its place.
-    const listening = /Listening on http:\/\/[^\s"]+:(\d+)/.exec(output)
+    const listening = /Listening on http:\/\/([^\s"]+):(\d+)/.exec(output)
     if (listening === null) {
       await new Promise((r) => setTimeout(r, 100))
       continue
     }
-    port = Number(listening[1])
-    base = `http://127.0.0.1:${port}`
+    port = Number(listening[2])
+    // At the host it bound (loopback for every interface), as the CLI asks it.
+    base = `http://${urlHostFor(listening[1]!.replace(/^\[(.*)\]$/, "$1"))}:${port}`
     const ready = await get("/readyz").then((r) => r.status === 200, () => false)
     if (ready) break
     await new Promise((r) => setTimeout(r, 200))
