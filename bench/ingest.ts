@@ -116,6 +116,12 @@ const parseMetrics = (text: string) => {
     /** Passes over every member under way (the hourly sweep): the engine's gauge at the scrape. */
     passes: value("memberflow_passes_under_way"),
     gcMs: [...text.matchAll(/^memberflow_gc_pause_seconds_sum\{kind="[^"]+"\} (\S+)$/gm)].reduce((sum, match) => sum + Number(match[1]) * 1000, 0),
+    /**
+     * Full collections ended so far (Node's `gc` entries of kind major). Their marking, most of it on
+     * the engine's thread on a full machine, comes in the second or so before each (BENCHMARKS.md,
+     * 2026-12-08).
+     */
+    fullGcs: Number(/^memberflow_gc_pause_seconds_count\{kind="major"\} (\S+)$/m.exec(text)?.[1] ?? 0),
     latency: { buckets, count: value("memberflow_event_latency_seconds_count") } as Histogram
   }
 }
@@ -228,6 +234,7 @@ const main = async () => {
       loopMaxMs: Math.max(sum.loopMaxMs, m.loopMaxMs),
       gcMaxMs: Math.max(sum.gcMaxMs, m.gcMaxMs),
       gcMs: sum.gcMs + m.gcMs,
+      fullGcs: sum.fullGcs + m.fullGcs,
       passes: sum.passes + m.passes,
       latency: {
         buckets: sum.latency.buckets.map(([le, c], i): [number, number] => [le, c + (m.latency.buckets[i]?.[1] ?? 0)]),
@@ -325,6 +332,9 @@ const main = async () => {
       const burst = new SecondsApart()
       const insertsBefore = last.inserts
       const seconds = 20
+      // Per paced second: the events written in it after more than 1 s, and the full collections that ended in it.
+      const lateBySecond: Array<number> = []
+      const fullGcsBySecond: Array<number> = []
       // The calling thread only (Linux): the engines, started before, keep their own.
       if (PUBLISHER_NICE !== null) setPriority(PUBLISHER_NICE)
       for (let s = 0; s < seconds; s++) {
@@ -351,6 +361,9 @@ const main = async () => {
         const late = slowerThan(now, prior.latency, 1)
         pass.add(prior.passes > 0 || scraped.passes > 0, now, prior.latency)
         const gcThisSecond = Math.round(scraped.gcMs - prior.gcMs)
+        const fullGcsThisSecond = scraped.fullGcs - prior.fullGcs
+        lateBySecond.push(late)
+        fullGcsBySecond.push(fullGcsThisSecond)
         // The engine's own events published this second: after the history, each member's first live
         // event moves its recency score (an rfm.changed) and often a tag, nearly one per event at first.
         const derivedThisSecond = scraped.derived - prior.derived
@@ -370,7 +383,7 @@ const main = async () => {
         priorBox = box
         priorNats = nats
         prior = scraped
-        log(`  paced ${s + 1} s: ${((s + 1) * pacedRate).toLocaleString()} published, ${durable.toLocaleString()} durable (${late.toLocaleString()} of them written this second after more than 1 s); engines behind the stream by ${lags.map((l) => l.toLocaleString()).join(", ")};${pass.last ? " a pass under way;" : ""} event loop held up to ${scraped.loopMaxMs} ms; collector ${gcThisSecond} ms, longest pause ${scraped.gcMaxMs} ms; ${derivedThisSecond.toLocaleString()} derived published; ${waitedThisSecond} ms waiting on earlier batches' writes; ${checkpointedThisSecond.toLocaleString()} states checkpointed; publishes acknowledged in ${ackMs} ms a batch (${acked} batches), ${sinkWaitMs} ms waiting for the row sink; ${cpuText}${stampClock ? ` (monotonic ${(Number(process.hrtime.bigint() / 1000n) / 1e6).toFixed(2)} s, the profiles' clock)` : ""}`)
+        log(`  paced ${s + 1} s: ${((s + 1) * pacedRate).toLocaleString()} published, ${durable.toLocaleString()} durable (${late.toLocaleString()} of them written this second after more than 1 s); engines behind the stream by ${lags.map((l) => l.toLocaleString()).join(", ")};${pass.last ? " a pass under way;" : ""} event loop held up to ${scraped.loopMaxMs} ms; collector ${gcThisSecond} ms, longest pause ${scraped.gcMaxMs} ms, ${fullGcsThisSecond} full collections ended; ${derivedThisSecond.toLocaleString()} derived published; ${waitedThisSecond} ms waiting on earlier batches' writes; ${checkpointedThisSecond.toLocaleString()} states checkpointed; publishes acknowledged in ${ackMs} ms a batch (${acked} batches), ${sinkWaitMs} ms waiting for the row sink; ${cpuText}${stampClock ? ` (monotonic ${(Number(process.hrtime.bigint() / 1000n) / 1e6).toFixed(2)} s, the profiles' clock)` : ""}`)
       }
       const target = EVENTS + seconds * pacedRate
       while ((last = await metrics()).received < target || !(await drained())) await new Promise((r) => setTimeout(r, 250))
@@ -384,6 +397,15 @@ const main = async () => {
         h === null || n === 0 ? `${n} s, no events` : `${n} s, ${h.count.toLocaleString()} events: p50 ${quantile(h, null, 0.5)}, p99 ${quantile(h, null, 0.99)}, over 1 s ${slowerThan(h, { buckets: [], count: 0 }, 1).toLocaleString()}`
       log(`  while a pass over every member was under way: ${part(pass.yes, pass.yesSeconds)}; with none: ${part(pass.no, seconds - pass.yesSeconds)}`)
       log(`  with derived events at a quarter of the paced rate or more (the first live events after the history): ${part(burst.yes, burst.yesSeconds)}; the other seconds: ${part(burst.no, seconds - burst.yesSeconds)}`)
+      // A full collection's marking takes the engine's thread in the second or so before it ends: the
+      // late events written in a second with one ending, or on either side of it, are counted as near it.
+      const withFull = fullGcsBySecond.flatMap((n, s) => (n > 0 ? [s] : []))
+      const near = new Set(withFull.flatMap((s) => [s - 1, s, s + 1]))
+      const lateNear = lateBySecond.reduce((sum, n, s) => sum + (near.has(s) ? n : 0), 0)
+      const lateAll = lateBySecond.reduce((sum, n) => sum + n, 0)
+      log(
+        `  full collections ended in the paced seconds: ${withFull.length === 0 ? "none" : withFull.map((s) => `${s + 1}`).join(", ")}; events written after more than 1 s in those seconds or beside them: ${lateNear.toLocaleString()} of ${lateAll.toLocaleString()}`
+      )
       // The whole distribution, bucket by bucket: the quantiles above only name a bucket's bound.
       const spread = last.latency.buckets.map(([le, c], i) => {
         const below = i === 0 ? 0 : last.latency.buckets[i - 1]![1] - (before.buckets[i - 1]?.[1] ?? 0)
