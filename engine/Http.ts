@@ -221,7 +221,7 @@ export const HttpLive = Layer.unwrapEffect(
     )
     // Where the CLI finds this engine (engine/Cli/EngineQuery.ts): the host and the port bound, whatever was asked (0: any).
     const dataDir = yield* DataDirConfig
-    const recordPort = Layer.effectDiscard(
+    const recordAddress = Layer.effectDiscard(
       Effect.gen(function* () {
         const { address } = yield* HttpServer.HttpServer
         if (address._tag !== "TcpAddress") return
@@ -236,7 +236,7 @@ export const HttpLive = Layer.unwrapEffect(
       Effect.catchAllCause((cause) => Effect.logError("admin request failed", cause).pipe(Effect.as(json(500, { error: "internal error" })))),
       HttpServer.serve(),
       HttpServer.withLogAddress,
-      Layer.merge(recordPort),
+      Layer.merge(recordAddress),
       Layer.provide(
         NodeHttpServer.layer(() => {
           const server = createServer()

@@ -118,7 +118,8 @@ export const journeysPollMs = whole("MEMBERFLOW_JOURNEYS_POLL_MS", 2000, 100, DA
 export const experimentsCheckMs = whole("MEMBERFLOW_EXPERIMENTS_CHECK_MS", 600_000, 1_000, 7 * DAY_MS, "a whole number of milliseconds")
 
 // The admin API (engine/Http.ts, engine/Cli/EngineQuery.ts): 0 takes any free port.
-export const httpPort = whole("MEMBERFLOW_HTTP_PORT", 8787, 0, 65_535, "a TCP port number")
+export const DEFAULT_HTTP_PORT = 8787
+export const httpPort = whole("MEMBERFLOW_HTTP_PORT", DEFAULT_HTTP_PORT, 0, 65_535, "a TCP port number")
 /** Where the admin API binds: anything but loopback needs MEMBERFLOW_ADMIN_TOKEN (engine/Http.ts). */
 export const httpHost = Config.string("MEMBERFLOW_HTTP_HOST").pipe(Config.withDefault("127.0.0.1"))
 

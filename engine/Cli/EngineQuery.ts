@@ -34,7 +34,7 @@ const adminOrigin = Effect.gen(function* () {
   const engine = runningEngineOf(yield* DataDirConfig)
   const configured = yield* Settings.httpPort
   const portSet = Option.isSome(yield* Config.option(Config.string("MEMBERFLOW_HTTP_PORT")))
-  const port = portSet && configured !== 0 ? configured : (engine?.httpPort ?? (configured === 0 ? 8787 : configured))
+  const port = portSet && configured !== 0 ? configured : (engine?.httpPort ?? (configured === 0 ? Settings.DEFAULT_HTTP_PORT : configured))
   const hostSet = Option.isSome(yield* Config.option(Config.string("MEMBERFLOW_HTTP_HOST")))
   const host = hostSet ? yield* Settings.httpHost : (engine?.httpHost ?? (yield* Settings.httpHost))
   return `http://${urlHostFor(host)}:${port}`

@@ -5,7 +5,7 @@ import type { TemplateContext } from "../../schemas/TemplateContext.ts"
 import type { MemberContext, MemberState } from "../member/MemberState.ts"
 import { memberLocale, tierView } from "../member/MemberState/Reads.ts"
 import { urlHostFor } from "../AdminAuth.ts"
-import { httpHost, httpPort } from "../Settings.ts"
+import { DEFAULT_HTTP_PORT, httpHost, httpPort } from "../Settings.ts"
 import { unsubscribeKeyConfig, unsubscribeUrl } from "../UnsubscribeLink.ts"
 
 export interface Brand {
@@ -25,8 +25,8 @@ export const brandConfig: Config.Config<Brand> = Config.all({
   key: unsubscribeKeyConfig
 }).pipe(
   Config.map(({ name, publicUrl, host, port, key }) => {
-    // Unset (or empty): this engine's own admin API, at its host and port (any free port, 0, cannot be known here: 8787).
-    const base = Option.getOrElse(Option.filter(publicUrl, (url) => url.trim() !== ""), () => `http://${urlHostFor(host)}:${port === 0 ? 8787 : port}`)
+    // Unset (or empty): this engine's own admin API, at its host and port (any free port, 0, cannot be known here: the default).
+    const base = Option.getOrElse(Option.filter(publicUrl, (url) => url.trim() !== ""), () => `http://${urlHostFor(host)}:${port === 0 ? DEFAULT_HTTP_PORT : port}`)
     return { name, unsubscribeBase: `${base.replace(/\/$/, "")}/unsubscribe`, unsubscribeKey: Option.getOrNull(key) }
   })
 )
