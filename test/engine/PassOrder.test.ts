@@ -316,7 +316,8 @@ describe("a pass over every member, worked through between batches", () => {
       expect(before.some((position) => position < markerSeq)).toBe(true)
       expect(await first.kill("SIGKILL")).not.toBe(0)
 
-      second = await startEngine({ ...env, MEMBERFLOW_PASS_SHARE: "0.3" }, "passpart-2")
+      const { MEMBERFLOW_PASS_SHARE: _small, ...atDefaultShare } = env
+      second = await startEngine(atDefaultShare, "passpart-2")
       const expected = Array.from({ length: count }, (_, i) => i).filter((i) => i % 4 === 0).map(member)
       flowing = false
       await trickle
